@@ -1,0 +1,33 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "svmm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "svmm", targets: ["svmm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
+    targets: [
+        // Thin C shim: ioctl numbers and struct layouts Swift cannot import, libaio and libfdt linkage.
+        .target(
+            name: "CKVM",
+            linkerSettings: [.linkedLibrary("aio"), .linkedLibrary("fdt")]
+        ),
+        .target(name: "KVM", dependencies: ["CKVM"]),
+        .target(name: "Block", dependencies: ["CKVM"]),
+        .target(name: "Devices", dependencies: ["KVM", "Block", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Machine", dependencies: [
+            "KVM", "Block", "Devices", "CKVM",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
+        .testTarget(name: "BlockTests", dependencies: ["Block"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

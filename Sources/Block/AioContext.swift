@@ -1,0 +1,101 @@
+import CKVM
+import Glibc
+
+/// Linux native AIO (libaio): requests go out with `io_submit`, completions signal `eventFd`,
+/// and `processCompletions()` (called by the event loop when `eventFd` is readable) runs their callbacks.
+/// Owned by the event-loop thread.
+public final class AioContext: @unchecked Sendable {
+    public let eventFd: Int32
+    private var context: io_context_t?
+    private var slots: [AioSlot]
+    private var freeSlots: [Int]
+    private var waiting: [AioSlot.Request] = []
+    private var plugged: [UnsafeMutablePointer<iocb>?] = []
+    private var plugDepth = 0
+
+    public init(depth: Int = 128) throws(BlockError) {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        if fd < 0 { throw BlockError.posix("eventfd", errno: errno) }
+        var ctx: io_context_t?
+        let rc = io_setup(Int32(depth), &ctx)
+        if rc < 0 {
+            close(fd)
+            throw BlockError.posix("io_setup", errno: -rc)
+        }
+        eventFd = fd
+        context = ctx
+        slots = (0..<depth).map { AioSlot(index: $0) }
+        freeSlots = Array((0..<depth).reversed())
+    }
+
+    deinit {
+        io_destroy(context)
+        close(eventFd)
+    }
+
+    public var inFlight: Int { slots.count - freeSlots.count }
+
+    /// Batches the submissions made until the matching `unplug()` into one `io_submit`.
+    public func plug() { plugDepth += 1 }
+
+    public func unplug() {
+        plugDepth -= 1
+        if plugDepth == 0 { flushPlugged() }
+    }
+
+    func submit(_ request: AioSlot.Request) {
+        guard let index = freeSlots.popLast() else {
+            waiting.append(request)
+            return
+        }
+        let slot = slots[index]
+        slot.start(request, eventFd: eventFd)
+        plugged.append(slot.iocb)
+        if plugDepth == 0 { flushPlugged() }
+    }
+
+    private func flushPlugged() {
+        while !plugged.isEmpty {
+            let count = plugged.count
+            let submitted = plugged.withUnsafeMutableBufferPointer { io_submit(context, count, $0.baseAddress) }
+            if submitted == -EAGAIN { break }  // the kernel queue is full: completions will make room
+            if submitted < 0 {
+                failFirstPlugged(errno: -submitted)
+                continue
+            }
+            plugged.removeFirst(Int(submitted))
+        }
+    }
+
+    private func failFirstPlugged(errno code: Int32) {
+        let iocbPointer = plugged.removeFirst()!
+        let index = Int(bitPattern: iocbPointer.pointee.data)
+        finish(slot: slots[index], result: -Int64(code))
+    }
+
+    /// Reaps every finished request and runs its completion.
+    public func processCompletions() {
+        var counter: UInt64 = 0
+        _ = read(eventFd, &counter, 8)
+        var events = [io_event](repeating: io_event(), count: 64)
+        while true {
+            var timeout = timespec(tv_sec: 0, tv_nsec: 0)
+            let count = events.withUnsafeMutableBufferPointer {
+                io_getevents(context, 0, Int($0.count), $0.baseAddress, &timeout)
+            }
+            if count <= 0 { break }
+            for event in events.prefix(Int(count)) {
+                let index = Int(bitPattern: event.data)
+                finish(slot: slots[index], result: Int64(bitPattern: UInt64(event.res)))
+            }
+        }
+        flushPlugged()
+    }
+
+    private func finish(slot: AioSlot, result: Int64) {
+        let completion = slot.complete(result: result)
+        freeSlots.append(slot.index)
+        if !waiting.isEmpty { submit(waiting.removeFirst()) }
+        completion()
+    }
+}

@@ -1,0 +1,17 @@
+import Glibc
+
+/// A block-layer error. `description` is the user-facing text, in QEMU's words where QEMU has them.
+public struct BlockError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    /// The errno a guest-visible request failed with, when there is one.
+    public let errno: Int32
+
+    public init(_ description: String, errno: Int32 = EIO) {
+        self.description = description
+        self.errno = errno
+    }
+
+    public static func posix(_ what: String, errno code: Int32) -> BlockError {
+        BlockError("\(what): \(String(cString: strerror(code)))", errno: code)
+    }
+}

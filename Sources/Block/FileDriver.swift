@@ -1,0 +1,98 @@
+import CKVM
+import Glibc
+
+/// The `file` protocol driver: a host file or block device, read and written through libaio.
+public final class FileDriver: BlockDriver {
+    public let options: FileOptions
+    public let fd: Int32
+    public private(set) var length: Int64
+    private let aio: AioContext
+    /// O_DIRECT needs buffers, offsets and lengths on this boundary; others are bounced.
+    private let alignment: Int
+
+    public var isReadOnly: Bool { options.readOnly }
+
+    public init(options: FileOptions, aio: AioContext) throws(BlockError) {
+        self.options = options
+        self.aio = aio
+        fd = try FileDriver.open(options)
+        alignment = options.directIO ? 512 : 1
+        let end = lseek(fd, 0, SEEK_END)
+        if end < 0 {
+            let error = BlockError.posix("Could not determine size of '\(options.filename)'", errno: errno)
+            close(fd)
+            throw error
+        }
+        length = Int64(end)
+    }
+
+    deinit { close(fd) }
+
+    private static func open(_ options: FileOptions) throws(BlockError) -> Int32 {
+        if options.aio == .native && !options.directIO {
+            throw BlockError("aio=native was specified, but it requires cache.direct=on, which was not specified.")
+        }
+        var flags = O_CLOEXEC | (options.readOnly ? O_RDONLY : O_RDWR)
+        if options.directIO { flags |= CKVM_O_DIRECT }
+        let fd = ckvm_open(options.filename, flags, 0)
+        if fd >= 0 { return fd }
+        let code = errno
+        if code == EINVAL && options.directIO {
+            throw BlockError("Could not open '\(options.filename)': the file system does not support O_DIRECT; use cache.direct=off (with aio=threads)", errno: code)
+        }
+        throw BlockError.posix("Could not open '\(options.filename)'", errno: code)
+    }
+
+    public func plug() { aio.plug() }
+    public func unplug() { aio.unplug() }
+
+    public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
+        aio.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
+    }
+
+    public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
+        guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
+        aio.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+    }
+
+    public func flush(completion: @escaping IoCompletion) {
+        aio.submit(.init(fd: fd, operation: .fdsync, offset: 0, vector: IoVector(), alignment: alignment) { [fd] result in
+            // Kernels without aio fsync answer EINVAL: fall back to a synchronous fdatasync.
+            if case .failure(let error) = result, error.errno == EINVAL {
+                completion(fdatasync(fd) == 0 ? .success(0) : .failure(.posix("flush", errno: errno)))
+            } else {
+                completion(result)
+            }
+        })
+    }
+
+    public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
+        completion(fallocate(mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset: offset, length: length, what: "discard"))
+    }
+
+    public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
+        guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
+        let mode = mayUnmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE
+        let result = fallocate(mode: mode, offset: offset, length: length, what: "write zeroes")
+        if case .failure = result {
+            return writeZeroBuffer(at: offset, length: length, completion: completion)
+        }
+        completion(result)
+    }
+
+    private func fallocate(mode: Int32, offset: Int64, length: Int64, what: String) -> Result<Int, BlockError> {
+        guard !options.readOnly else { return .failure(BlockError("Block node is read-only", errno: EPERM)) }
+        if CKVM.fallocate(fd, mode, off_t(offset), off_t(length)) == 0 { return .success(0) }
+        return .failure(.posix("\(what) at offset \(offset)", errno: errno))
+    }
+
+    /// The portable way to zero a range when the file system cannot: write a buffer of zeroes.
+    private func writeZeroBuffer(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(length), alignment: 4096)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        write(at: offset, from: IoVector(buffer)) { result in
+            buffer.deallocate()
+            completion(result)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// Thin C shim for svmm: only what Swift cannot import by itself.
+// - ioctl numbers (function-like _IO* macros) as constants,
+// - a non-variadic ioctl wrapper,
+// - libfdt's macro helpers as inline functions.
+// No logic lives here.
+#ifndef CKVM_H
+#define CKVM_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/kvm.h>
+#include <libaio.h>
+#include <libfdt.h>
+
+// glibc hides these behind _GNU_SOURCE, which a Clang module cannot set for Glibc.
+static const int CKVM_O_DIRECT = __O_DIRECT;
+extern int fallocate(int fd, int mode, off_t offset, off_t len);
+extern char *strerrorname_np(int errnum);
+
+static inline int ckvm_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long value) { return ioctl(fd, request, value); }
+static inline int ckvm_open(const char *path, int flags, unsigned int mode) { return open(path, flags, mode); }
+static inline int ckvm_fcntl_lock(int fd, int cmd, struct flock *lock) { return fcntl(fd, cmd, lock); }
+
+static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
+static const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
+static const unsigned long CKVM_CHECK_EXTENSION = KVM_CHECK_EXTENSION;
+static const unsigned long CKVM_GET_VCPU_MMAP_SIZE = KVM_GET_VCPU_MMAP_SIZE;
+static const unsigned long CKVM_GET_SUPPORTED_CPUID = KVM_GET_SUPPORTED_CPUID;
+static const unsigned long CKVM_CREATE_VCPU = KVM_CREATE_VCPU;
+static const unsigned long CKVM_SET_USER_MEMORY_REGION = KVM_SET_USER_MEMORY_REGION;
+static const unsigned long CKVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
+static const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
+static const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
+static const unsigned long CKVM_CREATE_PIT2 = KVM_CREATE_PIT2;
+static const unsigned long CKVM_IRQFD = KVM_IRQFD;
+static const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
+static const unsigned long CKVM_GET_DIRTY_LOG = KVM_GET_DIRTY_LOG;
+static const unsigned long CKVM_RUN = KVM_RUN;
+static const unsigned long CKVM_GET_REGS = KVM_GET_REGS;
+static const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
+static const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
+static const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
+static const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
+static const unsigned long CKVM_SET_SIGNAL_MASK = KVM_SET_SIGNAL_MASK;
+
+static inline int ckvm_fdt_property_string(void *fdt, const char *name, const char *value) {
+    return fdt_property_string(fdt, name, value);
+}
+
+#endif

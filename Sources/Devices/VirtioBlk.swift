@@ -1,0 +1,219 @@
+import Block
+import Glibc
+import KVM
+
+/// virtio-blk (virtio 1.x, section 5.2): the guest device that owns a BlockBackend.
+/// Requests are parsed from descriptor chains, validated, and sent to the backend; completions
+/// write the status byte and return the chain. Runs on the event-loop thread.
+public final class VirtioBlk: VirtioDevice {
+    public static let queueSize: UInt16 = 128
+    public static let sectorSize: UInt64 = 512
+    /// QEMU's defaults for max-discard-sectors and max-write-zeroes-sectors.
+    static let maxDiscardSectors: UInt32 = 0x3f_ffff
+
+    public let backend: BlockBackend
+    public let serial: String
+    public let id: String?
+    private let memory: GuestMemory
+    private weak var transport: VirtioTransportLink?
+    private var queue: Virtqueue?
+    /// Bumped on reset so that completions of requests from before it touch nothing.
+    private var generation = 0
+
+    public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
+        self.backend = backend
+        self.memory = memory
+        self.serial = serial
+        self.id = id
+    }
+
+    public var deviceID: UInt32 { 2 }
+    public var queueMaxSizes: [UInt16] { [Self.queueSize] }
+
+    public var deviceFeatures: UInt64 {
+        typealias F = VirtioBlkRequest.Feature
+        var features = F.segmentMax | F.blockSize | F.flush | F.discard | F.writeZeroes
+            | VirtioFeature.ringIndirectDescriptors | VirtioFeature.ringEventIndex
+        if backend.isReadOnly { features |= F.readOnly }
+        return features
+    }
+
+    public var capacitySectors: UInt64 { UInt64(backend.length) / Self.sectorSize }
+
+    // MARK: config space (struct virtio_blk_config)
+
+    public func readConfig(offset: Int, size: Int) -> UInt64 {
+        let bytes = configSpace()
+        guard offset >= 0, size > 0, size <= 8, offset + size <= bytes.count else { return 0 }
+        return bytes[offset..<offset + size].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    public func writeConfig(offset: Int, size: Int, value: UInt64) {}
+
+    private func configSpace() -> [UInt8] {
+        var bytes: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        put(capacitySectors)
+        put(UInt32(0))                          // size_max (not offered)
+        put(UInt32(Self.queueSize - 2))         // seg_max, as QEMU
+        put(UInt32(0))                          // geometry
+        put(UInt32(Self.sectorSize))            // blk_size
+        put(UInt32(0))                          // physical_block_exp, alignment_offset, min_io_size
+        put(UInt32(0))                          // opt_io_size
+        put(UInt32(1 << 16))                    // writeback 0, unused, num_queues 1
+        put(Self.maxDiscardSectors)             // max_discard_sectors
+        put(UInt32(1))                          // max_discard_seg
+        put(UInt32(1))                          // discard_sector_alignment
+        put(Self.maxDiscardSectors)             // max_write_zeroes_sectors
+        put(UInt32(1))                          // max_write_zeroes_seg
+        put(UInt32(1))                          // write_zeroes_may_unmap
+        return bytes
+    }
+
+    // MARK: lifecycle
+
+    public func activate(features: UInt64, queues: [Virtqueue], transport: VirtioTransportLink) {
+        self.transport = transport
+        queue = queues.first
+    }
+
+    public func reset() {
+        generation += 1
+        queue = nil
+    }
+
+    public func processQueue(_ index: Int) {
+        guard let queue else { return }
+        backend.plug()
+        defer { backend.unplug() }
+        do {
+            repeat {
+                while let chain = try queue.pop() {
+                    try handle(chain)
+                }
+                try queue.updateAvailEvent()
+            } while try queue.hasAvailable()
+        } catch {
+            transport?.deviceError(error.description)
+        }
+    }
+
+    // MARK: requests
+
+    private struct Pending {
+        let head: UInt16
+        let statusAddress: UInt64
+        let generation: Int
+    }
+
+    private func handle(_ chain: DescriptorChain) throws(VirtqueueError) {
+        let readable = chain.readableLength
+        let writable = chain.writableLength
+        guard readable >= VirtioBlkRequest.headerSize, writable >= 1 else {
+            // QEMU treats this as a broken driver too.
+            transport?.deviceError("virtio-blk missing headers")
+            return
+        }
+        let header = GuestBuffers(memory: memory, segments: chain.readable, skip: 0, length: VirtioBlkRequest.headerSize)
+        guard let headerBytes = try? header.copyOut(maximum: 16), headerBytes.count == 16 else {
+            return transport?.deviceError("virtio-blk header unreadable") ?? ()
+        }
+        let kind = UInt32(littleEndian: headerBytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) })
+        let sector = UInt64(littleEndian: headerBytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) })
+        guard let statusAddress = statusByteAddress(chain) else {
+            return transport?.deviceError("virtio-blk missing headers") ?? ()
+        }
+        let pending = Pending(head: chain.head, statusAddress: statusAddress, generation: generation)
+        let dataOut = GuestBuffers(memory: memory, segments: chain.readable, skip: VirtioBlkRequest.headerSize,
+                                   length: readable - VirtioBlkRequest.headerSize)
+        let dataIn = GuestBuffers(memory: memory, segments: chain.writable, skip: 0, length: writable - 1)
+        dispatch(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn, pending: pending)
+    }
+
+    private func statusByteAddress(_ chain: DescriptorChain) -> UInt64? {
+        guard let last = chain.writable.last(where: { $0.length > 0 }) else { return nil }
+        return last.address + UInt64(last.length) - 1
+    }
+
+    private func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: Pending) {
+        switch VirtioBlkRequest.Kind(rawValue: kind) {
+        case .read: transfer(sector: sector, buffers: dataIn, isWrite: false, pending: pending)
+        case .write: transfer(sector: sector, buffers: dataOut, isWrite: true, pending: pending)
+        case .flush: backend.flush { self.finish(pending, $0, written: 0) }
+        case .getID: getID(dataIn, pending)
+        case .discard: discardOrZero(dataOut, isDiscard: true, pending)
+        case .writeZeroes: discardOrZero(dataOut, isDiscard: false, pending)
+        case nil: complete(pending, .unsupported, written: 0)
+        }
+    }
+
+    /// Byte offset of `count` bytes at `sector`, if the range is sector-aligned and inside the disk.
+    private func byteRange(sector: UInt64, bytes count: UInt64) -> Int64? {
+        guard count % Self.sectorSize == 0, sector < capacitySectors else { return nil }
+        guard count / Self.sectorSize <= capacitySectors - sector else { return nil }
+        return Int64(sector * Self.sectorSize)
+    }
+
+    private func transfer(sector: UInt64, buffers: GuestBuffers, isWrite: Bool, pending: Pending) {
+        guard let offset = byteRange(sector: sector, bytes: buffers.length),
+              let vector = try? buffers.ioVector() else {
+            return complete(pending, .ioError, written: 0)
+        }
+        if isWrite {
+            backend.write(at: offset, from: vector) { self.finish(pending, $0, written: 0) }
+        } else {
+            backend.read(at: offset, into: vector) { self.finish(pending, $0, written: UInt32(buffers.length)) }
+        }
+    }
+
+    private func getID(_ buffers: GuestBuffers, _ pending: Pending) {
+        var id = Array(serial.utf8.prefix(VirtioBlkRequest.idBytes))
+        let count = min(Int(buffers.length), VirtioBlkRequest.idBytes)
+        id += [UInt8](repeating: 0, count: max(0, count - id.count))
+        guard (try? buffers.copyIn(Array(id.prefix(count)))) != nil else {
+            return complete(pending, .ioError, written: 0)
+        }
+        complete(pending, .ok, written: UInt32(count))
+    }
+
+    /// DISCARD and WRITE_ZEROES carry one 16-byte segment {sector, num_sectors, flags}.
+    private func discardOrZero(_ buffers: GuestBuffers, isDiscard: Bool, _ pending: Pending) {
+        guard buffers.length >= 16, buffers.length / 16 == 1,
+              let segment = try? buffers.copyOut(maximum: 16), segment.count == 16 else {
+            return complete(pending, .unsupported, written: 0)
+        }
+        let sector = segment.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
+        let sectors = segment.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+        let flags = segment.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) }
+        let unmap = flags & 1 != 0
+        if flags & ~1 != 0 || (isDiscard && unmap) { return complete(pending, .unsupported, written: 0) }
+        guard sectors <= Self.maxDiscardSectors,
+              let offset = byteRange(sector: sector, bytes: UInt64(sectors) * Self.sectorSize) else {
+            return complete(pending, .ioError, written: 0)
+        }
+        let length = Int64(sectors) * Int64(Self.sectorSize)
+        if isDiscard {
+            backend.discard(at: offset, length: length) { self.finish(pending, $0, written: 0) }
+        } else {
+            backend.writeZeroes(at: offset, length: length, mayUnmap: unmap) { self.finish(pending, $0, written: 0) }
+        }
+    }
+
+    private func finish(_ pending: Pending, _ result: Result<Int, BlockError>, written: UInt32) {
+        switch result {
+        case .success: complete(pending, .ok, written: written)
+        case .failure: complete(pending, .ioError, written: 0)
+        }
+    }
+
+    private func complete(_ pending: Pending, _ status: VirtioBlkRequest.Status, written: UInt32) {
+        guard pending.generation == generation, let queue else { return }
+        do {
+            try memory.store(status.rawValue, at: pending.statusAddress)
+            try queue.pushUsed(head: pending.head, length: written + 1)
+            if try queue.needsNotification() { transport?.signalUsedBuffers() }
+        } catch {
+            transport?.deviceError("\(error)")
+        }
+    }
+}

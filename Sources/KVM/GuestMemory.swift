@@ -1,0 +1,72 @@
+import Glibc
+import Synchronization
+
+/// Guest RAM: one anonymous host mapping seen by the guest at `guestBase`.
+/// Every access is bounds-checked against the mapping, so a guest-supplied address can never
+/// reach host memory outside it. The guest writes this memory concurrently; callers order their
+/// accesses with `acquireFence`/`releaseFence` where a protocol (virtqueues) needs it.
+public final class GuestMemory: @unchecked Sendable {
+    public let guestBase: UInt64
+    public let size: Int
+    let hostBase: UnsafeMutableRawPointer
+
+    public init(guestBase: UInt64 = 0, size: Int) throws(KvmError) {
+        let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if mapping == MAP_FAILED || mapping == nil { throw KvmError("mmap guest RAM (\(size) bytes)") }
+        self.guestBase = guestBase
+        self.size = size
+        self.hostBase = mapping!
+    }
+
+    deinit { munmap(hostBase, size) }
+
+    public var guestEnd: UInt64 { guestBase + UInt64(size) }
+
+    /// The host view of `length` guest bytes at `address`, or an error if any byte is outside RAM.
+    public func region(at address: UInt64, length: Int) throws(GuestMemoryError) -> UnsafeMutableRawBufferPointer {
+        guard length >= 0, address >= guestBase else {
+            throw GuestMemoryError(address: address, length: UInt64(max(length, 0)))
+        }
+        let offset = address - guestBase
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
+        guard !overflow, end <= UInt64(size) else { throw GuestMemoryError(address: address, length: UInt64(length)) }
+        return UnsafeMutableRawBufferPointer(start: hostBase + Int(offset), count: length)
+    }
+
+    public func contains(_ address: UInt64, length: UInt64) -> Bool {
+        guard address >= guestBase else { return false }
+        let (end, overflow) = (address - guestBase).addingReportingOverflow(length)
+        return !overflow && end <= UInt64(size)
+    }
+
+    public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
+        let bytes = try region(at: address, length: MemoryLayout<T>.size)
+        return T(littleEndian: bytes.loadUnaligned(as: T.self))
+    }
+
+    public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
+        let bytes = try region(at: address, length: MemoryLayout<T>.size)
+        bytes.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    public func readBytes(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
+        Array(try region(at: address, length: count))
+    }
+
+    public func writeBytes(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
+        let destination = try region(at: address, length: bytes.count)
+        destination.copyBytes(from: bytes)
+    }
+
+    public func fill(_ byte: UInt8, at address: UInt64, count: Int) throws(GuestMemoryError) {
+        let destination = try region(at: address, length: count)
+        destination.initializeMemory(as: UInt8.self, repeating: byte)
+    }
+
+    /// Orders earlier loads from guest memory before later ones (the guest published with a release).
+    public static func acquireFence() { atomicMemoryFence(ordering: .acquiring) }
+    /// Orders earlier stores before later ones, so the guest sees data before an index that publishes it.
+    public static func releaseFence() { atomicMemoryFence(ordering: .releasing) }
+    /// Orders stores before later loads (needed by EVENT_IDX checks).
+    public static func fullFence() { atomicMemoryFence(ordering: .sequentiallyConsistent) }
+}

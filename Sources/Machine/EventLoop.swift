@@ -1,0 +1,85 @@
+import CKVM
+import Glibc
+import KVM
+import Synchronization
+
+/// The one thread that owns device queues, the block layer and (later) QMP, NBD and migration:
+/// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or `performAndWait`.
+public final class EventLoop: @unchecked Sendable {
+    private let epollFd: Int32
+    private let wakeup: EventFd
+    private var handlers: [Int32: () -> Void] = [:]
+    private let jobs = Mutex<[() -> Void]>([])
+    private var threadID: pthread_t?
+
+    public init() throws(MachineError) {
+        epollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFd >= 0 else { throw MachineError("epoll_create1: \(ErrnoName.of(errno))") }
+        do { wakeup = try EventFd() } catch { throw MachineError(error.description) }
+        try watch(wakeup.fd) { [unowned self] in self.runJobs() }
+    }
+
+    deinit { close(epollFd) }
+
+    public var isCurrentThread: Bool {
+        guard let threadID else { return false }
+        return pthread_equal(threadID, pthread_self()) != 0
+    }
+
+    /// Calls `handler` on the loop thread whenever `fd` is readable. Call before `start` or on the loop.
+    public func watch(_ fd: Int32, handler: @escaping () -> Void) throws(MachineError) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = fd
+        guard epoll_ctl(epollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
+            throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
+        }
+        handlers[fd] = handler
+    }
+
+    public func unwatch(_ fd: Int32) {
+        epoll_ctl(epollFd, EPOLL_CTL_DEL, fd, nil)
+        handlers[fd] = nil
+    }
+
+    public func start() throws(MachineError) {
+        try NativeThread.start(name: "svmm-loop") { [self] in
+            self.threadID = pthread_self()
+            self.run()
+        }
+    }
+
+    /// Queues `job` to run on the loop thread.
+    public func perform(_ job: @escaping @Sendable () -> Void) {
+        jobs.withLock { $0.append(job) }
+        wakeup.signal()
+    }
+
+    /// Runs `job` on the loop thread and waits for its result (for vCPU exits that touch devices).
+    public func performAndWait<T: Sendable>(_ job: @escaping @Sendable () -> T) -> T {
+        if isCurrentThread { return job() }
+        let done = ResultSlot<T>()
+        perform { done.fill(job()) }
+        return done.wait()
+    }
+
+    private func runJobs() {
+        wakeup.drain()
+        let pending = jobs.withLock { queue in
+            defer { queue.removeAll() }
+            return queue
+        }
+        for job in pending { job() }
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        while true {
+            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), -1) }
+            if count < 0 { continue }  // EINTR
+            for event in events.prefix(Int(count)) {
+                handlers[event.data.fd]?()
+            }
+        }
+    }
+}

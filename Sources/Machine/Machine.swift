@@ -1,0 +1,137 @@
+import Block
+import CKVM
+import Devices
+import Glibc
+import KVM
+
+/// A configured x86 virtual machine: KVM objects, guest RAM, devices, the event loop and the vCPU.
+public final class Machine: @unchecked Sendable {
+    public let config: MachineConfig
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let loop: EventLoop
+    let aio: AioContext
+    private(set) var blockNodes: [String: BlockDriver] = [:]
+    private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
+    private var vcpuRunner: VcpuRunner?
+    private let serialFd: Int32?
+
+    public init(config: MachineConfig) throws(MachineError) {
+        self.config = config
+        guard config.memorySize >= 2 << 20, config.memorySize <= MemoryMap.ramLimit else {
+            throw MachineError("-m: memory size must be between 2 MiB and \(MemoryMap.ramLimit >> 20) MiB")
+        }
+        serialFd = try Self.openSerial(config.serial)
+        do {
+            let kvm = try Kvm()
+            vm = try kvm.createVirtualMachine()
+            try vm.setIdentityMapAddress(MemoryMap.kvmIdentityMap)
+            try vm.setTSSAddress(MemoryMap.kvmTSS)
+            try vm.createIRQChip()
+            try vm.createPIT2()
+            memory = try GuestMemory(size: Int(config.memorySize))
+            try vm.mapMemory(memory, slot: 0)
+        } catch {
+            throw MachineError("failed to initialize kvm: \(error)")
+        }
+        loop = try EventLoop()
+        do { aio = try AioContext() } catch { throw MachineError(error.description) }
+        try loop.watch(aio.eventFd) { [aio] in aio.processCompletions() }
+        try openBlockNodes()
+        try createVirtioBlkDevices()
+    }
+
+    private static func openSerial(_ output: MachineConfig.SerialOutput) throws(MachineError) -> Int32? {
+        switch output {
+        case .stdio: return STDOUT_FILENO
+        case .none: return nil
+        case .file(let path):
+            let fd = ckvm_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw MachineError("-serial file:\(path): Could not open '\(path)': \(String(cString: strerror(errno)))") }
+            return fd
+        }
+    }
+
+    private func openBlockNodes() throws(MachineError) {
+        for node in config.blockNodes {
+            guard blockNodes[node.nodeName] == nil else {
+                throw MachineError("Duplicate nodes with node-name='\(node.nodeName)'")
+            }
+            do {
+                blockNodes[node.nodeName] = try FileDriver(options: node.file, aio: aio)
+            } catch {
+                throw MachineError("-blockdev node-name=\(node.nodeName): \(error)")
+            }
+        }
+    }
+
+    private func createVirtioBlkDevices() throws(MachineError) {
+        for (slot, device) in config.virtioBlkDevices.enumerated() {
+            guard let driver = blockNodes[device.drive] else {
+                throw MachineError("Property 'virtio-blk-device.drive' can't find value '\(device.drive)'")
+            }
+            let blk = VirtioBlk(backend: BlockBackend(driver: driver), memory: memory, serial: device.serial, id: device.id)
+            let address = MemoryMap.virtioMmioAddress(slot: slot)
+            do {
+                let transport = try VirtioMmioTransport(device: blk, memory: memory)
+                // Kicks bypass user space entirely: the kernel signals the eventfd, the loop processes the queue.
+                try vm.registerIoEventFd(transport.notifyEventFd, mmioAddress: address + 0x50, length: 4)
+                try vm.registerIrqFd(transport.interruptEventFd, gsi: MemoryMap.virtioFirstIrq + UInt32(slot))
+                try loop.watch(transport.notifyEventFd.fd) { [transport] in
+                    transport.notifyEventFd.drain()
+                    transport.notify(queue: 0)
+                }
+                transports.append((address, transport))
+            } catch {
+                throw MachineError("virtio-blk-device: \(error)")
+            }
+        }
+    }
+
+    /// The command line the guest sees: `-append` plus QEMU microvm's `virtio_mmio.device=` entries.
+    var guestCommandLine: String {
+        let entries = transports.enumerated().map { slot, entry in
+            "virtio_mmio.device=512@0x\(String(entry.0, radix: 16)):\(MemoryMap.virtioFirstIrq + UInt32(slot))"
+        }
+        return ([config.append] + entries).filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// Loads the kernel, prepares the boot vCPU and starts the event loop and (unless `-S`) the guest.
+    public func start(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        guard let kernel = config.kernel else { throw MachineError("no kernel given: use -kernel FILE") }
+        let image = try ElfImage(bytes: try Self.readFile(kernel), name: kernel)
+        var tree = DeviceTree(memorySize: config.memorySize, bootArguments: guestCommandLine, hasSerial: serialFd != nil)
+        tree.virtioNodes = transports.enumerated().map { slot, entry in
+            .init(address: entry.0, size: VirtioMmioTransport.windowSize, irq: MemoryMap.virtioFirstIrq + UInt32(slot))
+        }
+        let boot = try PvhBoot(image: image, commandLine: guestCommandLine, fdt: try tree.build(), memory: memory, kernelName: kernel)
+        let vcpu = try BootVcpu.create(vm: vm, boot: boot)
+        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop, onStop: onStop)
+        try loop.start()
+        if !config.startPaused { try vcpuRunner?.start() }
+    }
+
+    private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {
+        var bus = PortBus()
+        bus.add(Serial16550(outputFd: serialFd), base: Serial16550.defaultBase, count: Serial16550.portCount)
+        if let port = config.debugExitPort {
+            bus.add(DebugExit { status in onStop("", status) }, base: port, count: 1)
+        }
+        return bus
+    }
+
+    static func readFile(_ path: String) throws(MachineError) -> [UInt8] {
+        let fd = ckvm_open(path, O_RDONLY | O_CLOEXEC, 0)
+        guard fd >= 0 else { throw MachineError("could not open kernel file '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw MachineError("reading '\(path)': \(String(cString: strerror(errno)))") }
+            if count == 0 { return bytes }
+            bytes += chunk.prefix(count)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import CKVM
+import Devices
+import Glibc
+import KVM
+
+/// The loop of one vCPU thread: enter the guest, hand each exit to the device that owns it,
+/// enter again. Port I/O (serial, debug-exit) is answered here; virtio-mmio register accesses go
+/// to the event loop, which owns the devices.
+final class VcpuRunner: @unchecked Sendable {
+    private let vcpu: Vcpu
+    private let ports: PortBus
+    private let transports: [(base: UInt64, transport: VirtioMmioTransport)]
+    private let loop: EventLoop
+    private let onStop: @Sendable (String, Int32) -> Void
+
+    init(vcpu: Vcpu, ports: PortBus, transports: [(UInt64, VirtioMmioTransport)], loop: EventLoop,
+         onStop: @escaping @Sendable (String, Int32) -> Void) {
+        self.vcpu = vcpu
+        self.ports = ports
+        self.transports = transports.map { (base: $0.0, transport: $0.1) }
+        self.loop = loop
+        self.onStop = onStop
+    }
+
+    func start() throws(MachineError) {
+        try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in self.run() }
+    }
+
+    private func run() {
+        while true {
+            do {
+                try handle(try vcpu.runOnce())
+            } catch {
+                return onStop("\(error)", 1)
+            }
+        }
+    }
+
+    private func handle(_ exit: VcpuExit) throws(KvmError) {
+        switch exit {
+        case .ioOut(let port, let size, let bytes):
+            for value in stride(from: 0, to: bytes.count, by: size).map({ littleEndian(bytes[$0..<$0 + size]) }) {
+                ports.write(port: port, size: size, value: UInt32(truncatingIfNeeded: value))
+            }
+        case .ioIn(let port, let size, let count):
+            var bytes: [UInt8] = []
+            for _ in 0..<count { bytes += bytesOf(UInt64(ports.read(port: port, size: size)), size: size) }
+            vcpu.completeIoIn(bytes)
+        case .mmioRead(let address, let size):
+            vcpu.completeMmioRead(bytesOf(mmioRead(address, size), size: size))
+        case .mmioWrite(let address, let bytes):
+            mmioWrite(address, bytes)
+        case .halt, .interrupted:
+            break
+        case .shutdown:
+            onStop("guest shut down (triple fault)", 0)
+        case .systemEvent(let type):
+            onStop("guest system event \(type)", 0)
+        case .internalError(let suberror):
+            onStop("KVM internal error. Suberror: \(suberror)\n\(registerDump())", 1)
+        case .failEntry(let reason):
+            onStop("KVM: entry failed, hardware error 0x\(String(reason, radix: 16))", 1)
+        case .other(let reason):
+            onStop("KVM: unexpected exit reason \(reason)", 1)
+        }
+    }
+
+    private func transport(at address: UInt64) -> (VirtioMmioTransport, Int)? {
+        for entry in transports where address >= entry.base && address - entry.base < VirtioMmioTransport.windowSize {
+            return (entry.transport, Int(address - entry.base))
+        }
+        return nil
+    }
+
+    private func mmioRead(_ address: UInt64, _ size: Int) -> UInt64 {
+        guard let (transport, offset) = transport(at: address) else { return 0 }
+        return loop.performAndWait { transport.read(offset: offset, size: size) }
+    }
+
+    private func mmioWrite(_ address: UInt64, _ bytes: [UInt8]) {
+        guard let (transport, offset) = transport(at: address) else { return }
+        let value = littleEndian(bytes[...])
+        loop.performAndWait { transport.write(offset: offset, size: bytes.count, value: value) }
+    }
+
+    private func registerDump() -> String {
+        guard let regs = try? vcpu.getRegisters() else { return "" }
+        return "RIP=\(hex(regs.rip)) RSP=\(hex(regs.rsp)) RFLAGS=\(hex(regs.rflags))"
+    }
+
+    private func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
+    private func littleEndian(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        bytes.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    private func bytesOf(_ value: UInt64, size: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
+    }
+}

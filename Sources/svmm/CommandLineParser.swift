@@ -1,0 +1,117 @@
+import Block
+import Devices
+import Machine
+
+/// Turns QEMU-shaped arguments (`-m 512 -kernel guest.elf -blockdev ... -device ...`) into a
+/// `MachineConfig`. Each problem is one `CommandLineError` naming the option, as QEMU reports it.
+struct CommandLineParser {
+    /// Options and whether they take an argument.
+    static let options: [String: Bool] = [
+        "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "device": true,
+        "serial": true, "display": true, "name": true, "nographic": false, "nodefaults": false, "S": false,
+        "no-user-config": false, "enable-kvm": false,
+    ]
+
+    private(set) var config = MachineConfig()
+    private var debugExitSeen = false
+
+    static func parse(_ arguments: [String]) throws(CommandLineError) -> MachineConfig {
+        var parser = CommandLineParser()
+        var remaining = arguments[...]
+        while let word = remaining.popFirst() {
+            guard word.hasPrefix("-") else { throw CommandLineError("invalid argument '\(word)'") }
+            let name = String(word.drop { $0 == "-" })
+            guard let takesArgument = options[name] else { throw CommandLineError("invalid option", option: word) }
+            var argument = ""
+            if takesArgument {
+                guard let next = remaining.popFirst() else { throw CommandLineError("requires an argument", option: word) }
+                argument = next
+            }
+            do {
+                try parser.apply(name, argument)
+            } catch {
+                throw CommandLineError(error.message, option: error.option ?? (takesArgument ? "\(word) \(argument)" : word))
+            }
+        }
+        return parser.config
+    }
+
+    private mutating func apply(_ name: String, _ argument: String) throws(CommandLineError) {
+        switch name {
+        case "m": try parseMemory(argument)
+        case "smp": try parseSmp(argument)
+        case "kernel": config.kernel = argument
+        case "append": config.append = argument
+        case "blockdev": config.blockNodes.append(try BlockdevOption.parse(argument))
+        case "device": try parseDevice(argument)
+        case "serial": config.serial = try parseSerial(argument)
+        case "display": guard argument == "none" else { throw CommandLineError("Parameter 'type' does not accept value '\(argument)'") }
+        case "name": config.name = try OptionList(argument, impliedKey: "guest").value("guest")
+        case "nographic": break  // there is no graphics: serial already goes to stdio
+        case "nodefaults": break  // the only default device is the debug-exit port, which tests rely on
+        case "S": config.startPaused = true
+        default: break  // accepted for compatibility, no effect here
+        }
+    }
+
+    private mutating func parseMemory(_ argument: String) throws(CommandLineError) {
+        let options = try OptionList(argument, impliedKey: "size")
+        try options.checkKeys(["size"])
+        guard let text = options.value("size"), let size = SizeValue.parse(text, defaultUnit: 1 << 20) else {
+            throw CommandLineError("Parameter 'size' expects a non-negative number below 2^64")
+        }
+        config.memorySize = size
+    }
+
+    private func parseSmp(_ argument: String) throws(CommandLineError) {
+        let options = try OptionList(argument, impliedKey: "cpus")
+        try options.checkKeys(["cpus", "maxcpus", "sockets", "cores", "threads"])
+        for key in ["cpus", "maxcpus", "sockets", "cores", "threads"] {
+            guard let text = options.value(key) else { continue }
+            guard let count = Int(text) else { throw CommandLineError("Parameter 'smp.\(key)' expects integer", option: "") }
+            guard count == 1 else { throw CommandLineError("only one vCPU is supported (smp.\(key)=\(count))") }
+        }
+    }
+
+    private func parseSerial(_ argument: String) throws(CommandLineError) -> MachineConfig.SerialOutput {
+        switch argument {
+        case "stdio", "mon:stdio": return .stdio
+        case "none", "null": return .none
+        default:
+            if argument.hasPrefix("file:"), argument.count > 5 { return .file(String(argument.dropFirst(5))) }
+            throw CommandLineError("'\(argument)' is not a valid char driver")
+        }
+    }
+
+    private mutating func parseDevice(_ argument: String) throws(CommandLineError) {
+        let options = try OptionList(argument, impliedKey: "driver")
+        switch options.value("driver") {
+        case "virtio-blk-device": config.virtioBlkDevices.append(try parseVirtioBlk(options))
+        case "isa-debug-exit": try parseDebugExit(options)
+        case let other: throw CommandLineError("'\(other ?? "")' is not a valid device model name")
+        }
+    }
+
+    private func parseVirtioBlk(_ options: OptionList) throws(CommandLineError) -> MachineConfig.VirtioBlkConfig {
+        try options.checkKeys(["driver", "drive", "id", "serial"]) { "Property 'virtio-blk-device.\($0)' not found" }
+        guard let drive = options.value("drive") else { throw CommandLineError("Property 'virtio-blk-device.drive' is missing") }
+        guard config.blockNodes.contains(where: { $0.nodeName == drive }) else {
+            throw CommandLineError("Property 'virtio-blk-device.drive' can't find value '\(drive)'")
+        }
+        var device = MachineConfig.VirtioBlkConfig(drive: drive)
+        device.id = options.value("id")
+        device.serial = options.value("serial") ?? ""
+        return device
+    }
+
+    private mutating func parseDebugExit(_ options: OptionList) throws(CommandLineError) {
+        try options.checkKeys(["driver", "iobase", "iosize", "id"]) { "Property 'isa-debug-exit.\($0)' not found" }
+        if let size = options.value("iosize"), size != "1", size != "0x1" {
+            throw CommandLineError("Property 'isa-debug-exit.iosize' only supports 1 here")
+        }
+        let text = options.value("iobase") ?? "0x501"
+        let port = text.hasPrefix("0x") ? UInt16(text.dropFirst(2), radix: 16) : UInt16(text)
+        guard let port else { throw CommandLineError("Property 'isa-debug-exit.iobase' doesn't take value '\(text)'") }
+        config.debugExitPort = port
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// Boots the tiny guest under real KVM with svmm (and QEMU, the reference) on real files.
+@Suite(.serialized) struct BootTests {
+    init() throws { try TestEnvironment.requireKVMAndImages() }
+
+    func svmm(_ disk: String, append: String, readOnly: Bool = false, serial: String = "svmm-test") throws -> ProcessResult {
+        try ProcessResult.run(TestEnvironment.svmm, [
+            "-m", "64M", "-kernel", TestEnvironment.guestImage, "-append", append,
+            "-blockdev", "driver=file,node-name=d0,filename=\(disk)" + (readOnly ? ",read-only=on" : ""),
+            "-device", "virtio-blk-device,drive=d0,id=vblk0,serial=\(serial)",
+        ])
+    }
+
+    @Test func selftestPassesAndLeavesThePatternOnDisk() throws {
+        let disk = try TestEnvironment.scratchDisk(size: 16 << 20)
+        let result = try svmm(disk, append: "mode=selftest", serial: "abc123")
+        #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        #expect(result.stdout.contains("ID: abc123"))
+        #expect(result.stdout.contains("SELFTEST PASS"))
+        let mismatch = GuestPattern.firstMismatch(in: try Data(contentsOf: URL(fileURLWithPath: disk)))
+        #expect(mismatch == nil)
+    }
+
+    @Test func sameImagePassesUnderQEMUMicrovm() throws {
+        let disk = try TestEnvironment.scratchDisk(size: 16 << 20)
+        let result = try ProcessResult.run(TestEnvironment.qemu, [
+            "-M", "microvm,accel=kvm,acpi=off", "-m", "64M", "-nodefaults", "-no-user-config", "-display", "none",
+            "-serial", "stdio", "-global", "virtio-mmio.force-legacy=false",
+            "-kernel", TestEnvironment.guestImage, "-append", "mode=selftest",
+            "-drive", "file=\(disk),format=raw,if=none,id=d0,cache=none,aio=native",
+            "-device", "virtio-blk-device,drive=d0,serial=qemu", "-device", "isa-debug-exit,iobase=0x501,iosize=1",
+        ])
+        #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        #expect(result.stdout.contains("SELFTEST PASS"))
+        #expect(GuestPattern.firstMismatch(in: try Data(contentsOf: URL(fileURLWithPath: disk))) == nil)
+    }
+
+    @Test func readOnlyDriveRefusesTheGuestsWrite() throws {
+        let disk = try TestEnvironment.scratchDisk(size: 4 << 20)
+        let marker = Data((0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        try marker.write(to: URL(fileURLWithPath: disk))
+        let result = try svmm(disk, append: "mode=selftest", readOnly: true)
+        #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        #expect(result.stdout.contains("SELFTEST PASS read-only"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: disk)) == marker)
+    }
+
+    @Test func serialOutputCanGoToAFile() throws {
+        let disk = try TestEnvironment.scratchDisk(size: 1 << 20)
+        let log = disk + ".serial"
+        let result = try ProcessResult.run(TestEnvironment.svmm, [
+            "-kernel", TestEnvironment.guestImage, "-append", "mode=selftest", "-serial", "file:\(log)",
+            "-blockdev", "driver=file,node-name=d0,filename=\(disk)", "-device", "virtio-blk-device,drive=d0",
+        ])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("SELFTEST PASS"))
+    }
+
+    @Test func guestFailureCodeBecomesTheExitStatus() throws {
+        let disk = try TestEnvironment.scratchDisk(size: 1 << 20)
+        let result = try svmm(disk, append: "mode=nosuchmode")
+        #expect(result.status >= 3)
+        #expect(result.stdout.contains("SELFTEST FAIL: unknown mode nosuchmode"))
+    }
+}

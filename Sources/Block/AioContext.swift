@@ -4,12 +4,12 @@ import Glibc
 /// Linux native AIO (libaio): requests go out with `io_submit`, completions signal `eventFd`,
 /// and `processCompletions()` (called by the event loop when `eventFd` is readable) runs their callbacks.
 /// Owned by the event-loop thread.
-public final class AioContext: @unchecked Sendable {
+public final class AioContext: FileIoEngine, @unchecked Sendable {
     public let eventFd: Int32
     private var context: io_context_t?
     private var slots: [AioSlot]
     private var freeSlots: [Int]
-    private var waiting: [AioSlot.Request] = []
+    private var waiting: [FileRequest] = []
     private var plugged: [UnsafeMutablePointer<iocb>?] = []
     private var plugDepth = 0
 
@@ -43,7 +43,7 @@ public final class AioContext: @unchecked Sendable {
         if plugDepth == 0 { flushPlugged() }
     }
 
-    func submit(_ request: AioSlot.Request) {
+    public func submit(_ request: FileRequest) {
         guard let index = freeSlots.popLast() else {
             waiting.append(request)
             return

@@ -6,15 +6,15 @@ public final class FileDriver: BlockDriver {
     public let options: FileOptions
     public let fd: Int32
     public private(set) var length: Int64
-    private let aio: AioContext
+    private let engine: FileIoEngine
     /// O_DIRECT needs buffers, offsets and lengths on this boundary; others are bounced.
     private let alignment: Int
 
     public var isReadOnly: Bool { options.readOnly }
 
-    public init(options: FileOptions, aio: AioContext) throws(BlockError) {
+    public init(options: FileOptions, engine: FileIoEngine) throws(BlockError) {
         self.options = options
-        self.aio = aio
+        self.engine = engine
         fd = try FileDriver.open(options)
         alignment = options.directIO ? 512 : 1
         let end = lseek(fd, 0, SEEK_END)
@@ -43,20 +43,20 @@ public final class FileDriver: BlockDriver {
         throw BlockError.posix("Could not open '\(options.filename)'", errno: code)
     }
 
-    public func plug() { aio.plug() }
-    public func unplug() { aio.unplug() }
+    public func plug() { engine.plug() }
+    public func unplug() { engine.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        aio.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        engine.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
-        aio.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        engine.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
     }
 
     public func flush(completion: @escaping IoCompletion) {
-        aio.submit(.init(fd: fd, operation: .fdsync, offset: 0, vector: IoVector(), alignment: alignment) { [fd] result in
+        engine.submit(.init(fd: fd, operation: .fdsync, offset: 0, vector: IoVector(), alignment: alignment) { [fd] result in
             // Kernels without aio fsync answer EINVAL: fall back to a synchronous fdatasync.
             if case .failure(let error) = result, error.errno == EINVAL {
                 completion(fdatasync(fd) == 0 ? .success(0) : .failure(.posix("flush", errno: errno)))

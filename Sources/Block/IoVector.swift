@@ -42,3 +42,17 @@ public struct IoVector {
         }
     }
 }
+
+extension IoVector {
+    /// Zeroes every byte from `start` to the end.
+    public func zero(from start: Int) {
+        var position = 0
+        for segment in segments {
+            let segmentStart = max(start - position, 0)
+            if segmentStart < segment.iov_len {
+                (segment.iov_base! + segmentStart).initializeMemory(as: UInt8.self, repeating: 0, count: segment.iov_len - segmentStart)
+            }
+            position += segment.iov_len
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Block
 import CKVM
 import Glibc
 import KVM
@@ -43,9 +44,13 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     public func start() throws(MachineError) {
-        try NativeThread.start(name: "svmm-loop") { [self] in
-            self.threadID = pthread_self()
-            self.run()
+        do {
+            try NativeThread.start(name: "svmm-loop") { [self] in
+                self.threadID = pthread_self()
+                self.run()
+            }
+        } catch {
+            throw MachineError(error.description)
         }
     }
 

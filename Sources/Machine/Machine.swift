@@ -11,6 +11,8 @@ public final class Machine: @unchecked Sendable {
     let memory: GuestMemory
     let loop: EventLoop
     let aio: AioContext
+    /// Started on first use: only `aio=threads` nodes need it.
+    private var threadPool: ThreadPoolIo?
     private(set) var blockNodes: [String: BlockDriver] = [:]
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     private var vcpuRunner: VcpuRunner?
@@ -58,11 +60,20 @@ public final class Machine: @unchecked Sendable {
                 throw MachineError("Duplicate nodes with node-name='\(node.nodeName)'")
             }
             do {
-                blockNodes[node.nodeName] = try FileDriver(options: node.file, aio: aio)
+                blockNodes[node.nodeName] = try FileDriver(options: node.file, engine: try engine(for: node.file.aio))
             } catch {
-                throw MachineError("-blockdev node-name=\(node.nodeName): \(error)")
+                throw MachineError("-blockdev \(node.source): \(error)")
             }
         }
+    }
+
+    private func engine(for mode: FileOptions.AioMode) throws(BlockError) -> FileIoEngine {
+        if mode == .native { return aio }
+        if let threadPool { return threadPool }
+        let pool = try ThreadPoolIo()
+        do { try loop.watch(pool.eventFd) { [pool] in pool.processCompletions() } } catch { throw BlockError(error.description) }
+        threadPool = pool
+        return pool
     }
 
     private func createVirtioBlkDevices() throws(MachineError) {

@@ -19,9 +19,12 @@ public struct MachineConfig: Sendable {
     public struct BlockNodeConfig: Equatable, Sendable {
         public var nodeName: String
         public var file: FileOptions
-        public init(nodeName: String, file: FileOptions) {
+        /// The option as the user wrote it, for error messages.
+        public var source: String
+        public init(nodeName: String, file: FileOptions, source: String) {
             self.nodeName = nodeName
             self.file = file
+            self.source = source
         }
     }
 

@@ -1,3 +1,4 @@
+import Block
 import CKVM
 import Devices
 import Glibc
@@ -23,7 +24,7 @@ final class VcpuRunner: @unchecked Sendable {
     }
 
     func start() throws(MachineError) {
-        try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in self.run() }
+        do { try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in self.run() } } catch { throw MachineError(error.description) }
     }
 
     private func run() {

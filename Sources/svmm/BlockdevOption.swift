@@ -25,6 +25,9 @@ enum BlockdevOption {
         } else {
             file.aio = file.directIO ? .native : .threads
         }
-        return .init(nodeName: nodeName, file: file)
+        if file.aio == .native && !file.directIO {
+            throw CommandLineError("aio=native was specified, but it requires cache.direct=on, which was not specified.")
+        }
+        return .init(nodeName: nodeName, file: file, source: argument)
     }
 }

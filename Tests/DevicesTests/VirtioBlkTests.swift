@@ -19,14 +19,14 @@ import Testing
         ring = RingBuilder(memory: memory)
         path = FileManager.default.temporaryDirectory.appendingPathComponent("vblk-\(UUID().uuidString).raw").path
         let pattern = (0..<Self.diskSize).map { UInt8(truncatingIfNeeded: $0 / 512) }
-        FileManager.default.createFile(atPath: path, contents: Data(pattern))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(pattern))
         aio = try AioContext()
     }
 
     func makeDevice(readOnly: Bool = false, serial: String = "vblk-serial") throws -> (VirtioBlk, Virtqueue) {
         var options = FileOptions(filename: path)
         options.readOnly = readOnly
-        let driver = try FileDriver(options: options, aio: aio)
+        let driver = try FileDriver(options: options, engine: aio)
         let device = VirtioBlk(backend: BlockBackend(driver: driver), memory: memory, serial: serial)
         let queue = try ring.makeQueue()
         device.activate(features: 0, queues: [queue], transport: link)

@@ -5,17 +5,20 @@ import Testing
 @Suite(.serialized) struct BootTests {
     init() throws { try TestEnvironment.requireKVMAndImages() }
 
-    func svmm(_ disk: String, append: String, readOnly: Bool = false, serial: String = "svmm-test") throws -> ProcessResult {
+    func svmm(_ disk: String, append: String, readOnly: Bool = false, serial: String = "svmm-test",
+              fileOptions: String = "") throws -> ProcessResult {
         try ProcessResult.run(TestEnvironment.svmm, [
             "-m", "64M", "-kernel", TestEnvironment.guestImage, "-append", append,
-            "-blockdev", "driver=file,node-name=d0,filename=\(disk)" + (readOnly ? ",read-only=on" : ""),
+            "-blockdev", "driver=file,node-name=d0,filename=\(disk)" + (readOnly ? ",read-only=on" : "") + fileOptions,
             "-device", "virtio-blk-device,drive=d0,id=vblk0,serial=\(serial)",
         ])
     }
 
-    @Test func selftestPassesAndLeavesThePatternOnDisk() throws {
+    /// Native AIO with O_DIRECT (the default), the thread pool with O_DIRECT, and buffered I/O.
+    @Test(arguments: ["", ",aio=threads", ",cache.direct=off"])
+    func selftestPassesAndLeavesThePatternOnDisk(fileOptions: String) throws {
         let disk = try TestEnvironment.scratchDisk(size: 16 << 20)
-        let result = try svmm(disk, append: "mode=selftest", serial: "abc123")
+        let result = try svmm(disk, append: "mode=selftest", serial: "abc123", fileOptions: fileOptions)
         #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
         #expect(result.stdout.contains("ID: abc123"))
         #expect(result.stdout.contains("SELFTEST PASS"))

@@ -1,0 +1,82 @@
+import CKVM
+import Glibc
+import Synchronization
+
+/// `aio=threads`: blocking preadv/pwritev/fdatasync on worker threads, completions handed back
+/// to the event loop through `eventFd` (QEMU's thread-pool AIO).
+public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
+    /// What crosses to a worker: the request's plain values, never its completion closure.
+    private struct Work: @unchecked Sendable {
+        let id: Int
+        let fd: Int32
+        let operation: FileRequest.Operation
+        let offset: Int64
+        let iovecs: [iovec]
+    }
+
+    public let eventFd: Int32
+    private let queue = Mutex<[Work]>([])
+    private let finished = Mutex<[(id: Int, result: Int64)]>([])
+    private let workAvailable: UnsafeMutablePointer<sem_t>
+    /// Loop-thread state: requests by id with their bounce buffers.
+    private var pending: [Int: (request: FileRequest, bounce: UnsafeMutableRawBufferPointer?)] = [:]
+    private var nextID = 0
+
+    public init(threads: Int = 4) throws(BlockError) {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        if fd < 0 { throw BlockError.posix("eventfd", errno: errno) }
+        eventFd = fd
+        workAvailable = .allocate(capacity: 1)
+        sem_init(workAvailable, 0, 0)
+        for index in 0..<threads {
+            try NativeThread.start(name: "svmm-io\(index)") { [self] in self.workerLoop() }
+        }
+    }
+
+    public func plug() {}
+    public func unplug() {}
+
+    public func submit(_ request: FileRequest) {
+        let (iovecs, bounce) = request.prepareBuffers()
+        nextID += 1
+        pending[nextID] = (request, bounce)
+        let work = Work(id: nextID, fd: request.fd, operation: request.operation, offset: request.offset, iovecs: iovecs)
+        queue.withLock { $0.append(work) }
+        sem_post(workAvailable)
+    }
+
+    public func processCompletions() {
+        var counter: UInt64 = 0
+        _ = read(eventFd, &counter, 8)
+        let done = finished.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for (id, result) in done {
+            guard let (request, bounce) = pending.removeValue(forKey: id) else { continue }
+            request.completion(request.finish(result: result, bounce: bounce))
+        }
+    }
+
+    private func workerLoop() {
+        while true {
+            while sem_wait(workAvailable) != 0 {}
+            guard let work = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+            let result = Self.perform(work)
+            finished.withLock { $0.append((work.id, result)) }
+            var one: UInt64 = 1
+            _ = write(eventFd, &one, 8)
+        }
+    }
+
+    private static func perform(_ work: Work) -> Int64 {
+        let result: Int = work.iovecs.withUnsafeBufferPointer { vectors in
+            switch work.operation {
+            case .read: preadv(work.fd, vectors.baseAddress, Int32(vectors.count), off_t(work.offset))
+            case .write: pwritev(work.fd, vectors.baseAddress, Int32(vectors.count), off_t(work.offset))
+            case .fdsync: Int(fdatasync(work.fd))
+            }
+        }
+        return result < 0 ? -Int64(errno) : Int64(result)
+    }
+}

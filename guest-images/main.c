@@ -120,10 +120,20 @@ NORETURN void main(uint32_t start_info_pa)
     }
 
     tsc_calibrate();
-#ifdef DEBUG_FEATURES
-    find_blk(fdt, cmdline); print("features="); print_hex(blk.features); print(" qsize="); print_dec(blk.qsize); print(" tsc="); print_dec(tsc_hz); putch(10);
-#endif
     find_blk(fdt, cmdline);
+    if (cmdline_get(cmdline, "debug", &ml)) {
+        print("DEBUG base=");
+        print_hex(blk.base);
+        print(" features=");
+        print_hex(blk.features);
+        print(" qsize=");
+        print_dec(blk.qsize);
+        print(" capacity=");
+        print_dec(blk.capacity);
+        print(" tsc_hz=");
+        print_dec(tsc_hz);
+        putch('\n');
+    }
     if (m_bench)
         bench(cmdline);
     if (m_writer)

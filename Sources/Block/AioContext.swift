@@ -77,6 +77,18 @@ public final class AioContext: FileIoEngine, @unchecked Sendable {
     public func processCompletions() {
         var counter: UInt64 = 0
         _ = read(eventFd, &counter, 8)
+        if let ring = AioCompletionRing(context: context) {
+            while let event = ring.next() {
+                finish(slot: slots[Int(bitPattern: event.data)], result: Int64(bitPattern: UInt64(event.res)))
+            }
+        } else {
+            reapWithSyscall()
+        }
+        flushPlugged()
+    }
+
+    /// The portable path, for kernels whose completion ring we do not recognise.
+    private func reapWithSyscall() {
         var events = [io_event](repeating: io_event(), count: 64)
         while true {
             var timeout = timespec(tv_sec: 0, tv_nsec: 0)
@@ -85,11 +97,10 @@ public final class AioContext: FileIoEngine, @unchecked Sendable {
             }
             if count <= 0 { break }
             for event in events.prefix(Int(count)) {
-                let index = Int(bitPattern: event.data)
-                finish(slot: slots[index], result: Int64(bitPattern: UInt64(event.res)))
+                finish(slot: slots[Int(bitPattern: event.data)], result: Int64(bitPattern: UInt64(event.res)))
             }
+            if count < events.count { break }
         }
-        flushPlugged()
     }
 
     private func finish(slot: AioSlot, result: Int64) {

@@ -5,10 +5,12 @@ import Glibc
 public final class FileDriver: BlockDriver {
     public let options: FileOptions
     public let fd: Int32
-    public private(set) var length: Int64
+    public internal(set) var length: Int64
     private let engine: FileIoEngine
     /// O_DIRECT needs buffers, offsets and lengths on this boundary; others are bounced.
     private let alignment: Int
+    /// The boundary blocking I/O rounds to (always a whole block, so it is valid with or without O_DIRECT).
+    var syncAlignment: Int { max(alignment, 4096) }
 
     public var isReadOnly: Bool { options.readOnly }
 

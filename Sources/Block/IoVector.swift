@@ -56,3 +56,21 @@ extension IoVector {
         }
     }
 }
+
+extension IoVector {
+    /// The bytes [offset, offset + length) of this vector, as a vector over the same memory.
+    public func slice(offset: Int, length: Int) -> IoVector {
+        var result = IoVector()
+        var position = 0
+        for segment in segments {
+            let segmentEnd = position + segment.iov_len
+            let start = max(offset, position), end = min(offset + length, segmentEnd)
+            if start < end {
+                result.append(UnsafeMutableRawBufferPointer(start: segment.iov_base! + (start - position), count: end - start))
+            }
+            position = segmentEnd
+            if position >= offset + length { break }
+        }
+        return result
+    }
+}

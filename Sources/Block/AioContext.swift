@@ -75,8 +75,6 @@ public final class AioContext: FileIoEngine, @unchecked Sendable {
 
     /// Reaps every finished request and runs its completion.
     public func processCompletions() {
-        var counter: UInt64 = 0
-        _ = read(eventFd, &counter, 8)
         if let ring = AioCompletionRing(context: context) {
             while let event = ring.next() {
                 finish(slot: slots[Int(bitPattern: event.data)], result: Int64(bitPattern: UInt64(event.res)))

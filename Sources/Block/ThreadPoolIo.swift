@@ -46,8 +46,6 @@ public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
     }
 
     public func processCompletions() {
-        var counter: UInt64 = 0
-        _ = read(eventFd, &counter, 8)
         let done = finished.withLock { list in
             defer { list.removeAll() }
             return list

@@ -38,7 +38,7 @@ public final class Machine: @unchecked Sendable {
         }
         loop = try EventLoop()
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(aio.eventFd) { [aio] in aio.processCompletions() }
+        try loop.watch(eventFd: aio.eventFd) { [aio] in aio.processCompletions() }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -71,7 +71,7 @@ public final class Machine: @unchecked Sendable {
         if mode == .native { return aio }
         if let threadPool { return threadPool }
         let pool = try ThreadPoolIo()
-        do { try loop.watch(pool.eventFd) { [pool] in pool.processCompletions() } } catch { throw BlockError(error.description) }
+        do { try loop.watch(eventFd: pool.eventFd) { [pool] in pool.processCompletions() } } catch { throw BlockError(error.description) }
         threadPool = pool
         return pool
     }
@@ -88,10 +88,7 @@ public final class Machine: @unchecked Sendable {
                 // Kicks bypass user space entirely: the kernel signals the eventfd, the loop processes the queue.
                 try vm.registerIoEventFd(transport.notifyEventFd, mmioAddress: address + 0x50, length: 4)
                 try vm.registerIrqFd(transport.interruptEventFd, gsi: MemoryMap.virtioFirstIrq + UInt32(slot))
-                try loop.watch(transport.notifyEventFd.fd) { [transport] in
-                    transport.notifyEventFd.drain()
-                    transport.notify(queue: 0)
-                }
+                try loop.watch(eventFd: transport.notifyEventFd.fd) { [transport] in transport.notify(queue: 0) }
                 transports.append((address, transport))
             } catch {
                 throw MachineError("virtio-blk-device: \(error)")

@@ -1,58 +1,132 @@
 import Glibc
 
-/// What a device (or, later, an export) holds to do I/O on a node: QEMU's BlockBackend.
-/// The permission model arrives with the node graph; for now it enforces read-only.
-public final class BlockBackend {
-    public let driver: BlockDriver
+/// What a device or an export holds to do I/O on a node (QEMU's BlockBackend): a `root` edge
+/// with the permissions its user asked for. With `disablePerm` set (a guest device attached
+/// during incoming migration), `setPerm` only records; `resumeAfterMigration` applies.
+public final class BlockBackend: BlockParent {
+    public let graph: BlockGraph
+    /// The monitor name; nil for anonymous backends (devices on -blockdev nodes, exports).
+    public let name: String?
+    /// The attached device's id (or QOM path), which permission errors name.
+    public private(set) var deviceName: String?
+    public private(set) var root: BdrvChild?
+    public private(set) var perm: BlockPermission
+    public private(set) var sharedPerm: BlockPermission
+    public private(set) var disablePerm = false
 
-    public init(driver: BlockDriver) {
-        self.driver = driver
+    public init(graph: BlockGraph, name: String? = nil, perm: BlockPermission, shared: BlockPermission) {
+        self.graph = graph
+        self.name = name
+        self.perm = perm
+        self.sharedPerm = shared
+        graph.register(self)
     }
 
-    public var length: Int64 { driver.length }
-    public var isReadOnly: Bool { driver.isReadOnly }
+    deinit {
+        if let root { try? graph.detach(root, from: nil) }
+    }
+
+    public var parentDescription: String {
+        if let name { return "block device '\(name)'" }
+        if let deviceName, !deviceName.isEmpty { return "block device '\(deviceName)'" }
+        return "an unnamed block device"
+    }
+
+    public var node: BlockNode? { root?.node }
+
+    /// blk_insert_bs: attach to `node` with the recorded permissions.
+    public func insert(_ node: BlockNode) throws(BlockError) {
+        precondition(root == nil, "BlockBackend already has a root node")
+        root = try graph.attachRoot(node, parent: self, name: "root", role: .root, perm: perm, shared: sharedPerm)
+    }
+
+    public func removeNode() {
+        guard let root else { return }
+        try? graph.detach(root, from: nil)
+        self.root = nil
+    }
+
+    /// blk_attach_dev: a guest device now owns this backend. While an incoming migration runs,
+    /// its permissions are recorded but not applied, so a storage-migration writer can go on.
+    public func attachDevice(_ name: String, incomingMigration: Bool) {
+        deviceName = name
+        if incomingMigration { disablePerm = true }
+    }
+
+    /// blk_set_perm.
+    public func setPerm(_ newPerm: BlockPermission, shared newShared: BlockPermission) throws(BlockError) {
+        if let root, !disablePerm {
+            try graph.setPermissions(of: root, perm: newPerm, shared: newShared)
+        }
+        perm = newPerm
+        sharedPerm = newShared
+    }
+
+    /// Applies the permissions recorded during incoming migration; on conflict nothing changes,
+    /// the flag stays set and the caller (resuming the VM) fails with the error.
+    public func resumeAfterMigration() throws(BlockError) {
+        guard disablePerm else { return }
+        disablePerm = false
+        do {
+            try setPerm(perm, shared: sharedPerm)
+        } catch {
+            disablePerm = true
+            throw error
+        }
+    }
+
+    // MARK: I/O
+
+    private var driver: BlockDriver? { root?.node.driver }
+
+    public var length: Int64 { driver?.length ?? 0 }
+    /// The device sees a read-only medium when the node cannot be written.
+    public var isReadOnly: Bool { root.map { $0.node.readOnly } ?? true }
+
+    public func plug() { driver?.plug() }
+    public func unplug() { driver?.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        guard checkRange(offset, Int64(vector.totalLength), completion) else { return }
+        guard let driver = checked(offset, Int64(vector.totalLength), needs: [], completion) else { return }
         driver.read(at: offset, into: vector, completion: completion)
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
-        guard checkWritable(completion), checkRange(offset, Int64(vector.totalLength), completion) else { return }
+        guard let driver = checked(offset, Int64(vector.totalLength), needs: .write, completion) else { return }
         driver.write(at: offset, from: vector, completion: completion)
     }
 
-    public func plug() { driver.plug() }
-    public func unplug() { driver.unplug() }
-
     public func flush(completion: @escaping IoCompletion) {
+        guard let driver else { return completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM))) }
         driver.flush(completion: completion)
     }
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
-        guard checkWritable(completion), checkRange(offset, length, completion) else { return }
+        guard let driver = checked(offset, length, needs: .write, completion) else { return }
         driver.discard(at: offset, length: length, completion: completion)
     }
 
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
-        guard checkWritable(completion), checkRange(offset, length, completion) else { return }
+        guard let driver = checked(offset, length, needs: .write, completion) else { return }
         driver.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion)
     }
 
-    private func checkWritable(_ completion: IoCompletion) -> Bool {
-        if driver.isReadOnly {
-            completion(.failure(BlockError("Block node is read-only", errno: EPERM)))
-            return false
+    /// The driver to use, if the backend holds `needs` on its root and the range is inside the disk.
+    private func checked(_ offset: Int64, _ length: Int64, needs: BlockPermission, _ completion: IoCompletion) -> BlockDriver? {
+        guard let root else {
+            completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM)))
+            return nil
         }
-        return true
-    }
-
-    private func checkRange(_ offset: Int64, _ length: Int64, _ completion: IoCompletion) -> Bool {
+        guard root.perm.isSuperset(of: needs) else {
+            let error = root.node.readOnly ? "Block node is read-only" : "Permission '\(needs.messageNames)' not held on node '\(root.node.nodeName)'"
+            completion(.failure(BlockError(error, errno: EPERM)))
+            return nil
+        }
         let (end, overflow) = offset.addingReportingOverflow(length)
-        if offset < 0 || length < 0 || overflow || end > driver.length {
+        if offset < 0 || length < 0 || overflow || end > root.node.driver.length {
             completion(.failure(BlockError("request [\(offset), +\(length)) is beyond the end of the disk", errno: EINVAL)))
-            return false
+            return nil
         }
-        return true
+        return root.node.driver
     }
 }

@@ -13,9 +13,21 @@ public protocol BlockDriver: AnyObject {
     /// Requests between `plug()` and `unplug()` may be batched into one submission.
     func plug()
     func unplug()
+    /// Whether the node can take `perm` and let others take `shared` (image locks held by other processes).
+    func checkPermissions(_ perm: BlockPermission, shared: BlockPermission) throws(BlockError)
+    /// Makes a checked permission state real (takes or drops image locks).
+    func applyPermissions(_ perm: BlockPermission, shared: BlockPermission)
+    /// Write back cached metadata and stop writing: another process takes over the image.
+    func inactivate() throws(BlockError)
+    /// Re-read metadata another process may have changed.
+    func activate() throws(BlockError)
 }
 
 extension BlockDriver {
     public func plug() {}
     public func unplug() {}
+    public func checkPermissions(_ perm: BlockPermission, shared: BlockPermission) throws(BlockError) {}
+    public func applyPermissions(_ perm: BlockPermission, shared: BlockPermission) {}
+    public func inactivate() throws(BlockError) {}
+    public func activate() throws(BlockError) {}
 }

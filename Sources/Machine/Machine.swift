@@ -13,7 +13,10 @@ public final class Machine: @unchecked Sendable {
     let aio: AioContext
     /// Started on first use: only `aio=threads` nodes need it.
     private var threadPool: ThreadPoolIo?
-    private(set) var blockNodes: [String: BlockDriver] = [:]
+    public let graph = BlockGraph()
+    /// BlockBackends by name: `-drive` ids.
+    private(set) var namedBackends: [String: BlockBackend] = [:]
+    private(set) var deviceBackends: [BlockBackend] = []
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     private var vcpuRunner: VcpuRunner?
     private let serialFd: Int32?
@@ -55,16 +58,31 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func openBlockNodes() throws(MachineError) {
-        for node in config.blockNodes {
-            guard blockNodes[node.nodeName] == nil else {
-                throw MachineError("Duplicate nodes with node-name='\(node.nodeName)'")
-            }
+        let opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
+        for blockdev in config.blockdevs {
+            do { try opener.open(blockdev.options) } catch { throw MachineError("-blockdev \(blockdev.source): \(error)") }
+        }
+        for drive in config.drives {
             do {
-                blockNodes[node.nodeName] = try FileDriver(options: node.file, engine: try engine(for: node.file.aio))
+                let node = try opener.open(drive.options, autoName: true)
+                let backend = BlockBackend(graph: graph, name: drive.id, perm: [], shared: .all)
+                try backend.insert(node)
+                namedBackends[drive.id] = backend
             } catch {
-                throw MachineError("-blockdev \(node.source): \(error)")
+                throw MachineError("-drive \(drive.source): \(error)")
             }
         }
+    }
+
+    /// The backend a device's `drive=` names: a `-drive` id, or a node for a new anonymous backend.
+    private func backend(forDrive name: String) throws(BlockError) -> BlockBackend {
+        if let named = namedBackends[name] { return named }
+        guard let node = graph.node(named: name) else {
+            throw BlockError("Property 'virtio-blk-device.drive' can't find value '\(name)'")
+        }
+        let backend = BlockBackend(graph: graph, perm: [], shared: .all)
+        try backend.insert(node)
+        return backend
     }
 
     private func engine(for mode: FileOptions.AioMode) throws(BlockError) -> FileIoEngine {
@@ -78,10 +96,16 @@ public final class Machine: @unchecked Sendable {
 
     private func createVirtioBlkDevices() throws(MachineError) {
         for (slot, device) in config.virtioBlkDevices.enumerated() {
-            guard let driver = blockNodes[device.drive] else {
-                throw MachineError("Property 'virtio-blk-device.drive' can't find value '\(device.drive)'")
+            let backend: BlockBackend
+            do {
+                backend = try self.backend(forDrive: device.drive)
+                let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
+                try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: false)
+            } catch {
+                throw MachineError("-device \(device.source): \(error)")
             }
-            let blk = VirtioBlk(backend: BlockBackend(driver: driver), memory: memory, serial: device.serial, id: device.id)
+            deviceBackends.append(backend)
+            let blk = VirtioBlk(backend: backend, memory: memory, serial: device.serial, id: device.id)
             let address = MemoryMap.virtioMmioAddress(slot: slot)
             do {
                 let transport = try VirtioMmioTransport(device: blk, memory: memory)

@@ -9,21 +9,36 @@ public struct MachineConfig: Sendable {
         case none
     }
 
-    public struct VirtioBlkConfig: Equatable, Sendable {
-        public var drive: String
-        public var id: String?
-        public var serial: String = ""
-        public init(drive: String) { self.drive = drive }
+    /// Each option remembers how the user wrote it, for error messages (`-blockdev <source>: ...`).
+    public struct Blockdev: Sendable {
+        public var options: BlockdevOptions
+        public var source: String
+        public init(options: BlockdevOptions, source: String) {
+            self.options = options
+            self.source = source
+        }
     }
 
-    public struct BlockNodeConfig: Equatable, Sendable {
-        public var nodeName: String
-        public var file: FileOptions
-        /// The option as the user wrote it, for error messages.
+    /// `-drive ...,if=none,id=ID`: a node plus a BlockBackend named ID.
+    public struct Drive: Sendable {
+        public var id: String
+        public var options: BlockdevOptions
         public var source: String
-        public init(nodeName: String, file: FileOptions, source: String) {
-            self.nodeName = nodeName
-            self.file = file
+        public init(id: String, options: BlockdevOptions, source: String) {
+            self.id = id
+            self.options = options
+            self.source = source
+        }
+    }
+
+    public struct VirtioBlkConfig: Sendable {
+        public var drive: String
+        public var id: String?
+        public var serial = ""
+        public var shareRW = false
+        public var source: String
+        public init(drive: String, source: String) {
+            self.drive = drive
             self.source = source
         }
     }
@@ -31,7 +46,8 @@ public struct MachineConfig: Sendable {
     public var memorySize: UInt64 = 128 << 20
     public var kernel: String?
     public var append = ""
-    public var blockNodes: [BlockNodeConfig] = []
+    public var blockdevs: [Blockdev] = []
+    public var drives: [Drive] = []
     public var virtioBlkDevices: [VirtioBlkConfig] = []
     public var serial: SerialOutput = .stdio
     public var debugExitPort: UInt16? = DebugExit.defaultBase
@@ -39,4 +55,9 @@ public struct MachineConfig: Sendable {
     public var name: String?
 
     public init() {}
+
+    /// Whether `name` is something `-device ...,drive=` can use.
+    public func hasDrive(_ name: String) -> Bool {
+        drives.contains { $0.id == name } || blockdevs.contains { $0.options.nodeName == name }
+    }
 }

@@ -1,33 +1,39 @@
 import Block
 import Machine
 
-/// `-blockdev driver=file,node-name=N,filename=F[,read-only=on][,cache.direct=on|off][,aio=native|threads]`.
+/// `-blockdev` (QEMU's dotted keyval syntax) and the `-drive` shorthand.
 enum BlockdevOption {
-    static let fileKeys: Set<String> = ["driver", "node-name", "filename", "read-only", "cache.direct", "aio", "cache.no-flush", "discard", "auto-read-only"]
+    static func parse(_ argument: String) throws(CommandLineError) -> MachineConfig.Blockdev {
+        let pairs = try OptionList(argument).pairs
+        do {
+            let tree = try OptionValue.fromDottedKeys(pairs)
+            return .init(options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)
+        } catch {
+            throw CommandLineError(error.description)
+        }
+    }
 
-    static func parse(_ argument: String) throws(CommandLineError) -> MachineConfig.BlockNodeConfig {
+    /// `-drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=none|writeback][,aio=...]`.
+    static func parseDrive(_ argument: String) throws(CommandLineError) -> MachineConfig.Drive {
         let options = try OptionList(argument)
-        guard let driver = options.value("driver") else { throw CommandLineError("Parameter 'driver' is missing") }
-        guard driver == "file" else { throw CommandLineError("Parameter 'driver' does not accept value '\(driver)'") }
-        try options.checkKeys(fileKeys)
-        guard let filename = options.value("filename") else { throw CommandLineError("Parameter 'filename' is missing") }
-        guard let nodeName = options.value("node-name") else {
-            throw CommandLineError("'node-name' must be specified for the root node")
+        try options.checkKeys(["file", "format", "if", "id", "readonly", "cache", "aio", "node-name", "discard"])
+        guard let id = options.value("id") else { throw CommandLineError("drive needs an id (-drive ...,if=none,id=ID)") }
+        guard let file = options.value("file") else { throw CommandLineError("Parameter 'file' is missing") }
+        if let interface = options.value("if"), interface != "none" {
+            throw CommandLineError("Parameter 'if' does not accept value '\(interface)': svmm only has if=none")
         }
-        var file = FileOptions(filename: filename)
-        file.readOnly = try options.bool("read-only") ?? false
-        file.directIO = try options.bool("cache.direct") ?? true
-        if let aio = options.value("aio") {
-            guard let mode = FileOptions.AioMode(rawValue: aio) else {
-                throw CommandLineError("Parameter 'aio' does not accept value '\(aio)'")
-            }
-            file.aio = mode
-        } else {
-            file.aio = file.directIO ? .native : .threads
+        let direct = options.value("cache").map { $0 == "none" || $0 == "directsync" } ?? true
+        var fileKeys: [(key: String, value: String)] = [("driver", "file"), ("filename", file), ("cache.direct", direct ? "on" : "off")]
+        if let aio = options.value("aio") { fileKeys.append(("aio", aio)) }
+        var keys: [(key: String, value: String)] = [("driver", options.value("format") ?? "raw")]
+        keys += fileKeys.map { (key: "file." + $0.key, value: $0.value) }
+        if let readOnly = options.value("readonly") { keys.append(("read-only", readOnly)) }
+        if let nodeName = options.value("node-name") { keys.append(("node-name", nodeName)) }
+        do {
+            let tree = try OptionValue.fromDottedKeys(keys)
+            return .init(id: id, options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)
+        } catch {
+            throw CommandLineError(error.description)
         }
-        if file.aio == .native && !file.directIO {
-            throw CommandLineError("aio=native was specified, but it requires cache.direct=on, which was not specified.")
-        }
-        return .init(nodeName: nodeName, file: file, source: argument)
     }
 }

@@ -7,7 +7,7 @@ import Machine
 struct CommandLineParser {
     /// Options and whether they take an argument.
     static let options: [String: Bool] = [
-        "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "device": true,
+        "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "drive": true, "device": true,
         "serial": true, "display": true, "name": true, "nographic": false, "nodefaults": false, "S": false,
         "no-user-config": false, "enable-kvm": false,
     ]
@@ -42,7 +42,8 @@ struct CommandLineParser {
         case "smp": try parseSmp(argument)
         case "kernel": config.kernel = argument
         case "append": config.append = argument
-        case "blockdev": config.blockNodes.append(try BlockdevOption.parse(argument))
+        case "blockdev": config.blockdevs.append(try BlockdevOption.parse(argument))
+        case "drive": config.drives.append(try BlockdevOption.parseDrive(argument))
         case "device": try parseDevice(argument)
         case "serial": config.serial = try parseSerial(argument)
         case "display": guard argument == "none" else { throw CommandLineError("Parameter 'type' does not accept value '\(argument)'") }
@@ -86,21 +87,22 @@ struct CommandLineParser {
     private mutating func parseDevice(_ argument: String) throws(CommandLineError) {
         let options = try OptionList(argument, impliedKey: "driver")
         switch options.value("driver") {
-        case "virtio-blk-device": config.virtioBlkDevices.append(try parseVirtioBlk(options))
+        case "virtio-blk-device": config.virtioBlkDevices.append(try parseVirtioBlk(options, source: argument))
         case "isa-debug-exit": try parseDebugExit(options)
         case let other: throw CommandLineError("'\(other ?? "")' is not a valid device model name")
         }
     }
 
-    private func parseVirtioBlk(_ options: OptionList) throws(CommandLineError) -> MachineConfig.VirtioBlkConfig {
-        try options.checkKeys(["driver", "drive", "id", "serial"]) { "Property 'virtio-blk-device.\($0)' not found" }
+    private func parseVirtioBlk(_ options: OptionList, source: String) throws(CommandLineError) -> MachineConfig.VirtioBlkConfig {
+        try options.checkKeys(["driver", "drive", "id", "serial", "share-rw"]) { "Property 'virtio-blk-device.\($0)' not found" }
         guard let drive = options.value("drive") else { throw CommandLineError("Property 'virtio-blk-device.drive' is missing") }
-        guard config.blockNodes.contains(where: { $0.nodeName == drive }) else {
+        guard config.hasDrive(drive) else {
             throw CommandLineError("Property 'virtio-blk-device.drive' can't find value '\(drive)'")
         }
-        var device = MachineConfig.VirtioBlkConfig(drive: drive)
+        var device = MachineConfig.VirtioBlkConfig(drive: drive, source: source)
         device.id = options.value("id")
         device.serial = options.value("serial") ?? ""
+        device.shareRW = try options.bool("share-rw") ?? false
         return device
     }
 

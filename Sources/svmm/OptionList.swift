@@ -3,6 +3,7 @@
 struct OptionList {
     private(set) var pairs: [(key: String, value: String)] = []
 
+
     init(_ text: String, impliedKey: String? = nil) throws(CommandLineError) {
         for (index, item) in Self.split(text).enumerated() where !(item.isEmpty && index > 0) {
             if let equals = item.firstIndex(of: "=") {

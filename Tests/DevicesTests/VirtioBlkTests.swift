@@ -13,6 +13,7 @@ import Testing
     let path: String
     let aio: AioContext
     let link = RecordingTransportLink()
+    let graph = BlockGraph()
 
     init() throws {
         memory = try GuestMemory(size: 1 << 20)
@@ -27,7 +28,12 @@ import Testing
         var options = FileOptions(filename: path)
         options.readOnly = readOnly
         let driver = try FileDriver(options: options, engine: aio)
-        let device = VirtioBlk(backend: BlockBackend(driver: driver), memory: memory, serial: serial)
+        let node = BlockNode(nodeName: "disk", driverName: "file", driver: driver, readOnly: readOnly)
+        try graph.add(node)
+        let backend = BlockBackend(graph: graph, perm: [], shared: .all)
+        try backend.insert(node)
+        try VirtioBlk.claim(backend, deviceName: "vblk0", shareRW: false, incomingMigration: false)
+        let device = VirtioBlk(backend: backend, memory: memory, serial: serial)
         let queue = try ring.makeQueue()
         device.activate(features: 0, queues: [queue], transport: link)
         return (device, queue)

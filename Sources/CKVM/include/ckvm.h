@@ -23,6 +23,9 @@
 static const int CKVM_O_DIRECT = __O_DIRECT;
 extern int fallocate(int fd, int mode, off_t offset, off_t len);
 extern char *strerrorname_np(int errnum);
+// Open-file-description locks (Linux ABI values; <fcntl.h> hides them behind _GNU_SOURCE).
+static const int CKVM_F_OFD_GETLK = 36;
+static const int CKVM_F_OFD_SETLK = 37;
 
 static inline int ckvm_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long value) { return ioctl(fd, request, value); }

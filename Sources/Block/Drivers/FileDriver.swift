@@ -45,6 +45,16 @@ public final class FileDriver: BlockDriver {
         throw BlockError.posix("Could not open '\(options.filename)'", errno: code)
     }
 
+    private var lock: ImageLock? { options.locking ? ImageLock(fd: fd, filename: options.filename) : nil }
+
+    public func checkPermissions(_ perm: BlockPermission, shared: BlockPermission) throws(BlockError) {
+        try lock?.check(perm: perm, shared: shared)
+    }
+
+    public func applyPermissions(_ perm: BlockPermission, shared: BlockPermission) {
+        lock?.apply(perm: perm, shared: shared)
+    }
+
     public func plug() { engine.plug() }
     public func unplug() { engine.unplug() }
 

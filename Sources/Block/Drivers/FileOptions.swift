@@ -7,6 +7,8 @@ public struct FileOptions: Equatable, Sendable {
     /// `cache.direct`: O_DIRECT, bypassing the host page cache.
     public var directIO = true
     public var aio: AioMode = .native
+    /// `locking=on|off|auto`: OFD image locks (auto means on, as Linux has them).
+    public var locking = true
 
     public init(filename: String) { self.filename = filename }
 }

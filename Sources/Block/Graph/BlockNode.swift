@@ -1,0 +1,81 @@
+/// A node of the block graph (QEMU's BlockDriverState): a driver instance with its children,
+/// the edges of its parents (newest first, as QEMU keeps them), and its open state.
+public final class BlockNode: BlockParent {
+    public let nodeName: String
+    /// True when the user gave no node-name and the graph made one up (`#blockNNN`).
+    public let isAutoNamed: Bool
+    public let driverName: String
+    public internal(set) var driver: BlockDriver
+    public internal(set) var children: [BdrvChild] = []
+    public internal(set) var parents: [BdrvChild] = []
+    public internal(set) var readOnly: Bool
+    /// BDRV_O_INACTIVE: another process owns the image (incoming or finished migration).
+    public internal(set) var inactive = false
+    /// `force-share=on`: every child edge shares everything.
+    public let forceShare: Bool
+    /// For queries: the file name of a protocol node, or of the image a format node opens.
+    public var filename: String
+
+    public init(nodeName: String, isAutoNamed: Bool = false, driverName: String, driver: BlockDriver,
+                readOnly: Bool, forceShare: Bool = false, filename: String = "") {
+        self.nodeName = nodeName
+        self.isAutoNamed = isAutoNamed
+        self.driverName = driverName
+        self.driver = driver
+        self.readOnly = readOnly
+        self.forceShare = forceShare
+        self.filename = filename
+    }
+
+    public var parentDescription: String { "node '\(nodeName)'" }
+
+    /// Writable now and after any pending state change: not read-only, not inactive.
+    public var isWritable: Bool { !readOnly && !inactive }
+
+    public func child(named name: String) -> BdrvChild? { children.first { $0.name == name } }
+    public var file: BlockNode? { child(named: "file")?.node }
+    public var backing: BlockNode? { child(named: "backing")?.node }
+
+    /// bdrv_get_cumulative_perm: the union of what parents use, the intersection of what they share.
+    public var cumulativePermissions: (perm: BlockPermission, shared: BlockPermission) {
+        parents.reduce(([], .all)) { ($0.0.union($1.perm), $0.1.intersection($1.sharedPerm)) }
+    }
+
+    /// What this node takes on a child with `role`, given what its own parents need
+    /// (QEMU's bdrv_default_perms, 7.2).
+    func childPermissions(role: ChildRole, perm: BlockPermission, shared: BlockPermission) -> (BlockPermission, BlockPermission) {
+        if role.contains(.filtered) { return Self.filterPermissions(perm, shared) }
+        if role.contains(.cow) { return cowPermissions(perm, shared) }
+        return storagePermissions(role: role, perm, shared)
+    }
+
+    static func filterPermissions(_ perm: BlockPermission, _ shared: BlockPermission) -> (BlockPermission, BlockPermission) {
+        (perm.intersection(.passthrough), shared.intersection(.passthrough).union(.unchanged))
+    }
+
+    /// Backing files are only ever read, and only consistently if a parent needs that.
+    private func cowPermissions(_ perm: BlockPermission, _ shared: BlockPermission) -> (BlockPermission, BlockPermission) {
+        var childShared: BlockPermission = shared.contains(.write) ? [.write, .resize] : []
+        childShared.formUnion([.consistentRead, .writeUnchanged])
+        if inactive { childShared.formUnion([.write, .resize]) }
+        return (perm.intersection(.consistentRead), childShared)
+    }
+
+    private func storagePermissions(role: ChildRole, _ perm: BlockPermission, _ shared: BlockPermission) -> (BlockPermission, BlockPermission) {
+        var (childPerm, childShared) = Self.filterPermissions(perm, shared)
+        if role.contains(.metadata) {
+            // Format drivers touch metadata even when nobody above writes.
+            if isWritable { childPerm.formUnion([.write, .resize]) }
+            childPerm.insert(.consistentRead)
+            childShared.subtract([.write, .resize])
+        }
+        if role.contains(.data) {
+            childShared.remove(.resize)
+            if childPerm.contains(.writeUnchanged) { childPerm.insert(.write) }
+            if childPerm.contains(.write) { childPerm.insert(.resize) }
+        }
+        // An inactive node lets the other process (the migration peer) write and resize.
+        if inactive { childShared.formUnion([.write, .resize]) }
+        return (childPerm, childShared)
+    }
+}

@@ -1,0 +1,90 @@
+import Glibc
+
+/// Opens the nodes `-blockdev` and `blockdev-add` describe (with nested children and a qcow2
+/// backing chain from the image header) and links them into the graph with their edges.
+public final class BlockNodeOpener {
+    public let graph: BlockGraph
+    private let engineFor: (FileOptions.AioMode) throws(BlockError) -> FileIoEngine
+
+    public init(graph: BlockGraph, engineFor: @escaping (FileOptions.AioMode) throws(BlockError) -> FileIoEngine) {
+        self.graph = graph
+        self.engineFor = engineFor
+    }
+
+    /// Opens a top-level node: it must be named unless `autoName` (a `-drive`, which names a
+    /// BlockBackend instead). Nothing is left behind on failure.
+    @discardableResult
+    public func open(_ options: BlockdevOptions, autoName: Bool = false) throws(BlockError) -> BlockNode {
+        guard options.nodeName != nil || autoName else { throw BlockError("'node-name' must be specified for the root node") }
+        var created: [BlockNode] = []
+        do {
+            return try open(options, inheritedReadOnly: false, created: &created)
+        } catch {
+            for node in created.reversed() { try? graph.remove(node) }
+            throw error
+        }
+    }
+
+    private func open(_ options: BlockdevOptions, inheritedReadOnly: Bool, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+        let name = options.nodeName ?? graph.makeAutoName()
+        if graph.node(named: name) != nil { throw BlockError("Duplicate nodes with node-name='\(name)'", errno: EEXIST) }
+        let readOnly = options.readOnly ?? inheritedReadOnly
+        let node: BlockNode
+        switch options.driver {
+        case .file(var file):
+            file.readOnly = readOnly
+            let driver = try openFile(file, autoReadOnly: options.autoReadOnly)
+            node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "file", driver: driver,
+                             readOnly: driver.isReadOnly, forceShare: options.forceShare, filename: file.filename)
+        case .nullCo(let size, let readZeroes):
+            node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "null-co",
+                             driver: NullDriver(size: size, readZeroes: readZeroes), readOnly: readOnly,
+                             forceShare: options.forceShare, filename: "null-co://")
+        case .raw(let fileReference, let offset, let size):
+            let file = try child(fileReference, key: "file", readOnly: readOnly, created: &created)
+            let driver = try RawDriver(child: file.driver, offset: offset, size: size)
+            node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "raw", driver: driver,
+                             readOnly: readOnly || file.readOnly, forceShare: options.forceShare, filename: file.filename)
+            try graph.add(node)
+            created.append(node)
+            try graph.attachChild(file, to: node, name: "file", role: driver.isFilter ? .root : [.data, .primary])
+            return node
+        case .qcow2:
+            throw BlockError("qcow2: PENDING")
+        }
+        try graph.add(node)
+        created.append(node)
+        return node
+    }
+
+    /// `auto-read-only=on` falls back to read-only when the file cannot be opened for writing.
+    private func openFile(_ file: FileOptions, autoReadOnly: Bool) throws(BlockError) -> FileDriver {
+        do {
+            return try FileDriver(options: file, engine: try engineFor(file.aio))
+        } catch where autoReadOnly && !file.readOnly && (error.errno == EACCES || error.errno == EROFS || error.errno == EPERM) {
+            var readOnly = file
+            readOnly.readOnly = true
+            return try FileDriver(options: readOnly, engine: try engineFor(file.aio))
+        }
+    }
+
+    /// Resolves a child reference: an existing node, or a new one opened from nested options.
+    func child(_ reference: BlockdevOptions.Reference, key: String, readOnly: Bool, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+        switch reference {
+        case .node(let name):
+            guard let node = graph.node(named: name) else {
+                throw BlockError("Cannot find device='\(name)' nor node-name='\(name)'", errno: ENOENT)
+            }
+            return node
+        case .options(let options):
+            return try open(options, inheritedReadOnly: readOnly, created: &created)
+        case .none:
+            throw BlockError("Parameter '\(key)' is missing")
+        }
+    }
+
+    func add(_ node: BlockNode, created: inout [BlockNode]) throws(BlockError) {
+        try graph.add(node)
+        created.append(node)
+    }
+}

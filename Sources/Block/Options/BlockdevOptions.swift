@@ -1,0 +1,110 @@
+/// `-blockdev` / `blockdev-add` options for the drivers svmm has, parsed and checked.
+public struct BlockdevOptions: Sendable {
+    /// Where a child comes from: an existing node, options for a new one, or explicitly none.
+    public indirect enum Reference: Sendable {
+        case node(String)
+        case options(BlockdevOptions)
+        case none
+    }
+
+    public enum Driver: Sendable {
+        case file(FileOptions)
+        case raw(file: Reference, offset: Int64, size: Int64?)
+        case qcow2(file: Reference, backing: Reference?)
+        case nullCo(size: Int64, readZeroes: Bool)
+    }
+
+    public static let driverNames = ["file", "raw", "qcow2", "null-co"]
+
+    public var nodeName: String?
+    public var driver: Driver
+    public var readOnly: Bool?
+    public var autoReadOnly = false
+    public var forceShare = false
+
+    public var driverName: String {
+        switch driver {
+        case .file: "file"
+        case .raw: "raw"
+        case .qcow2: "qcow2"
+        case .nullCo: "null-co"
+        }
+    }
+
+    public init(nodeName: String?, driver: Driver) {
+        self.nodeName = nodeName
+        self.driver = driver
+    }
+
+    /// Parses an option object; `fromCommandLine` for `-blockdev` strings, false for QMP JSON.
+    public init(_ values: [String: OptionValue], fromCommandLine: Bool) throws(BlockError) {
+        var reader = OptionReader(values, fromCommandLine: fromCommandLine)
+        try self.init(reader: &reader)
+    }
+
+    init(reader: inout OptionReader) throws(BlockError) {
+        let name = try reader.requiredString("driver")
+        guard Self.driverNames.contains(name) else {
+            throw BlockError("Parameter '\(reader.path("driver"))' does not accept value '\(name)'")
+        }
+        nodeName = try reader.string("node-name")
+        readOnly = try reader.bool("read-only")
+        autoReadOnly = try reader.bool("auto-read-only") ?? false
+        forceShare = try reader.bool("force-share") ?? false
+        _ = try reader.enumeration("discard", ["ignore", "unmap", "off", "on"])
+        _ = try reader.enumeration("detect-zeroes", ["off", "on", "unmap"])
+        var cache = try reader.object("cache")
+        let direct = try cache?.bool("direct")
+        _ = try cache?.bool("no-flush")
+        try cache?.finish()
+        switch name {
+        case "file": driver = .file(try Self.fileOptions(&reader, direct: direct, readOnly: readOnly ?? false))
+        case "raw":
+            driver = .raw(file: try Self.reference(&reader, "file", required: true)!,
+                          offset: try reader.int("offset") ?? 0, size: try reader.int("size"))
+        case "qcow2":
+            driver = .qcow2(file: try Self.reference(&reader, "file", required: true)!,
+                            backing: try Self.reference(&reader, "backing", required: false))
+        default:
+            driver = .nullCo(size: try reader.int("size") ?? 1 << 30, readZeroes: try reader.bool("read-zeroes") ?? false)
+        }
+        try reader.finish()
+    }
+
+    private static func fileOptions(_ reader: inout OptionReader, direct: Bool?, readOnly: Bool) throws(BlockError) -> FileOptions {
+        var file = FileOptions(filename: try reader.requiredString("filename"))
+        file.readOnly = readOnly
+        file.directIO = direct ?? true
+        if let aio = try reader.enumeration("aio", ["native", "threads", "io_uring"]) {
+            guard let mode = FileOptions.AioMode(rawValue: aio) else {
+                throw BlockError("aio=io_uring is not supported by svmm; use aio=native or aio=threads")
+            }
+            file.aio = mode
+        } else {
+            file.aio = file.directIO ? .native : .threads
+        }
+        if file.aio == .native && !file.directIO {
+            throw BlockError("aio=native was specified, but it requires cache.direct=on, which was not specified.")
+        }
+        file.locking = try reader.enumeration("locking", ["on", "off", "auto"]) != "off"
+        return file
+    }
+
+    /// A child given by node name (string), by nested options (object), or `null` for none.
+    private static func reference(_ reader: inout OptionReader, _ key: String, required: Bool) throws(BlockError) -> Reference? {
+        switch reader.raw(key) {
+        case nil:
+            if required { throw BlockError("Parameter '\(reader.path(key))' is missing") }
+            return nil
+        case .null: return Reference.none
+        // On the command line, `backing=` and `backing=null` mean no backing.
+        case .string(let name) where reader.isCommandLine && (name.isEmpty || name == "null"): return Reference.none
+        case .string(let name): return .node(name)
+        case .object(let fields):
+            var child = OptionReader(fields, prefix: reader.path(key) + ".", fromCommandLine: reader.isCommandLine)
+            return .options(try BlockdevOptions(reader: &child))
+        default:
+            throw BlockError("Invalid parameter type for '\(reader.path(key))', expected: BlockdevRef")
+        }
+    }
+}

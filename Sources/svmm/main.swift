@@ -2,6 +2,11 @@ import Glibc
 import Machine
 
 /// svmm: parse a QEMU-shaped command line, build the machine, run until the guest exits.
+
+// A parent (a test runner, a shell) may have left signals blocked; SIGTERM and SIGINT must end svmm.
+var unblocked = sigset_t()
+sigemptyset(&unblocked)
+pthread_sigmask(SIG_SETMASK, &unblocked, nil)
 let config: MachineConfig
 do {
     config = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()))

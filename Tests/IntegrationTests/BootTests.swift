@@ -69,3 +69,47 @@ import Testing
         #expect(result.stdout.contains("SELFTEST FAIL: unknown mode nosuchmode"))
     }
 }
+
+/// The tiny guest on qcow2 images svmm opens through its own block layer.
+@Suite(.serialized) struct Qcow2BootTests {
+    init() throws { try TestEnvironment.requireKVMAndImages() }
+
+    func sha256(_ path: String) throws -> String {
+        try ProcessResult.run("/usr/bin/sha256sum", [path]).stdout
+    }
+
+    @Test func selftestPassesOnQcow2WithABackingFileThatStaysUntouched() throws {
+        let base = try TestEnvironment.scratchDisk(size: 0, name: "base.qcow2")
+        let top = base.replacingOccurrences(of: "base.qcow2", with: "top.qcow2")
+        #expect(try ProcessResult.run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]).status == 0)
+        #expect(try ProcessResult.run("/usr/bin/qemu-io", ["-f", "qcow2", "-c", "write -P 0x5a 0 1M", base]).status == 0)
+        #expect(try ProcessResult.run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top]).status == 0)
+        let baseBefore = try sha256(base)
+        let result = try ProcessResult.run(TestEnvironment.svmm, [
+            "-kernel", TestEnvironment.guestImage, "-append", "mode=selftest",
+            "-blockdev", "driver=qcow2,node-name=d0,file.driver=file,file.filename=\(top)",
+            "-device", "virtio-blk-device,drive=d0",
+        ])
+        #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        #expect(result.stdout.contains("SELFTEST PASS"))
+        #expect(try sha256(base) == baseBefore)
+        let check = try ProcessResult.run("/usr/bin/qemu-img", ["check", top])
+        #expect(check.status == 0, "\(check.stdout)")
+        #expect(check.stdout.contains("No errors were found on the image."))
+        // What the guest wrote is what qemu-img reads back.
+        let raw = top + ".raw"
+        #expect(try ProcessResult.run("/usr/bin/qemu-img", ["convert", "-f", "qcow2", "-O", "raw", top, raw]).status == 0)
+        #expect(GuestPattern.firstMismatch(in: try Data(contentsOf: URL(fileURLWithPath: raw))) == nil)
+    }
+
+    @Test func driveShorthandOpensQcow2() throws {
+        let image = try TestEnvironment.scratchDisk(size: 0, name: "d.qcow2")
+        #expect(try ProcessResult.run("/usr/bin/qemu-img", ["create", "-q", "-f", "qcow2", image, "8M"]).status == 0)
+        let result = try ProcessResult.run(TestEnvironment.svmm, [
+            "-kernel", TestEnvironment.guestImage, "-drive", "file=\(image),format=qcow2,if=none,id=drive0",
+            "-device", "virtio-blk-device,drive=drive0,id=vblk0",
+        ])
+        #expect(result.status == 1, "stdout: \(result.stdout) stderr: \(result.stderr)")
+        #expect(try ProcessResult.run("/usr/bin/qemu-img", ["check", image]).status == 0)
+    }
+}

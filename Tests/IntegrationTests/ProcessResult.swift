@@ -28,7 +28,8 @@ struct ProcessResult {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
-            process.terminate()
+            // SIGKILL: a test runner's children may inherit SIGTERM blocked (QEMU keeps it so).
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             throw TestEnvironment.Failure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
         }

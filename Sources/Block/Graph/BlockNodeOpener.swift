@@ -49,8 +49,9 @@ public final class BlockNodeOpener {
             created.append(node)
             try graph.attachChild(file, to: node, name: "file", role: driver.isFilter ? .root : [.data, .primary])
             return node
-        case .qcow2:
-            throw BlockError("qcow2: PENDING")
+        case .qcow2(let fileReference, let backingReference):
+            return try openQcow2(name: name, options: options, file: fileReference, backing: backingReference,
+                                 readOnly: readOnly, created: &created)
         }
         try graph.add(node)
         created.append(node)

@@ -18,15 +18,17 @@ let package = Package(
         ),
         .target(name: "KVM", dependencies: ["CKVM"]),
         .target(name: "Block", dependencies: ["CKVM"]),
+        .target(name: "NBD", dependencies: ["Block", "CKVM"]),
         .target(name: "Devices", dependencies: ["KVM", "Block", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Machine", dependencies: [
-            "KVM", "Block", "Devices", "CKVM",
+            "KVM", "Block", "Devices", "CKVM", "NBD",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
+        .testTarget(name: "NBDTests", dependencies: ["NBD", "Block"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -75,6 +75,22 @@ public final class BlockBackend: BlockParent {
         }
     }
 
+    /// Whether the image may go inactive under this backend: guest devices and named backends
+    /// yes (their permissions come back on resume); an anonymous writer (an export) no.
+    public var allowsInactivation: Bool {
+        deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
+    }
+
+    /// blk_root_inactivate: stop applying permissions and release the root edge's.
+    func inactivate() throws(BlockError) {
+        guard !disablePerm else { return }
+        guard allowsInactivation else {
+            throw BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
+        }
+        disablePerm = true
+        if let root { try graph.setPermissions(of: root, perm: [], shared: .all) }
+    }
+
     // MARK: I/O
 
     private var driver: BlockDriver? { root?.node.driver }

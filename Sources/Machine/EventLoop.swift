@@ -6,10 +6,11 @@ import Synchronization
 
 /// The one thread that owns device queues, the block layer and (later) QMP, NBD and migration:
 /// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or `performAndWait`.
-public final class EventLoop: @unchecked Sendable {
+public final class EventLoop: FdWatcher, @unchecked Sendable {
     private let epollFd: Int32
     private let wakeup: EventFd
-    private var handlers: [Int32: () -> Void] = [:]
+    private var handlers: [Int32: (UInt32) -> Void] = [:]
+    private var deferred: [() -> Void] = []
     private let jobs = Mutex<[() -> Void]>([])
     private var threadID: pthread_t?
 
@@ -39,13 +40,53 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func add(_ fd: Int32, events: UInt32, handler: @escaping () -> Void) throws(MachineError) {
+        try add(fd, events: events) { _ in handler() }
+    }
+
+    private func add(_ fd: Int32, events: UInt32, rawHandler: @escaping (UInt32) -> Void) throws(MachineError) {
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
         guard epoll_ctl(epollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
             throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
         }
-        handlers[fd] = handler
+        handlers[fd] = rawHandler
+    }
+
+    // MARK: FdWatcher (sockets for QMP and NBD)
+
+    private static func epollEvents(_ interest: FdInterest) -> UInt32 {
+        var events = EPOLLRDHUP.rawValue
+        if interest.contains(.readable) { events |= EPOLLIN.rawValue }
+        if interest.contains(.writable) { events |= EPOLLOUT.rawValue }
+        return events
+    }
+
+    public func watch(_ fd: Int32, for interest: FdInterest, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+        do {
+            try add(fd, events: Self.epollEvents(interest)) { events in
+                var ready: FdInterest = []
+                if events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
+                if events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
+                if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 { ready.insert(.hangup) }
+                handler(ready)
+            }
+        } catch {
+            throw BlockError(error.description)
+        }
+    }
+
+    public func update(_ fd: Int32, interest: FdInterest) throws(BlockError) {
+        var event = epoll_event()
+        event.events = Self.epollEvents(interest)
+        event.data.fd = fd
+        guard epoll_ctl(epollFd, EPOLL_CTL_MOD, fd, &event) == 0 else {
+            throw BlockError("epoll_ctl MOD fd \(fd): \(ErrnoName.of(errno))")
+        }
+    }
+
+    public func runSoon(_ job: @escaping () -> Void) {
+        deferred.append(job)
     }
 
     public func unwatch(_ fd: Int32) {
@@ -92,7 +133,12 @@ public final class EventLoop: @unchecked Sendable {
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), -1) }
             if count < 0 { continue }  // EINTR
             for event in events.prefix(Int(count)) {
-                handlers[event.data.fd]?()
+                handlers[event.data.fd]?(event.events)
+            }
+            while !deferred.isEmpty {
+                let jobs = deferred
+                deferred.removeAll()
+                for job in jobs { job() }
             }
         }
     }

@@ -65,3 +65,44 @@ import Testing
         try user(try openNode("b"), perm: [.consistentRead, .write], shared: Self.guestShared)
     }
 }
+
+/// Inactivation hands an image to another process and activation takes it back (migration).
+@Suite struct ActivationTests {
+    @Test func inactiveImagesDropTheirLocksAndActivationRetakesThem() throws {
+        let locking = try ImageLockingTests()
+        let a = try locking.openNode("a")
+        let guest = BlockBackend(graph: locking.graph, perm: [], shared: .all)
+        try guest.insert(a)
+        guest.attachDevice("vblk0", incomingMigration: false)
+        try guest.setPerm([.consistentRead, .write], shared: ImageLockingTests.guestShared)
+        try locking.graph.inactivateAll()
+        #expect(a.inactive)
+        #expect(guest.disablePerm)
+        #expect(guest.root?.perm == [])
+        // Another process (here: another open) may now write the image.
+        let other = BlockGraph()
+        var options = FileOptions(filename: locking.path)
+        options.locking = true
+        let b = BlockNode(nodeName: "b", driverName: "file", driver: try FileDriver(options: options, engine: locking.aio), readOnly: false)
+        try other.add(b)
+        let writer = BlockBackend(graph: other, perm: [.consistentRead, .write], shared: ImageLockingTests.guestShared)
+        try writer.insert(b)
+        // Taking the image back fails while the other writer holds it, and changes nothing.
+        try locking.graph.activateAll()
+        #expect(!a.inactive)
+        #expect(throws: BlockError.self) { try guest.resumeAfterMigration() }
+        #expect(guest.disablePerm)
+        writer.removeNode()
+        try guest.resumeAfterMigration()
+        #expect(guest.root?.perm == [.consistentRead, .write])
+    }
+
+    @Test func writesToAnInactiveNodeAreRefused() throws {
+        let locking = try ImageLockingTests()
+        let a = try locking.openNode("a")
+        try locking.graph.inactivateAll()
+        #expect(throws: BlockError("Block node is read-only", errno: EPERM)) {
+            try locking.user(a, perm: [.consistentRead, .write], shared: .all)
+        }
+    }
+}

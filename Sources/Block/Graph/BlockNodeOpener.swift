@@ -5,6 +5,8 @@ import Glibc
 public final class BlockNodeOpener {
     public let graph: BlockGraph
     private let engineFor: (FileOptions.AioMode) throws(BlockError) -> FileIoEngine
+    /// Connects an NBD client (the NBD module provides it; Block cannot import it).
+    public var nbdConnector: ((NbdClientOptions) throws(BlockError) -> BlockDriver)?
 
     public init(graph: BlockGraph, engineFor: @escaping (FileOptions.AioMode) throws(BlockError) -> FileIoEngine) {
         self.graph = graph
@@ -49,6 +51,15 @@ public final class BlockNodeOpener {
             created.append(node)
             try graph.attachChild(file, to: node, name: "file", role: driver.isFilter ? .root : [.data, .primary])
             return node
+        case .nbd(let nbd):
+            guard let nbdConnector else { throw BlockError("Parameter 'driver' does not accept value 'nbd'") }
+            let driver = try nbdConnector(nbd)
+            let filename = switch nbd.server {
+            case .unix(let path): "nbd+unix:///\(nbd.export)?socket=\(path)"
+            case .inet(let host, let port): "nbd://\(host):\(port)/\(nbd.export)"
+            }
+            node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "nbd", driver: driver,
+                             readOnly: readOnly || driver.isReadOnly, forceShare: options.forceShare, filename: filename)
         case .qcow2(let fileReference, let backingReference):
             return try openQcow2(name: name, options: options, file: fileReference, backing: backingReference,
                                  readOnly: readOnly, created: &created)

@@ -12,9 +12,10 @@ public struct BlockdevOptions: Sendable {
         case raw(file: Reference, offset: Int64, size: Int64?)
         case qcow2(file: Reference, backing: Reference?)
         case nullCo(size: Int64, readZeroes: Bool)
+        case nbd(NbdClientOptions)
     }
 
-    public static let driverNames = ["file", "raw", "qcow2", "null-co"]
+    public static let driverNames = ["file", "raw", "qcow2", "null-co", "nbd"]
 
     public var nodeName: String?
     public var driver: Driver
@@ -28,6 +29,7 @@ public struct BlockdevOptions: Sendable {
         case .raw: "raw"
         case .qcow2: "qcow2"
         case .nullCo: "null-co"
+        case .nbd: "nbd"
         }
     }
 
@@ -65,6 +67,8 @@ public struct BlockdevOptions: Sendable {
         case "qcow2":
             driver = .qcow2(file: try Self.reference(&reader, "file", required: true)!,
                             backing: try Self.reference(&reader, "backing", required: false))
+        case "nbd":
+            driver = .nbd(try NbdClientOptions(reader: &reader))
         default:
             driver = .nullCo(size: try reader.int("size") ?? 1 << 30, readZeroes: try reader.bool("read-zeroes") ?? false)
         }

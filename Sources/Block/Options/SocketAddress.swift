@@ -1,0 +1,32 @@
+/// QAPI's SocketAddress (the flat form `blockdev-add` and `-blockdev` use):
+/// `{type: "inet", host, port}` or `{type: "unix", path}`.
+public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
+    case inet(host: String, port: String)
+    case unix(path: String)
+
+    init(reader: inout OptionReader) throws(BlockError) {
+        switch try reader.enumeration("type", ["inet", "unix"]) {
+        case "inet": self = .inet(host: try reader.requiredString("host"), port: try Self.port(&reader))
+        case "unix": self = .unix(path: try reader.requiredString("path"))
+        default: throw BlockError("Parameter '\(reader.path("type"))' is missing")
+        }
+        try reader.finish()
+    }
+
+    /// Ports are strings in QAPI; a JSON number is accepted too.
+    private static func port(_ reader: inout OptionReader) throws(BlockError) -> String {
+        switch reader.raw("port") {
+        case .string(let text)?: return text
+        case .int(let number)?: return String(number)
+        case nil: throw BlockError("Parameter '\(reader.path("port"))' is missing")
+        default: throw BlockError("Invalid parameter type for '\(reader.path("port"))', expected: string")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .inet(let host, let port): "\(host):\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
+    }
+}

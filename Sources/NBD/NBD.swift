@@ -1,0 +1,1 @@
+// NBD: wire codec, server and client (in progress).

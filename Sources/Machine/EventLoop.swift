@@ -119,6 +119,9 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         return done.wait()
     }
 
+    /// Runs the queued jobs now; for the loop thread while it waits on a vCPU (see VcpuRunner.pause).
+    func serviceJobs() { runJobs() }
+
     private func runJobs() {
         let pending = jobs.withLock { queue in
             defer { queue.removeAll() }

@@ -20,9 +20,15 @@ public final class Machine: @unchecked Sendable {
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     private var vcpuRunner: VcpuRunner?
     private let serialFd: Int32?
+    /// Loop-thread state from here on.
+    public private(set) var runState: RunState
+    public var onEvent: ((MachineEvent) -> Void)?
+    /// Opens `-blockdev`/`blockdev-add` nodes; the NBD layer plugs in its client here.
+    public private(set) var opener: BlockNodeOpener!
 
     public init(config: MachineConfig) throws(MachineError) {
         self.config = config
+        runState = config.startPaused ? .prelaunch : .running
         guard config.memorySize >= 2 << 20, config.memorySize <= MemoryMap.ramLimit else {
             throw MachineError("-m: memory size must be between 2 MiB and \(MemoryMap.ramLimit >> 20) MiB")
         }
@@ -58,7 +64,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func openBlockNodes() throws(MachineError) {
-        let opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
+        opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
         for blockdev in config.blockdevs {
             do { try opener.open(blockdev.options) } catch { throw MachineError("-blockdev \(blockdev.source): \(error)") }
         }
@@ -138,9 +144,45 @@ public final class Machine: @unchecked Sendable {
         }
         let boot = try PvhBoot(image: image, commandLine: guestCommandLine, fdt: try tree.build(), memory: memory, kernelName: kernel)
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
-        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop, onStop: onStop)
+        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
+                                startPaused: runState != .running, onStop: onStop)
         try loop.start()
-        if !config.startPaused { try vcpuRunner?.start() }
+        try vcpuRunner?.start()
+    }
+
+    /// Runs `job` on the event loop, which owns the machine's state once started.
+    public func onLoop(_ job: @escaping @Sendable () -> Void) { loop.perform(job) }
+
+    public var eventLoop: FdWatcher { loop }
+
+    // MARK: run state (loop thread)
+
+    public var isRunning: Bool { runState == .running }
+
+    /// QMP `stop`: a running guest is paused (STOP); other states are left as they are.
+    public func stop() {
+        guard runState == .running else { return }
+        vcpuRunner?.pause()
+        runState = .paused
+        onEvent?(.stop)
+    }
+
+    /// QMP `cont` (QEMU's qmp_cont, with the 2017 promise kept): images are activated, then every
+    /// guest device applies the permissions it recorded during incoming migration; if one cannot,
+    /// `cont` fails with that conflict and the VM stays paused.
+    public func cont() throws(MachineError) {
+        if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
+        if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
+        do {
+            try graph.activateAll()
+            for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
+        } catch {
+            throw MachineError(error.description)
+        }
+        guard runState != .running else { return }
+        runState = .running
+        vcpuRunner?.resume()
+        onEvent?(.resume)
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {

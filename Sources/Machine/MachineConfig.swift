@@ -52,6 +52,8 @@ public struct MachineConfig: Sendable {
     public var serial: SerialOutput = .stdio
     public var debugExitPort: UInt16? = DebugExit.defaultBase
     public var startPaused = false
+    /// QMP sockets to listen on (`-qmp`, or `-chardev socket` + `-mon mode=control`).
+    public var qmpAddresses: [SocketAddress] = []
     public var name: String?
 
     public init() {}

@@ -3,20 +3,33 @@ import CKVM
 import Devices
 import Glibc
 import KVM
+import Synchronization
 
 /// The loop of one vCPU thread: enter the guest, hand each exit to the device that owns it,
 /// enter again. Port I/O (serial, debug-exit) is answered here; virtio-mmio register accesses go
 /// to the event loop, which owns the devices.
 final class VcpuRunner: @unchecked Sendable {
+    private struct Control {
+        var pauseRequested: Bool
+        var paused = false
+    }
+
     private let vcpu: Vcpu
+    private let control: Mutex<Control>
+    private let resumed: UnsafeMutablePointer<sem_t>
+    private var thread: pthread_t?
     private let ports: PortBus
     private let transports: [(base: UInt64, transport: VirtioMmioTransport)]
     private let loop: EventLoop
     private let onStop: @Sendable (String, Int32) -> Void
 
-    init(vcpu: Vcpu, ports: PortBus, transports: [(UInt64, VirtioMmioTransport)], loop: EventLoop,
+    init(vcpu: Vcpu, ports: PortBus, transports: [(UInt64, VirtioMmioTransport)], loop: EventLoop, startPaused: Bool,
          onStop: @escaping @Sendable (String, Int32) -> Void) {
         self.vcpu = vcpu
+        control = Mutex(Control(pauseRequested: startPaused))
+        resumed = .allocate(capacity: 1)
+        sem_init(resumed, 0, 0)
+        VcpuKick.installHandler()
         self.ports = ports
         self.transports = transports.map { (base: $0.0, transport: $0.1) }
         self.loop = loop
@@ -24,11 +37,53 @@ final class VcpuRunner: @unchecked Sendable {
     }
 
     func start() throws(MachineError) {
-        do { try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in self.run() } } catch { throw MachineError(error.description) }
+        do {
+            try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
+                self.thread = pthread_self()
+                self.run()
+            }
+        } catch {
+            throw MachineError(error.description)
+        }
+    }
+
+    /// Takes the vCPU out of the guest and keeps it out; returns once it is parked. Called on the
+    /// loop thread, which keeps serving the vCPU's pending MMIO hand-offs meanwhile.
+    func pause() {
+        control.withLock { $0.pauseRequested = true }
+        vcpu.requestImmediateExit(true)
+        if let thread { pthread_kill(thread, VcpuKick.signal) }
+        while !control.withLock({ $0.paused }) {
+            loop.serviceJobs()
+            usleep(100)
+        }
+    }
+
+    func resume() {
+        let wasPaused = control.withLock { state -> Bool in
+            state.pauseRequested = false
+            return state.paused
+        }
+        if wasPaused { sem_post(resumed) }
+    }
+
+    private func parkIfRequested() {
+        guard control.withLock({ $0.pauseRequested }) else { return }
+        vcpu.requestImmediateExit(false)
+        control.withLock { $0.paused = true }
+        while true {
+            while sem_wait(resumed) != 0 {}
+            let stillPaused = control.withLock { state -> Bool in
+                if !state.pauseRequested { state.paused = false }
+                return state.pauseRequested
+            }
+            if !stillPaused { return }
+        }
     }
 
     private func run() {
         while true {
+            parkIfRequested()
             do {
                 try handle(try vcpu.runOnce())
             } catch {

@@ -9,10 +9,11 @@ struct CommandLineParser {
     static let options: [String: Bool] = [
         "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "drive": true, "device": true,
         "serial": true, "display": true, "name": true, "nographic": false, "nodefaults": false, "S": false,
-        "no-user-config": false, "enable-kvm": false,
+        "no-user-config": false, "enable-kvm": false, "qmp": true, "chardev": true, "mon": true,
     ]
 
     private(set) var config = MachineConfig()
+    private var chardevs: [String: SocketAddress] = [:]
     private var debugExitSeen = false
 
     static func parse(_ arguments: [String]) throws(CommandLineError) -> MachineConfig {
@@ -51,6 +52,11 @@ struct CommandLineParser {
         case "nographic": break  // there is no graphics: serial already goes to stdio
         case "nodefaults": break  // the only default device is the debug-exit port, which tests rely on
         case "S": config.startPaused = true
+        case "qmp": config.qmpAddresses.append(try MonitorOption.parseQmp(argument))
+        case "chardev":
+            let (id, address) = try MonitorOption.parseChardev(argument)
+            chardevs[id] = address
+        case "mon": config.qmpAddresses.append(try MonitorOption.parseMon(argument, chardevs: chardevs))
         default: break  // accepted for compatibility, no effect here
         }
     }

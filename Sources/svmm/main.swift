@@ -1,5 +1,6 @@
 import Glibc
 import Machine
+import QMP
 
 /// svmm: parse a QEMU-shaped command line, build the machine, run until the guest exits.
 
@@ -7,6 +8,7 @@ import Machine
 var unblocked = sigset_t()
 sigemptyset(&unblocked)
 pthread_sigmask(SIG_SETMASK, &unblocked, nil)
+
 let config: MachineConfig
 do {
     config = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()))
@@ -15,12 +17,23 @@ do {
     exit(1)
 }
 
-do {
+/// Builds the machine and its monitor; both live as long as the process.
+func launch() throws(MachineError) -> (Machine, QmpMonitor) {
     let machine = try Machine(config: config)
+    let monitor = QmpMonitor(machine: machine)
+    for address in config.qmpAddresses {
+        do throws(QmpError) { try monitor.listen(address) } catch { throw MachineError("-qmp \(address): \(error.desc)") }
+    }
     try machine.start { message, status in
         if !message.isEmpty { Console.error("svmm: \(message)") }
         _exit(status)
     }
+    return (machine, monitor)
+}
+
+let running: (Machine, QmpMonitor)
+do {
+    running = try launch()
 } catch {
     Console.error("svmm: \(error)")
     exit(1)

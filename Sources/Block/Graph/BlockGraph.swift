@@ -39,8 +39,13 @@ public final class BlockGraph {
         guard node.parents.isEmpty else {
             throw BlockError("Node \(node.nodeName) is in use", errno: EBUSY)
         }
+        let children = node.children.map(\.node)
         for edge in node.children { try detach(edge, from: node) }
         nodes.removeAll { $0 === node }
+        // Children opened implicitly with it go too once nobody uses them (QEMU's refcounting).
+        for child in children where !child.isMonitorOwned && child.parents.isEmpty {
+            try remove(child)
+        }
     }
 
     // MARK: edges

@@ -11,6 +11,8 @@ public final class BlockNode: BlockParent {
     public internal(set) var readOnly: Bool
     /// BDRV_O_INACTIVE: another process owns the image (incoming or finished migration).
     public internal(set) var inactive = false
+    /// Added by `-blockdev`/`blockdev-add` (only such nodes may be deleted by `blockdev-del`).
+    public var isMonitorOwned = false
     /// `force-share=on`: every child edge shares everything.
     public let forceShare: Bool
     /// For queries: the file name of a protocol node, or of the image a format node opens.

@@ -20,7 +20,9 @@ public final class BlockNodeOpener {
         guard options.nodeName != nil || autoName else { throw BlockError("'node-name' must be specified for the root node") }
         var created: [BlockNode] = []
         do {
-            return try open(options, inheritedReadOnly: false, created: &created)
+            let node = try open(options, inheritedReadOnly: false, created: &created)
+            node.isMonitorOwned = !autoName
+            return node
         } catch {
             for node in created.reversed() { try? graph.remove(node) }
             throw error

@@ -1,0 +1,16 @@
+import Block
+
+extension JSONValue {
+    /// The option tree `BlockdevOptions` reads (typed, as QMP gives it).
+    var optionValue: OptionValue {
+        switch self {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .int(let number): .int(number)
+        case .double(let number): .double(number)
+        case .string(let text): .string(text)
+        case .array(let items): .array(items.map(\.optionValue))
+        case .object(let members): .object(Dictionary(members.map { ($0.0, $0.1.optionValue) }, uniquingKeysWith: { $1 }))
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Block
+import CKVM
+import Glibc
+
+/// A listening QMP socket (`-qmp unix:PATH,server=on,wait=off` or `tcp:HOST:PORT`).
+final class QmpListener {
+    let fd: Int32
+
+    init(address: SocketAddress) throws(QmpError) {
+        switch address {
+        case .unix(let path): fd = try Self.listenUnix(path)
+        case .inet(let host, let port): fd = try Self.listenTCP(host: host, port: port)
+        }
+    }
+
+    private static func listenUnix(_ path: String) throws(QmpError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw QmpError("Failed to create socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw QmpError("UNIX socket path '\(path)' is too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        unlink(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw QmpError("Failed to bind socket to \(path): \(message)")
+        }
+        return fd
+    }
+
+    private static func listenTCP(host: String, port: String) throws(QmpError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, port, &hints, &result) == 0, let info = result else {
+            throw QmpError("address resolution failed for \(host):\(port)")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw QmpError("Failed to create socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 16) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw QmpError("Failed to bind socket: \(message)")
+        }
+        return fd
+    }
+
+    /// Takes every pending connection.
+    func acceptAll() -> [Int32] {
+        var clients: [Int32] = []
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 { return clients }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            clients.append(client)
+        }
+    }
+}

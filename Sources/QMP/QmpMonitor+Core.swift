@@ -1,0 +1,33 @@
+import Glibc
+import Machine
+
+extension QmpMonitor {
+    func coreCommands() -> [QmpCommand] {
+        [
+            QmpCommand("query-status") { [unowned self] _ in
+                .object([("status", .string(machine.runState.rawValue)), ("singlestep", .bool(false)),
+                         ("running", .bool(machine.isRunning))])
+            },
+            QmpCommand("stop") { [unowned self] _ in
+                machine.stop()
+                return .emptyObject
+            },
+            QmpCommand("cont") { [unowned self] _ throws(QmpError) in
+                do throws(MachineError) { try machine.cont() } catch { throw QmpError(error.description) }
+                return .emptyObject
+            },
+            QmpCommand(async: "quit") { [unowned self] _, reply in
+                reply(.success(.emptyObject))
+                emit("SHUTDOWN", data: .object([("guest", .bool(false)), ("reason", .string("host-qmp-quit"))]))
+                machine.eventLoop.runSoon { exit(0) }
+            },
+            QmpCommand("query-version") { _ in Self.version },
+            QmpCommand("query-commands") { [unowned self] _ in
+                .array((["qmp_capabilities"] + commands.keys.sorted()).map { .object([("name", .string($0))]) })
+            },
+            QmpCommand("query-name") { [unowned self] _ in
+                machine.config.name.map { .object([("name", .string($0))]) } ?? .emptyObject
+            },
+        ]
+    }
+}

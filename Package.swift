@@ -30,6 +30,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD", "Block"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -59,12 +59,55 @@ public final class FileDriver: BlockDriver {
     public func unplug() { engine.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
+        guard isAligned(offset, vector.totalLength) else { return paddedRead(at: offset, into: vector, completion: completion) }
         engine.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
+        guard isAligned(offset, vector.totalLength) else { return paddedWrite(at: offset, from: vector, completion: completion) }
         engine.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+    }
+
+    private func isAligned(_ offset: Int64, _ length: Int) -> Bool {
+        offset % Int64(alignment) == 0 && length % alignment == 0
+    }
+
+    /// O_DIRECT cannot read part of a block (an NBD client may ask for 1 byte): read the covering
+    /// blocks into an aligned buffer and hand over the middle, as QEMU's request padding does.
+    private func paddedRead(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
+        let block = Int64(alignment)
+        let start = offset / block * block
+        let end = (offset + Int64(vector.totalLength) + block - 1) / block * block
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(end - start), alignment: 4096)
+        engine.submit(.init(fd: fd, operation: .read, offset: start, vector: IoVector(buffer), alignment: alignment) { result in
+            defer { buffer.deallocate() }
+            if case .failure(let error) = result { return completion(.failure(error)) }
+            let skip = Int(offset - start)
+            vector.scatter(from: UnsafeRawBufferPointer(rebasing: buffer[skip..<skip + vector.totalLength]))
+            completion(.success(vector.totalLength))
+        })
+    }
+
+    /// Read-modify-write of the partial blocks at either end, then one aligned write.
+    private func paddedWrite(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
+        let block = Int64(alignment)
+        let start = offset / block * block
+        let end = (offset + Int64(vector.totalLength) + block - 1) / block * block
+        let buffer: [UInt8]
+        do {
+            buffer = try readSync(at: start, count: Int(end - start))
+        } catch {
+            return completion(.failure(error))
+        }
+        let aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count, alignment: 4096)
+        aligned.copyBytes(from: buffer)
+        let skip = Int(offset - start)
+        vector.gather(into: UnsafeMutableRawBufferPointer(rebasing: aligned[skip..<skip + vector.totalLength]))
+        engine.submit(.init(fd: fd, operation: .write, offset: start, vector: IoVector(aligned), alignment: alignment) { result in
+            aligned.deallocate()
+            completion(result.map { _ in vector.totalLength })
+        })
     }
 
     public func flush(completion: @escaping IoCompletion) {

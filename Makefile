@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test bench clean kvm-check
+.PHONY: all deps guest build run test interop-test graph bench clean kvm-check
 
 all: build
 
@@ -32,6 +32,25 @@ run: deps build kvm-check
 test: deps guest kvm-check
 	swift build
 	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) swift test
+	$(MAKE) interop-test
+
+# Python interop tests (Tests/interop): the real qemu.qmp client against svmm's QMP monitor,
+# using the debug binary as `make test` builds it. INTEROP_TARGET=qemu runs the same tests
+# against qemu-system-x86_64 (QEMU 7.2) for comparison; PYTEST_ARGS passes extra options
+# (e.g. PYTEST_ARGS='-m "not qemu_deviation"' to leave out checks svmm does not meet yet).
+interop-test: deps guest kvm-check
+	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) PYTHONDONTWRITEBYTECODE=1 \
+	    venv/bin/python -m pytest -q Tests/interop $(PYTEST_ARGS)
+
+# Renders the block graph of a running svmm as SVG with Graphviz:
+#   make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]
+# (start svmm with -qmp unix:/path/to/qmp.sock,server=on,wait=off; the dot source goes beside OUT)
+QMP ?=
+OUT ?= block-graph.svg
+graph:
+	@test -x venv/bin/python || { echo "venv/ is missing: run make deps" >&2; exit 1; }
+	@test -n "$(QMP)" || { echo "usage: make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]" >&2; exit 1; }
+	venv/bin/python scripts/render_block_graph.py $(QMP) $(OUT)
 
 bench: deps build kvm-check
 	bench/run.sh

@@ -21,18 +21,40 @@ enum BlockInfoBuilder {
     static func imageInfo(_ node: BlockNode) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("virtual-size", .int(node.driver.length)), ("filename", .string(node.filename)),
-            ("format", .string(node.driverName)),
+            ("format", .string(node.driverName)), ("actual-size", .int(allocatedBytes(node))), ("dirty-flag", .bool(false)),
         ]
-        if let backing = node.backing {
-            members += [
-                ("backing-filename", .string(backing.filename)),
-                ("full-backing-filename", .string(backing.filename)),
-                ("backing-filename-format", .string(backing.driverName)),
-                ("backing-image", imageInfo(backing)),
-            ]
+        let qcow2 = node.driver as? Qcow2Driver
+        if let qcow2 {
+            let info = qcow2.formatInfo
+            members.append(("cluster-size", .int(Int64(info.clusterSize))))
+            members.append(("format-specific", formatSpecific(info)))
         }
-        if node.driverName == "qcow2" { members.append(("dirty-flag", .bool(false))) }
+        // The backing file named in the header (a backing attached at run time leaves it unchanged).
+        if let name = qcow2?.backingFileName, !name.isEmpty {
+            members += [
+                ("backing-filename", .string(name)),
+                ("full-backing-filename", .string(node.backing?.filename ?? name)),
+            ]
+            if let format = qcow2?.backingFormat { members.append(("backing-filename-format", .string(format))) }
+        }
+        if let backing = node.backing { members.append(("backing-image", imageInfo(backing))) }
         return .object(members)
+    }
+
+    static func formatSpecific(_ info: Qcow2FormatInfo) -> JSONValue {
+        var data: [(String, JSONValue)] = [("compat", .string(info.compat))]
+        if info.compat == "1.1" {
+            data += [("compression-type", .string("zlib")), ("lazy-refcounts", .bool(info.lazyRefcounts))]
+        }
+        data.append(("refcount-bits", .int(Int64(info.refcountBits))))
+        if info.compat == "1.1" { data += [("corrupt", .bool(info.corrupt)), ("extended-l2", .bool(false))] }
+        return .object([("type", .string("qcow2")), ("data", .object(data))])
+    }
+
+    /// actual-size: what the image's file occupies (format nodes report their file's).
+    static func allocatedBytes(_ node: BlockNode) -> Int64 {
+        if let file = node.driver as? FileDriver { return file.allocatedBytes }
+        return node.file.map(allocatedBytes) ?? 0
     }
 
     static func backingDepth(_ node: BlockNode) -> Int {
@@ -73,8 +95,9 @@ enum BlockInfoBuilder {
             guard let parentID = ids[ObjectIdentifier(parent)], let childID = ids[ObjectIdentifier(child.node)] else { return }
             edges.append(.object([
                 ("parent", .int(parentID)), ("child", .int(childID)), ("name", .string(child.name)),
-                ("perm", .array(child.perm.qapiNames.map(JSONValue.string))),
-                ("shared-perm", .array(child.sharedPerm.qapiNames.map(JSONValue.string))),
+                // QEMU lists these highest bit first.
+                ("perm", .array(child.perm.qapiNames.reversed().map(JSONValue.string))),
+                ("shared-perm", .array(child.sharedPerm.qapiNames.reversed().map(JSONValue.string))),
             ]))
         }
         for backend in graph.allBackends { if let root = backend.root { edge(root, from: backend) } }

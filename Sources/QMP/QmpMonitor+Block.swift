@@ -19,7 +19,7 @@ extension QmpMonitor {
                 return .emptyObject
             },
             QmpCommand("query-named-block-nodes", [.optional("flat", .bool)]) { [unowned self] _ in
-                .array(machine.graph.nodes.map(BlockInfoBuilder.deviceInfo))
+                .array(machine.graph.nodes.reversed().map(BlockInfoBuilder.deviceInfo))  // newest first, as QEMU
             },
             QmpCommand("query-block") { [unowned self] _ in
                 .array(machine.graph.allBackends.filter { $0.name != nil || $0.deviceName != nil }.map(BlockInfoBuilder.blockInfo))

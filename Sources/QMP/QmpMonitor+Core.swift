@@ -19,7 +19,11 @@ extension QmpMonitor {
             QmpCommand(async: "quit") { [unowned self] _, reply in
                 reply(.success(.emptyObject))
                 emit("SHUTDOWN", data: .object([("guest", .bool(false)), ("reason", .string("host-qmp-quit"))]))
-                machine.eventLoop.runSoon { exit(0) }
+                // Like QEMU, leave clients a moment to read the reply and the event before EOF.
+                machine.eventLoop.runSoon {
+                    usleep(50_000)
+                    exit(0)
+                }
             },
             QmpCommand("query-version") { _ in Self.version },
             QmpCommand("query-commands") { [unowned self] _ in

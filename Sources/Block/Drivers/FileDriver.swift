@@ -25,7 +25,14 @@ public final class FileDriver: BlockDriver {
             close(fd)
             throw error
         }
-        length = Int64(end)
+        // Sizes are whole sectors, as QEMU's file driver counts them (a 1000-byte file is 1024).
+        length = (Int64(end) + 511) / 512 * 512
+    }
+
+    /// Bytes the file really occupies on the host (QEMU's actual-size).
+    public var allocatedBytes: Int64 {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int64(info.st_blocks) * 512 : 0
     }
 
     deinit { close(fd) }

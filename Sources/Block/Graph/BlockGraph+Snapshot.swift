@@ -32,6 +32,26 @@ extension BlockGraph {
         }
         try append(overlay, on: base)
         format.setBacking(base.driver)
+        // external_snapshot_commit: the old top is only read from now on.
+        reopenReadOnly(base)
+    }
+
+    /// bdrv_reopen_set_read_only(…, true): the node and the protocol/format children under it stop
+    /// writing; failures are ignored, as QEMU passes no error pointer there.
+    func reopenReadOnly(_ node: BlockNode) {
+        var changed: [BlockNode] = []
+        func mark(_ current: BlockNode) {
+            guard !current.readOnly else { return }
+            current.readOnly = true
+            changed.append(current)
+            current.file.map(mark)
+        }
+        mark(node)
+        do {
+            try refresh([node])
+        } catch {
+            for current in changed { current.readOnly = false }
+        }
     }
 
     /// bdrv_append: `overlay` gets `base` as backing and takes over all of `base`'s parents.

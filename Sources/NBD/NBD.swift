@@ -1,1 +1,0 @@
-// NBD: wire codec, server and client (in progress).

@@ -1,0 +1,95 @@
+"""Bad input on a raw socket, read line by line: each gets QEMU 7.2's error, and the connection
+and the VM carry on."""
+
+import time
+
+import pytest
+
+
+def check_still_fine(client, vm):
+    """A following query-status on the same connection works and the VM still runs."""
+    reply = client.cmd("query-status")
+    assert reply["return"]["status"] == "running", reply
+    assert reply["return"]["running"] is True
+    assert vm.alive()
+
+
+def error_of(reply):
+    assert set(reply) == {"error"} or set(reply) == {"error", "id"}, reply
+    return reply["error"]["class"], reply["error"]["desc"]
+
+
+CASES = [
+    pytest.param(b'{"execute": }', ("GenericError", "JSON parse error, expecting value"), id="malformed-json"),
+    pytest.param(b'[1,2]', ("GenericError", "QMP input must be a JSON object"), id="array"),
+    pytest.param(b'{"execute": "no-such-command"}',
+                 ("CommandNotFound", "The command no-such-command has not been found"), id="unknown-command"),
+    pytest.param(b'{"execute": "blockdev-del"}', ("GenericError", "Parameter 'node-name' is missing"), id="missing-argument"),
+    pytest.param(b'{"execute": "blockdev-del", "arguments": {"node-name": "d0x", "foo": 1}}',
+                 ("GenericError", "Parameter 'foo' is unexpected"), id="extra-argument"),
+    pytest.param(b'{"execute": "blockdev-del", "arguments": {"node-name": 1}}',
+                 ("GenericError", "Invalid parameter type for 'node-name', expected: string"), id="wrong-type"),
+    pytest.param(b'{"execute": "query-status", "arguments": {"foo": true}}',
+                 ("GenericError", "Parameter 'foo' is unexpected"), id="argument-to-command-without-any"),
+    pytest.param(b'{"execute": 1}', ("GenericError", "QMP input member 'execute' must be a string"), id="execute-not-string"),
+    pytest.param(b'{"arguments": {}}', ("GenericError", "QMP input lacks member 'execute'"), id="no-execute"),
+    pytest.param(b'{"execute": "query-status", "bogus": 1}',
+                 ("GenericError", "QMP input member 'bogus' is unexpected"), id="unexpected-member"),
+    pytest.param(b'{"execute": "qmp_capabilities"}',
+                 ("CommandNotFound", "Capabilities negotiation is already complete, command ignored"), id="renegotiate"),
+]
+
+
+@pytest.mark.parametrize("request_bytes,expected", CASES)
+def test_bad_request(vm, raw_qmp, request_bytes, expected):
+    client = raw_qmp(vm.sock)
+    reply = client.request(request_bytes)
+    assert error_of(reply) == expected
+    check_still_fine(client, vm)
+
+
+def test_all_bad_requests_in_one_stream(vm, raw_qmp):
+    """The same requests sent back to back on one connection get their errors in order."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b"\n".join(case.values[0] for case in CASES) + b"\n")
+    for case in CASES:
+        assert error_of(client.reply()) == case.values[1]
+    check_still_fine(client, vm)
+
+
+def test_error_reply_carries_id(vm, raw_qmp):
+    client = raw_qmp(vm.sock)
+    reply = client.request(b'{"execute": "no-such-command", "id": {"a": [1, "x"]}}')
+    assert reply["id"] == {"a": [1, "x"]}
+    assert reply["error"]["class"] == "CommandNotFound"
+    reply = client.request(b'{"execute": "query-status", "id": "abc"}')
+    assert reply["id"] == "abc" and reply["return"]["status"] == "running"
+
+
+def test_ten_mebibyte_line(vm, raw_qmp):
+    client = raw_qmp(vm.sock)
+    name = "a" * (10 << 20)
+    reply = client.request(b'{"execute": "' + name.encode() + b'"}')
+    assert error_of(reply) == ("CommandNotFound", f"The command {name} has not been found")
+    check_still_fine(client, vm)
+
+
+def test_command_before_negotiation(vm, raw_qmp):
+    client = raw_qmp(vm.sock, negotiate=False)
+    assert client.greeting["QMP"]["version"]["qemu"]["major"] == 7
+    reply = client.request(b'{"execute": "query-status"}')
+    assert error_of(reply) == ("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'")
+    assert client.request(b'{"execute": "qmp_capabilities"}') == {"return": {}}
+    check_still_fine(client, vm)
+
+
+def test_split_and_packed_requests(vm, raw_qmp):
+    """Framing is by JSON value, not by line: a request split across writes, and two in one line."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b'{"execute": "query-')
+    time.sleep(0.2)
+    client.send_raw(b'status", "id": 1}{"execute": "query-name", "id": 2}\n')
+    first, second = client.reply(), client.reply()
+    assert first["id"] == 1 and first["return"]["status"] == "running"
+    assert second == {"return": {}, "id": 2}
+    check_still_fine(client, vm)

@@ -3,6 +3,7 @@ import CKVM
 import Devices
 import Glibc
 import KVM
+import NBD
 
 /// A configured x86 virtual machine: KVM objects, guest RAM, devices, the event loop and the vCPU.
 public final class Machine: @unchecked Sendable {
@@ -65,6 +66,7 @@ public final class Machine: @unchecked Sendable {
 
     private func openBlockNodes() throws(MachineError) {
         opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
+        opener.nbdConnector = { [unowned self] options throws(BlockError) in try NbdClientDriver.connect(options, watcher: self.loop) }
         for blockdev in config.blockdevs {
             do { try opener.open(blockdev.options) } catch { throw MachineError("-blockdev \(blockdev.source): \(error)") }
         }

@@ -1,6 +1,7 @@
 import Block
 import Glibc
 import Machine
+import NBD
 
 /// The QMP monitor: listening sockets, client sessions, the command table and events.
 /// Lives on the machine's event-loop thread.
@@ -9,10 +10,13 @@ public final class QmpMonitor: @unchecked Sendable {
     var commands: [String: QmpCommand] = [:]
     private var listeners: [QmpListener] = []
     private var sessions: [QmpSession] = []
+    /// The built-in NBD server (`nbd-server-start`) and the exports' ids (`block-export-add`).
+    var nbdServer: NbdServer?
+    var exportIDs: [ObjectIdentifier: String] = [:]
 
     public init(machine: Machine) {
         self.machine = machine
-        for command in coreCommands() + blockCommands() { commands[command.name] = command }
+        for command in coreCommands() + blockCommands() + nbdCommands() { commands[command.name] = command }
         machine.onEvent = { [unowned self] event in self.emit(event) }
     }
 

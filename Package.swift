@@ -29,7 +29,7 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "NBDTests", dependencies: ["NBD", "Block"]),
+        .testTarget(name: "NBDTests", dependencies: ["NBD", "Block", "CKVM"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],

@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench clean kvm-check
+.PHONY: all deps guest build run test interop-test graph bench bench-nbd clean kvm-check
 
 all: build
 
@@ -54,6 +54,10 @@ graph:
 
 bench: deps build kvm-check
 	bench/run.sh
+
+# nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios.
+bench-nbd: deps build
+	python3 bench/nbd.py
 
 clean:
 	rm -rf .build $(SCRATCH)

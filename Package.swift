@@ -25,7 +25,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM"]),
-        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP"]),
+        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import Machine
 import QMP
@@ -8,6 +9,11 @@ import QMP
 var unblocked = sigset_t()
 sigemptyset(&unblocked)
 pthread_sigmask(SIG_SETMASK, &unblocked, nil)
+
+// I/O buffers (NBD payloads, O_DIRECT bounce buffers) are large and short-lived: keep them on the
+// heap instead of a fresh mmap each time, which costs page faults and zeroing per request.
+mallopt(CKVM_M_MMAP_THRESHOLD, 64 << 20)
+mallopt(CKVM_M_TRIM_THRESHOLD, 256 << 20)
 
 let config: MachineConfig
 do {

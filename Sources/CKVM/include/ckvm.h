@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/kvm.h>
@@ -26,6 +27,9 @@ extern char *strerrorname_np(int errnum);
 // Open-file-description locks (Linux ABI values; <fcntl.h> hides them behind _GNU_SOURCE).
 static const int CKVM_F_OFD_GETLK = 36;
 static const int CKVM_F_OFD_SETLK = 37;
+
+static const int CKVM_M_MMAP_THRESHOLD = M_MMAP_THRESHOLD;
+static const int CKVM_M_TRIM_THRESHOLD = M_TRIM_THRESHOLD;
 
 static inline int ckvm_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long value) { return ioctl(fd, request, value); }

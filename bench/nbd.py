@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""make bench-nbd: nbdcopy of a 1 GiB image from (and to) svmm's NBD export vs qemu-nbd's export
+of the same file, alternating, in one invocation. Prints medians and ratios (markdown)."""
+import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SVMM = os.path.join(ROOT, ".build/release/svmm")
+GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
+
+
+def wait_for(path, proc):
+    """Waits for a server's socket (callers remove stale ones first)."""
+    deadline = time.monotonic() + 20
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"{proc.args[0]} did not create {path}")
+        time.sleep(0.02)
+
+
+def qmp(sock_path, *commands):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(sock_path)
+    stream = sock.makefile("rwb")
+    stream.readline()
+    for command in ({"execute": "qmp_capabilities"},) + commands:
+        stream.write(json.dumps(command).encode() + b"\n")
+        stream.flush()
+        while True:
+            reply = json.loads(stream.readline())
+            if "event" not in reply:
+                break
+        if "error" in reply:
+            sys.exit(f"QMP {command}: {reply['error']}")
+    sock.close()
+
+
+class SvmmExport:
+    def __init__(self, work, image):
+        self.qmp = os.path.join(work, "qmp.sock")
+        self.sock = os.path.join(work, "svmm-nbd.sock")
+        for stale in (self.qmp, self.sock):
+            if os.path.exists(stale):
+                os.unlink(stale)
+        self.proc = subprocess.Popen([SVMM, "-S", "-kernel", GUEST, "-qmp", f"unix:{self.qmp},server=on,wait=off"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.qmp, self.proc)
+        qmp(self.qmp,
+            {"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "img", "filename": image}},
+            {"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": self.sock}}}},
+            {"execute": "block-export-add", "arguments": {"type": "nbd", "id": "e", "node-name": "img", "name": "img", "writable": True}})
+        self.uri = f"nbd+unix:///img?socket={self.sock}"
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class QemuNbdExport:
+    def __init__(self, work, image):
+        self.sock = os.path.join(work, "qemu-nbd.sock")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.proc = subprocess.Popen(["qemu-nbd", "-f", "raw", "-x", "img", "-k", self.sock, "--cache=none", "--aio=native",
+                                      "--shared=8", "--persistent", image], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.sock, self.proc)
+        self.uri = f"nbd+unix:///img?socket={self.sock}"
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def timed(command):
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mib", type=int, default=1024)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="svmm-bench-nbd-")
+    image = os.path.join(work, "image.raw")
+    source = os.path.join(work, "source.raw")
+    with open(source, "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(args.mib):
+            f.write(chunk)
+    subprocess.run(["cp", source, image], check=True)
+    # O_DIRECT reads of a file with dirty pages wait for writeback: start both servers on clean files.
+    subprocess.run(["sync"], check=True)
+    size = args.mib << 20
+    results = {("read", "svmm"): [], ("read", "qemu-nbd"): [], ("write", "svmm"): [], ("write", "qemu-nbd"): []}
+    for run in range(args.runs):
+        order = (("svmm", SvmmExport), ("qemu-nbd", QemuNbdExport))
+        for name, kind in order if run % 2 == 0 else reversed(order):
+            export = kind(work, image)
+            try:
+                results[("read", name)].append(size / timed(["nbdcopy", export.uri, "null:"]) / 1e6)
+                results[("write", name)].append(size / timed(["nbdcopy", source, export.uri]) / 1e6)
+                subprocess.run(["sync"], check=True)
+            finally:
+                export.close()
+    print("| nbdcopy, 1 GiB | svmm MB/s | qemu-nbd MB/s | svmm/qemu-nbd |")
+    print("|---|---|---|---|")
+    for direction in ("read", "write"):
+        s = statistics.median(results[(direction, "svmm")])
+        q = statistics.median(results[(direction, "qemu-nbd")])
+        print(f"| {direction} | {s:,.0f} | {q:,.0f} | {s / q:.2f} |")
+    print(f"\n{args.runs} runs each, medians; O_DIRECT + native AIO on both sides; unix sockets.")
+    subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()

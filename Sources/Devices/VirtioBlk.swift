@@ -19,6 +19,10 @@ public final class VirtioBlk: VirtioDevice {
     private var queue: Virtqueue?
     /// Bumped on reset so that completions of requests from before it touch nothing.
     private var generation = 0
+    /// Requests submitted and not yet completed. While there are some, the device looks at the
+    /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
+    private var inFlight = 0
+    private var processing = false
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
         self.backend = backend
@@ -79,20 +83,29 @@ public final class VirtioBlk: VirtioDevice {
 
     public func reset() {
         generation += 1
+        inFlight = 0
         queue = nil
     }
 
     public func processQueue(_ index: Int) {
-        guard let queue else { return }
+        guard let queue, !processing else { return }
+        processing = true
         backend.plug()
-        defer { backend.unplug() }
-        do {
-            repeat {
+        defer {
+            backend.unplug()
+            processing = false
+        }
+        do throws(VirtqueueError) {
+            while true {
                 while let chain = try queue.pop() {
                     try handle(chain)
                 }
-                try queue.updateAvailEvent()
-            } while try queue.hasAvailable()
+                // Kicks are only needed when nothing in flight will bring us back to the ring.
+                let wanted = inFlight == 0
+                try queue.setNotification(enabled: wanted)
+                if !wanted { break }
+                if try !queue.hasAvailable() { break }
+            }
         } catch {
             transport?.deviceError(error.description)
         }
@@ -124,6 +137,7 @@ public final class VirtioBlk: VirtioDevice {
             return transport?.deviceError("virtio-blk missing headers") ?? ()
         }
         let pending = Pending(head: chain.head, statusAddress: statusAddress, generation: generation)
+        inFlight += 1
         let dataOut = GuestBuffers(memory: memory, segments: chain.readable, skip: VirtioBlkRequest.headerSize,
                                    length: readable - VirtioBlkRequest.headerSize)
         let dataIn = GuestBuffers(memory: memory, segments: chain.writable, skip: 0, length: writable - 1)
@@ -208,12 +222,16 @@ public final class VirtioBlk: VirtioDevice {
 
     private func complete(_ pending: Pending, _ status: VirtioBlkRequest.Status, written: UInt32) {
         guard pending.generation == generation, let queue else { return }
+        inFlight -= 1
         do {
             try memory.store(status.rawValue, at: pending.statusAddress)
             try queue.pushUsed(head: pending.head, length: written + 1)
             if try queue.needsNotification() { transport?.signalUsedBuffers() }
         } catch {
-            transport?.deviceError("\(error)")
+            return transport?.deviceError("\(error)") ?? ()
         }
+        // Pick up what the driver published meanwhile (it was told not to kick), and turn
+        // kicks back on once nothing is in flight.
+        processQueue(0)
     }
 }

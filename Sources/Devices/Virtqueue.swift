@@ -71,11 +71,18 @@ public final class Virtqueue {
         try load(UInt16.self, availRing + 2) != lastAvailIndex
     }
 
-    /// With EVENT_IDX, asks the driver to kick again once it publishes past what we consumed.
-    /// Callers re-check `hasAvailable()` afterwards to close the race with the driver.
-    public func updateAvailEvent() throws(VirtqueueError) {
-        guard eventIndexEnabled else { return }
-        try store(lastAvailIndex, usedRing + 4 + 8 * UInt64(size))
+    static let usedFlagNoNotify: UInt16 = 1
+
+    /// Asks the driver to kick (again) for the next chain it publishes, or — while the device will
+    /// look at the ring anyway, e.g. when a request completes — not to bother. With EVENT_IDX the
+    /// avail_event index says so (a far-away index silences kicks); without it, VRING_USED_F_NO_NOTIFY.
+    /// After enabling, callers re-check `hasAvailable()` to close the race with the driver.
+    public func setNotification(enabled: Bool) throws(VirtqueueError) {
+        if eventIndexEnabled {
+            try store(enabled ? lastAvailIndex : lastAvailIndex &+ 0x7fff, usedRing + 4 + 8 * UInt64(size))
+        } else {
+            try store(enabled ? 0 : Self.usedFlagNoNotify, usedRing)
+        }
         GuestMemory.fullFence()
     }
 

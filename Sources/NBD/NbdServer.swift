@@ -17,6 +17,7 @@ public final class NbdServer {
     private var listener: Int32
     private var connections: [ObjectIdentifier: NbdServerConnection] = [:]
     private var accepting = true
+    let pool = BufferPool()
 
     /// Binds and listens on `address` (exactly the host given), on `watcher`'s loop.
     public init(address: SocketAddress, watcher: FdWatcher, maxConnections: Int = 0) throws(BlockError) {
@@ -31,6 +32,13 @@ public final class NbdServer {
             close(fd)
             throw error
         }
+    }
+
+    /// Released (on the loop thread) without `stop()`: close the sockets, report nothing.
+    deinit {
+        guard isRunning else { return }
+        closeListener()
+        for connection in Array(connections.values) { connection.close(reason: "") }
     }
 
     public var isRunning: Bool { listener >= 0 }
@@ -75,12 +83,16 @@ public final class NbdServer {
     /// `nbd-server-stop`: every export goes, every client and the listener close.
     public func stop() {
         guard isRunning else { return }
+        closeListener()
+        for export in exports { shutDown(export) }
+        for connection in Array(connections.values) { connection.close(reason: "") }
+    }
+
+    private func closeListener() {
         watcher.unwatch(listener)
         close(listener)
         listener = -1
         if case .unix(let path) = address { unlink(path) }
-        for export in exports { shutDown(export) }
-        for connection in Array(connections.values) { connection.close(reason: "") }
     }
 
     private func shutDown(_ export: NbdExport) {
@@ -102,6 +114,7 @@ public final class NbdServer {
             do {
                 let connection = try NbdServerConnection(fd: fd, server: self, watcher: watcher)
                 connections[ObjectIdentifier(connection)] = connection
+                connection.start()
             } catch {
                 close(fd)
                 log?("Failed to accept NBD client: \(error)")
@@ -124,6 +137,8 @@ public final class NbdServer {
 
     func connectionClosed(_ connection: NbdServerConnection, reason: String) {
         connections[ObjectIdentifier(connection)] = nil
+        // It may be closing from inside its own handler: keep it alive until that returns.
+        watcher.runSoon { withExtendedLifetime(connection) {} }
         if !reason.isEmpty { log?("Disconnect client, due to: \(reason)") }
         updateAccepting()
     }

@@ -27,7 +27,7 @@ extension NbdServerConnection {
                 replyError(header, errno: EINVAL, message: error)
                 return .ready
             }
-            execute(ServerRequest(header, bufferSize: header.type == NbdCommand.read ? Int(header.length) : 0))
+            execute(ServerRequest(header, bufferSize: header.type == NbdCommand.read ? Int(header.length) : 0, pool: pool))
             return .ready
         }
     }
@@ -38,7 +38,7 @@ extension NbdServerConnection {
             replyError(header, errno: EINVAL, message: error)
             return .closed("Request handling failed in intermediate state")
         }
-        let request = ServerRequest(header, bufferSize: Int(header.length))
+        let request = ServerRequest(header, bufferSize: Int(header.length), pool: pool)
         pendingWrite = (request, IncomingPayload(request.vector))
         phase = .writePayload
         return .ready

@@ -17,6 +17,8 @@ final class NbdServerConnection {
     /// Requests issued on the backend and not replied yet.
     var inFlight = 0
     private var pumping = false
+    /// The server's request buffers.
+    let pool: BufferPool
 
     /// Replies beyond this many unsent bytes stop the reading of new requests.
     static let outputLimit = 64 << 20
@@ -24,17 +26,18 @@ final class NbdServerConnection {
     init(fd: Int32, server: NbdServer, watcher: FdWatcher) throws(BlockError) {
         channel = try SocketChannel(fd: fd, watcher: watcher)
         self.server = server
+        pool = server.pool
         channel.onReadable = { [unowned self] in self.pump() }
         channel.onClosed = { [unowned self] reason in self.server?.connectionClosed(self, reason: reason) }
         channel.onDrained = { [unowned self] in self.resumeIfPossible() }
-        sendGreeting()
     }
 
     var isClosed: Bool { channel.isClosed }
 
     func close(reason: String) { channel.close(reason: reason) }
 
-    private func sendGreeting() {
+    /// Sends the greeting (after the server registered the connection: it may close at once).
+    func start() {
         var writer = WireWriter(capacity: 18)
         writer.u64(NbdProtocol.initMagic)
         writer.u64(NbdProtocol.optionMagic)
@@ -84,7 +87,8 @@ final class NbdServerConnection {
     /// A request finished or output drained: read again if we stopped.
     func resumeIfPossible() {
         if case .disconnecting = phase {
-            if inFlight == 0 { close(reason: "") }
+            // NBD_CMD_DISC: replies already queued still go out, then the socket closes.
+            if inFlight == 0 && channel.pendingOutputBytes == 0 { close(reason: "") }
             return
         }
         guard !channel.isClosed, !channel.wantsInput, canTakeRequest else { return }

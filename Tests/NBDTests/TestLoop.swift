@@ -1,4 +1,5 @@
 import Block
+import CKVM
 import Foundation
 import Glibc
 import Synchronization

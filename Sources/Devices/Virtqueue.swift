@@ -169,11 +169,25 @@ public final class Virtqueue {
             next: try load(UInt16.self, base + 14))
     }
 
-    private func load<T: FixedWidthInteger>(_ type: T.Type, _ address: UInt64) throws(VirtqueueError) -> T {
-        do { return try memory.load(type, at: address) } catch { throw .ringOutsideMemory(address) }
+    // Single-instruction accesses: the driver reads and writes these concurrently.
+
+    private func load(_ type: UInt16.Type, _ address: UInt64) throws(VirtqueueError) -> UInt16 {
+        do { return try memory.loadUInt16(at: address) } catch { throw .ringOutsideMemory(address) }
     }
 
-    private func store<T: FixedWidthInteger>(_ value: T, _ address: UInt64) throws(VirtqueueError) {
-        do { try memory.store(value, at: address) } catch { throw .ringOutsideMemory(address) }
+    private func load(_ type: UInt32.Type, _ address: UInt64) throws(VirtqueueError) -> UInt32 {
+        do { return try memory.loadUInt32(at: address) } catch { throw .ringOutsideMemory(address) }
+    }
+
+    private func load(_ type: UInt64.Type, _ address: UInt64) throws(VirtqueueError) -> UInt64 {
+        do { return try memory.loadUInt64(at: address) } catch { throw .ringOutsideMemory(address) }
+    }
+
+    private func store(_ value: UInt16, _ address: UInt64) throws(VirtqueueError) {
+        do { try memory.storeUInt16(value, at: address) } catch { throw .ringOutsideMemory(address) }
+    }
+
+    private func store(_ value: UInt32, _ address: UInt64) throws(VirtqueueError) {
+        do { try memory.storeUInt32(value, at: address) } catch { throw .ringOutsideMemory(address) }
     }
 }

@@ -41,14 +41,41 @@ public final class GuestMemory: @unchecked Sendable {
         return !overflow && end <= UInt64(size)
     }
 
+    /// Inlinable so callers get a specialized, single-instruction access (see the concrete ones below).
+    @inlinable
     public func load<T: FixedWidthInteger>(_ type: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
         let bytes = try region(at: address, length: MemoryLayout<T>.size)
         return T(littleEndian: bytes.loadUnaligned(as: T.self))
     }
 
+    @inlinable
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
         let bytes = try region(at: address, length: MemoryLayout<T>.size)
         bytes.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    // Ring indices and descriptors are shared with a guest running on another CPU: they must be
+    // read and written with single loads and stores (a generic, unspecialized access may copy
+    // byte by byte and tear). These concrete accessors compile to one instruction each.
+
+    public func loadUInt16(at address: UInt64) throws(GuestMemoryError) -> UInt16 {
+        UInt16(littleEndian: try region(at: address, length: 2).baseAddress!.loadUnaligned(as: UInt16.self))
+    }
+
+    public func loadUInt32(at address: UInt64) throws(GuestMemoryError) -> UInt32 {
+        UInt32(littleEndian: try region(at: address, length: 4).baseAddress!.loadUnaligned(as: UInt32.self))
+    }
+
+    public func loadUInt64(at address: UInt64) throws(GuestMemoryError) -> UInt64 {
+        UInt64(littleEndian: try region(at: address, length: 8).baseAddress!.loadUnaligned(as: UInt64.self))
+    }
+
+    public func storeUInt16(_ value: UInt16, at address: UInt64) throws(GuestMemoryError) {
+        try region(at: address, length: 2).baseAddress!.storeBytes(of: value.littleEndian, as: UInt16.self)
+    }
+
+    public func storeUInt32(_ value: UInt32, at address: UInt64) throws(GuestMemoryError) {
+        try region(at: address, length: 4).baseAddress!.storeBytes(of: value.littleEndian, as: UInt32.self)
     }
 
     public func readBytes(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {

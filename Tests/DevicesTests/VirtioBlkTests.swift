@@ -137,6 +137,25 @@ import Testing
         #expect(try submit(device, kind: 11, sector: 0, dataLength: 16, dataWritable: false) == VirtioBlkRequest.Status.unsupported.rawValue)
     }
 
+    /// While a request is in flight the device will look at the ring when it completes, so it
+    /// tells the driver not to kick (avail_event far ahead); once idle it asks for kicks again.
+    @Test mutating func kicksAreSuppressedOnlyWhileRequestsAreInFlight() throws {
+        let (device, queue) = try makeDevice()
+        queue.eventIndexEnabled = true
+        let availEvent = ring.used + 4 + 8 * UInt64(ring.size)
+        try memory.store(UInt32(0), at: 0x10000)
+        try memory.store(UInt64(0), at: 0x10008)
+        try ring.setDescriptor(0, address: 0x10000, length: 16, flags: Virtqueue.flagNext, next: 1)
+        try ring.setDescriptor(1, address: 0x11000, length: 512, flags: Virtqueue.flagNext | Virtqueue.flagWrite, next: 2)
+        try ring.setDescriptor(2, address: 0x20000, length: 1, flags: Virtqueue.flagWrite)
+        try ring.publish(0)
+        device.processQueue(0)
+        #expect(try memory.load(UInt16.self, at: availEvent) == 1 &+ 0x7fff)
+        waitForCompletions()
+        #expect(try ring.usedIndex() == 1)
+        #expect(try memory.load(UInt16.self, at: availEvent) == 1)
+    }
+
     @Test mutating func shortHeaderBreaksTheDevice() throws {
         let (device, _) = try makeDevice()
         _ = try submit(device, kind: 0, sector: 0, dataLength: 512, headerLength: 8)

@@ -58,7 +58,13 @@ public final class AioContext: FileIoEngine, @unchecked Sendable {
         while !plugged.isEmpty {
             let count = plugged.count
             let submitted = plugged.withUnsafeMutableBufferPointer { io_submit(context, count, $0.baseAddress) }
-            if submitted == -EAGAIN { break }  // the kernel queue is full: completions will make room
+            if submitted == -EAGAIN {
+                // The kernel queue is full. Completions make room, and our eventfd brings the loop
+                // back here even if none is due (a device may not be kicked while it waits).
+                var one: UInt64 = 1
+                _ = write(eventFd, &one, 8)
+                break
+            }
             if submitted < 0 {
                 failFirstPlugged(errno: -submitted)
                 continue

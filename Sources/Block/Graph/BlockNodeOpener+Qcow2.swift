@@ -7,8 +7,9 @@ extension BlockNodeOpener {
                    backing backingReference: BlockdevOptions.Reference?, readOnly: Bool,
                    created: inout [BlockNode]) throws(BlockError) -> BlockNode {
         let file = try child(fileReference, key: "file", readOnly: readOnly, created: &created)
-        guard let fileDriver = file.driver as? FileDriver else {
-            throw BlockError("qcow2 needs its 'file' child to be a file node (node '\(file.nodeName)' is \(file.driverName))", errno: EINVAL)
+        // qcow2 reads and writes its metadata with blocking calls: its child must offer them (file, nbd).
+        guard let fileDriver = file.driver as? (BlockDriver & SyncBlockIO) else {
+            throw BlockError("qcow2 cannot use node '\(file.nodeName)' (\(file.driverName)) as its image file", errno: EINVAL)
         }
         let writable = !(readOnly || file.readOnly)
         let driver = try Qcow2Driver(file: fileDriver, backing: nil, readOnly: !writable)

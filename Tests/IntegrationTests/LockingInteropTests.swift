@@ -48,13 +48,24 @@ import Testing
             "-blockdev", "driver=file,node-name=d0,filename=\(disk)", "-device", "virtio-blk-device,drive=d0",
         ])
         defer { qemu.stop() }
-        usleep(800_000)
+        try waitUntilLocked(disk, by: qemu)
         let svmm = try ProcessResult.run(TestEnvironment.svmm, [
             "-kernel", TestEnvironment.guestImage,
             "-blockdev", "driver=file,node-name=d0,filename=\(disk)", "-device", "virtio-blk-device,drive=d0",
         ], timeout: 30)
         #expect(svmm.status == 1)
         #expect(svmm.stderr.contains("Failed to get \"write\" lock"))
+    }
+
+    /// Waits until QEMU holds the image's write lock (qemu-io is refused), however slow its start.
+    func waitUntilLocked(_ disk: String, by qemu: BackgroundProcess) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while try ProcessResult.run("/usr/bin/qemu-io", ["-f", "raw", "-c", "read 0 512", "-c", "write 0 512", disk]).status == 0 {
+            guard qemu.process.isRunning, Date() < deadline else {
+                throw TestEnvironment.Failure("QEMU never took the image lock: \(qemu.stderr)")
+            }
+            usleep(100_000)
+        }
     }
 
     @Test func shareRWOnBothLetsTwoGuestsWrite() throws {

@@ -17,12 +17,4 @@ public final class EventFd: Sendable {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
     }
-
-    /// Resets the counter; returns how many signals were pending (0 if none).
-    @discardableResult
-    public func drain() -> UInt64 {
-        var count: UInt64 = 0
-        let n = withUnsafeMutableBytes(of: &count) { read(fd, $0.baseAddress, 8) }
-        return n == 8 ? count : 0
-    }
 }

@@ -22,8 +22,6 @@ public final class GuestMemory: @unchecked Sendable {
 
     deinit { munmap(hostBase, size) }
 
-    public var guestEnd: UInt64 { guestBase + UInt64(size) }
-
     /// The host view of `length` guest bytes at `address`, or an error if any byte is outside RAM.
     public func region(at address: UInt64, length: Int) throws(GuestMemoryError) -> UnsafeMutableRawBufferPointer {
         guard length >= 0, address >= guestBase else {

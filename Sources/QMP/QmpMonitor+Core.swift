@@ -18,7 +18,7 @@ extension QmpMonitor {
             },
             QmpCommand(async: "quit") { [unowned self] _, reply in
                 reply(.success(.emptyObject))
-                emit("SHUTDOWN", data: .object([("guest", .bool(false)), ("reason", .string("host-qmp-quit"))]))
+                emit(.shutdown(guest: false, reason: "host-qmp-quit"))
                 // Like QEMU, leave clients a moment to read the reply and the event before EOF.
                 machine.eventLoop.runSoon {
                     usleep(50_000)

@@ -136,7 +136,7 @@ public final class QmpMonitor: @unchecked Sendable {
         for session in sessions where session.negotiated { session.send(.object(members)) }
     }
 
-    private func emit(_ event: MachineEvent) {
+    func emit(_ event: MachineEvent) {
         switch event {
         case .stop: emit("STOP")
         case .resume: emit("RESUME")

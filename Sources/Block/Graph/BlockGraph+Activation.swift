@@ -38,6 +38,4 @@ extension BlockGraph {
             throw error
         }
     }
-
-    public var hasInactiveNodes: Bool { nodes.contains(where: \.inactive) }
 }

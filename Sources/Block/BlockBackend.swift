@@ -13,6 +13,8 @@ public final class BlockBackend: BlockParent {
     public private(set) var perm: BlockPermission
     public private(set) var sharedPerm: BlockPermission
     public private(set) var disablePerm = false
+    /// Requests that arrived while the root node was drained, in arrival order.
+    private var heldBack: [() -> Void] = []
 
     public init(graph: BlockGraph, name: String? = nil, perm: BlockPermission, shared: BlockPermission) {
         self.graph = graph
@@ -93,42 +95,62 @@ public final class BlockBackend: BlockParent {
 
     // MARK: I/O
 
-    private var driver: BlockDriver? { root?.node.driver }
-
-    public var length: Int64 { driver?.length ?? 0 }
+    /// The size of the node the root edge points at now.
+    public var length: Int64 { root?.length ?? 0 }
     /// The device sees a read-only medium when the node cannot be written.
     public var isReadOnly: Bool { root.map { $0.node.readOnly } ?? true }
 
-    public func plug() { driver?.plug() }
-    public func unplug() { driver?.unplug() }
+    public func plug() { root?.plug() }
+    public func unplug() { root?.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        guard let driver = checked(offset, Int64(vector.totalLength), needs: [], completion) else { return }
-        driver.read(at: offset, into: vector, completion: completion)
+        guard let root = checked(offset, Int64(vector.totalLength), needs: [], completion) else { return }
+        if holdBack({ [self] in read(at: offset, into: vector, completion: completion) }) { return }
+        root.read(at: offset, into: vector, completion: completion)
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
-        guard let driver = checked(offset, Int64(vector.totalLength), needs: .write, completion) else { return }
-        driver.write(at: offset, from: vector, completion: completion)
+        guard let root = checked(offset, Int64(vector.totalLength), needs: .write, completion) else { return }
+        if holdBack({ [self] in write(at: offset, from: vector, completion: completion) }) { return }
+        root.write(at: offset, from: vector, completion: completion)
     }
 
     public func flush(completion: @escaping IoCompletion) {
-        guard let driver else { return completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM))) }
-        driver.flush(completion: completion)
+        guard let root else { return completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM))) }
+        if holdBack({ [self] in flush(completion: completion) }) { return }
+        root.flush(completion: completion)
     }
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
-        guard let driver = checked(offset, length, needs: .write, completion) else { return }
-        driver.discard(at: offset, length: length, completion: completion)
+        guard let root = checked(offset, length, needs: .write, completion) else { return }
+        if holdBack({ [self] in discard(at: offset, length: length, completion: completion) }) { return }
+        root.discard(at: offset, length: length, completion: completion)
     }
 
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
-        guard let driver = checked(offset, length, needs: .write, completion) else { return }
-        driver.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion)
+        guard let root = checked(offset, length, needs: .write, completion) else { return }
+        if holdBack({ [self] in writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion) }) { return }
+        root.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion)
     }
 
-    /// The driver to use, if the backend holds `needs` on its root and the range is inside the disk.
-    private func checked(_ offset: Int64, _ length: Int64, needs: BlockPermission, _ completion: IoCompletion) -> BlockDriver? {
+    /// blk_wait_while_drained: while the node under the root is in a drained section, a new
+    /// request waits here and starts again (through whatever edge the root is then) at its end.
+    private func holdBack(_ request: @escaping () -> Void) -> Bool {
+        guard let root, root.node.isQuiesced else { return false }
+        heldBack.append(request)
+        return true
+    }
+
+    /// Starts the requests held back by a drained section that has ended.
+    func releaseHeldRequests() {
+        guard !heldBack.isEmpty, !(root?.node.isQuiesced ?? false) else { return }
+        let requests = heldBack
+        heldBack.removeAll()
+        requests.forEach { $0() }
+    }
+
+    /// The root edge, if the backend holds `needs` on it and the range is inside the disk.
+    private func checked(_ offset: Int64, _ length: Int64, needs: BlockPermission, _ completion: IoCompletion) -> BdrvChild? {
         guard let root else {
             completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM)))
             return nil
@@ -139,10 +161,10 @@ public final class BlockBackend: BlockParent {
             return nil
         }
         let (end, overflow) = offset.addingReportingOverflow(length)
-        if offset < 0 || length < 0 || overflow || end > root.node.driver.length {
+        if offset < 0 || length < 0 || overflow || end > root.length {
             completion(.failure(BlockError("request [\(offset), +\(length)) is beyond the end of the disk", errno: EINVAL)))
             return nil
         }
-        return root.node.driver
+        return root
     }
 }

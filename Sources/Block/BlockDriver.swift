@@ -3,6 +3,9 @@ public protocol BlockDriver: AnyObject {
     /// The size in bytes the node presents.
     var length: Int64 { get }
     var isReadOnly: Bool { get }
+    /// QEMU's is_filter / BDRV_CHILD_FILTERED: the node shows its one child's data unchanged, so
+    /// graph queries and snapshot checks look through it.
+    var isFilter: Bool { get }
     func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion)
     func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion)
     func flush(completion: @escaping IoCompletion)
@@ -24,6 +27,7 @@ public protocol BlockDriver: AnyObject {
 }
 
 extension BlockDriver {
+    public var isFilter: Bool { false }
     public func plug() {}
     public func unplug() {}
     public func checkPermissions(_ perm: BlockPermission, shared: BlockPermission) throws(BlockError) {}

@@ -65,6 +65,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func openBlockNodes() throws(MachineError) {
+        graph.runSoon = { [unowned self] job in self.loop.runSoon(job) }
         opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
         opener.nbdConnector = { [unowned self] options throws(BlockError) in try NbdClientDriver.connect(options, watcher: self.loop) }
         for blockdev in config.blockdevs {

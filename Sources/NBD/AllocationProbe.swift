@@ -15,7 +15,7 @@ struct AllocationProbe {
         var base: Int64 = 0
         while let raw = driver as? RawDriver {
             base += raw.offset
-            driver = raw.child
+            driver = raw.file.node.driver
         }
         self.fd = (driver as? FileDriver)?.fd
         self.base = base

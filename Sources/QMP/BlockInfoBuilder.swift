@@ -10,12 +10,21 @@ enum BlockInfoBuilder {
             ("iops", .int(0)), ("bps_wr", .int(0)), ("write_threshold", .int(0)),
         ]
         if let backing = node.backing { members.append(("backing_file", .string(backing.filename))) }
+        if !node.dirtyBitmaps.isEmpty { members.append(("dirty-bitmaps", .array(node.dirtyBitmaps.map(dirtyInfo)))) }
         members += [
             ("encrypted", .bool(false)), ("bps", .int(0)), ("bps_rd", .int(0)),
             ("cache", .object([("no-flush", .bool(false)), ("direct", .bool(directIO(node))), ("writeback", .bool(true))])),
             ("file", .string(node.filename)),
         ]
         return .object(members)
+    }
+
+    /// BlockDirtyInfo, in the member order QEMU 7.2 prints.
+    static func dirtyInfo(_ bitmap: BdrvDirtyBitmap) -> JSONValue {
+        .object([
+            ("name", .string(bitmap.name)), ("recording", .bool(bitmap.isRecording)), ("persistent", .bool(false)),
+            ("busy", .bool(bitmap.isBusy)), ("granularity", .int(bitmap.granularity)), ("count", .int(bitmap.count)),
+        ])
     }
 
     static func imageInfo(_ node: BlockNode) -> JSONValue {

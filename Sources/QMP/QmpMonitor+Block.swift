@@ -14,9 +14,8 @@ extension QmpMonitor {
                 }
                 return .emptyObject
             },
-            QmpCommand("blockdev-del", [.required("node-name", .string)]) { [unowned self] arguments throws(QmpError) in
-                try deleteNode(arguments.string("node-name")!)
-                return .emptyObject
+            QmpCommand(async: "blockdev-del", [.required("node-name", .string)]) { [unowned self] arguments, reply in
+                deleteNode(arguments.string("node-name")!, reply: reply)
             },
             QmpCommand("query-named-block-nodes", [.optional("flat", .bool)]) { [unowned self] _ in
                 .array(machine.graph.nodes.reversed().map(BlockInfoBuilder.deviceInfo))  // newest first, as QEMU
@@ -27,25 +26,28 @@ extension QmpMonitor {
             QmpCommand("x-debug-query-block-graph") { [unowned self] _ in
                 BlockInfoBuilder.graph(machine.graph)
             },
-            QmpCommand("blockdev-snapshot", [.required("node", .string), .required("overlay", .string)]) { [unowned self] arguments throws(QmpError) in
-                do throws(BlockError) {
-                    try machine.graph.snapshot(node: arguments.string("node")!, overlay: arguments.string("overlay")!)
-                } catch {
-                    throw QmpError(error)
+            QmpCommand(async: "blockdev-snapshot", [.required("node", .string), .required("overlay", .string)]) { [unowned self] arguments, reply in
+                machine.graph.snapshot(node: arguments.string("node")!, overlay: arguments.string("overlay")!) { result in
+                    reply(result.map { .emptyObject }.mapError(QmpError.init))
                 }
-                return .emptyObject
             },
         ]
     }
 
-    /// qmp_blockdev_del's checks, in QEMU's order and words.
-    private func deleteNode(_ name: String) throws(QmpError) {
+    /// qmp_blockdev_del's checks, in QEMU's order and words; the node goes once nothing is in
+    /// flight on it (bdrv_close drains first).
+    private func deleteNode(_ name: String, reply: @escaping QmpCommand.Reply) {
         guard let node = machine.graph.node(named: name) else {
-            throw QmpError("Failed to find node with node-name='\(name)'")
+            return reply(.failure(QmpError("Failed to find node with node-name='\(name)'")))
         }
-        if node.parents.contains(where: { $0.parent is BlockBackend }) { throw QmpError("Node \(name) is in use") }
-        guard node.isMonitorOwned else { throw QmpError("Node \(name) is not owned by the monitor") }
-        if !node.parents.isEmpty { throw QmpError("Block device \(name) is in use") }
-        do throws(BlockError) { try machine.graph.remove(node) } catch { throw QmpError(error) }
+        if node.parents.contains(where: { $0.parent is BlockBackend }) { return reply(.failure(QmpError("Node \(name) is in use"))) }
+        do throws(BlockError) { try node.checkNotBlocked(.driveDel) } catch { return reply(.failure(QmpError(error))) }
+        guard node.isMonitorOwned else { return reply(.failure(QmpError("Node \(name) is not owned by the monitor"))) }
+        if !node.parents.isEmpty { return reply(.failure(QmpError("Block device \(name) is in use"))) }
+        machine.graph.drain([node]) { [unowned self] end in
+            let result = Result { () throws(BlockError) in try machine.graph.remove(node) }
+            end()
+            reply(result.map { .emptyObject }.mapError(QmpError.init))
+        }
     }
 }

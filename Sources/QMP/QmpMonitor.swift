@@ -16,7 +16,7 @@ public final class QmpMonitor: @unchecked Sendable {
 
     public init(machine: Machine) {
         self.machine = machine
-        for command in coreCommands() + blockCommands() + nbdCommands() { commands[command.name] = command }
+        for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() { commands[command.name] = command }
         machine.onEvent = { [unowned self] event in self.emit(event) }
     }
 

@@ -29,6 +29,7 @@ enum BlockdevOption {
         keys += fileKeys.map { (key: "file." + $0.key, value: $0.value) }
         if let readOnly = options.value("readonly") { keys.append(("read-only", readOnly)) }
         if let nodeName = options.value("node-name") { keys.append(("node-name", nodeName)) }
+        if let discard = options.value("discard") { keys.append(("discard", discard)) }
         do {
             let tree = try OptionValue.fromDottedKeys(keys)
             return .init(id: id, options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)

@@ -66,6 +66,16 @@ import Testing
     }
 }
 
+extension ImageLockingTests {
+    /// Inactivates the graph; nothing is in flight, so the drain ends at once.
+    func inactivateAll() throws {
+        var outcome: Result<Void, BlockError>?
+        graph.inactivateAll { outcome = $0 }
+        let result = try #require(outcome, "inactivation with nothing in flight did not end at once")
+        try result.get()
+    }
+}
+
 /// Inactivation hands an image to another process and activation takes it back (migration).
 @Suite struct ActivationTests {
     @Test func inactiveImagesDropTheirLocksAndActivationRetakesThem() throws {
@@ -75,7 +85,7 @@ import Testing
         try guest.insert(a)
         guest.attachDevice("vblk0", incomingMigration: false)
         try guest.setPerm([.consistentRead, .write], shared: ImageLockingTests.guestShared)
-        try locking.graph.inactivateAll()
+        try locking.inactivateAll()
         #expect(a.inactive)
         #expect(guest.disablePerm)
         #expect(guest.root?.perm == [])
@@ -100,7 +110,7 @@ import Testing
     @Test func writesToAnInactiveNodeAreRefused() throws {
         let locking = try ImageLockingTests()
         let a = try locking.openNode("a")
-        try locking.graph.inactivateAll()
+        try locking.inactivateAll()
         #expect(throws: BlockError("Block node is read-only", errno: EPERM)) {
             try locking.user(a, perm: [.consistentRead, .write], shared: .all)
         }

@@ -13,6 +13,8 @@ final class Qcow2Fixture {
 
     let directory: URL
     let aio: AioContext
+    /// The nodes `qcow2(_:)` opens, with their edges.
+    let graph = BlockGraph()
 
     init() throws {
         for tool in ["qemu-img", "qemu-io"] where !FileManager.default.isExecutableFile(atPath: "/usr/bin/\(tool)") {
@@ -83,12 +85,27 @@ final class Qcow2Fixture {
         return try FileDriver(options: options, engine: aio)
     }
 
+    /// A qcow2 node over a file node in the fixture's graph (no image locks, so QEMU's tools can
+    /// look at the image while it is open); `backing` must be a driver this fixture opened.
     /// `tinyCaches`: four L2 tables and four refcount blocks, so metadata is evicted all the time.
     func qcow2(_ name: String, backing: BlockDriver? = nil, readOnly: Bool = false, tinyCaches: Bool = false) throws -> Qcow2Driver {
-        let file = try file(name, readOnly: readOnly)
-        guard tinyCaches else { return try Qcow2Driver(file: file, backing: backing, readOnly: readOnly) }
-        return try Qcow2Driver(file: file, backing: backing, readOnly: readOnly,
-                               cacheLimits: Qcow2CacheLimits(l2Bytes: 0, refcountBytes: 0))
+        var options = FileOptions(filename: path(name))
+        options.readOnly = readOnly
+        options.locking = false
+        let file = BlockNode(nodeName: graph.makeAutoName(), driverName: "file", driver: try FileDriver(options: options, engine: aio),
+                             readOnly: readOnly)
+        try graph.add(file)
+        let node = BlockNode(nodeName: graph.makeAutoName(), driverName: "qcow2", driver: UnopenedDriver(), readOnly: readOnly)
+        try graph.add(node)
+        let edge = try graph.attachChild(file, to: node, name: "file", role: .image)
+        let limits = tinyCaches ? Qcow2CacheLimits(l2Bytes: 0, refcountBytes: 0) : .standard
+        let driver = try Qcow2Driver(file: edge, readOnly: readOnly, cacheLimits: limits)
+        node.driver = driver
+        if let backing {
+            let backingNode = try #require(graph.nodes.first { $0.driver === backing }, "backing was not opened by this fixture")
+            driver.setBacking(try graph.attachChild(backingNode, to: node, name: "backing", role: .cow))
+        }
+        return driver
     }
 
     /// Runs the event loop (this test's libaio completions) until `done` holds.

@@ -28,6 +28,14 @@ import Testing
         return try opener.open(try BlockdevOptions(tree, fromCommandLine: false))
     }
 
+    /// Runs `blockdev-snapshot` (drain, flush, append) to its end.
+    func snapshot(node: String, overlay: String) throws {
+        var outcome: Result<Void, BlockError>?
+        graph.snapshot(node: node, overlay: overlay) { outcome = $0 }
+        try fixture.wait { outcome != nil }
+        try outcome!.get()
+    }
+
     func backend(on node: BlockNode, perm: BlockPermission, shared: BlockPermission, device: String? = nil) throws -> BlockBackend {
         let backend = BlockBackend(graph: graph, perm: perm, shared: shared)
         try backend.insert(node)
@@ -42,7 +50,7 @@ import Testing
         // A mirror target's backend: writes, reads nothing consistently.
         _ = try backend(on: target, perm: [.write, .resize], shared: [.writeUnchanged])
         #expect(try fixture.read(target.driver, at: 0, count: 4) == [0, 0, 0, 0])
-        try graph.snapshot(node: "base", overlay: "target")
+        try snapshot(node: "base", overlay: "target")
         #expect(target.backing === base)
         #expect(try fixture.read(target.driver, at: 0, count: 4) == [0x5a, 0x5a, 0x5a, 0x5a])
         let edge = try #require(target.child(named: "backing"))
@@ -54,7 +62,7 @@ import Testing
         let target = try open("target", file: "target.qcow2")
         _ = try backend(on: target, perm: [.consistentRead, .write], shared: [.consistentRead, .writeUnchanged, .resize], device: "vblk0")
         #expect(throws: BlockError("The overlay is already in use", errno: EBUSY)) {
-            try graph.snapshot(node: "base", overlay: "target")
+            try snapshot(node: "base", overlay: "target")
         }
         #expect(target.backing == nil)
     }
@@ -65,17 +73,17 @@ import Testing
         _ = try fixture.tool("qemu-img", "create", "-q", "-f", "qcow2", fixture.path("b2.qcow2"), "1M")
         _ = try open("b2", file: "b2.qcow2")
         #expect(throws: BlockError("The overlay already has a backing image", errno: EINVAL)) {
-            try graph.snapshot(node: "b2", overlay: "other")
+            try snapshot(node: "b2", overlay: "other")
         }
     }
 
     @Test func missingNodesGiveQEMUsNotFoundError() throws {
         _ = try open("base", file: "base.qcow2")
         #expect(throws: BlockError("Cannot find device='nosuch' nor node-name='nosuch'", errno: ENOENT)) {
-            try graph.snapshot(node: "base", overlay: "nosuch")
+            try snapshot(node: "base", overlay: "nosuch")
         }
         #expect(throws: BlockError("Cannot find device='nosuch' nor node-name='nosuch'", errno: ENOENT)) {
-            try graph.snapshot(node: "nosuch", overlay: "base")
+            try snapshot(node: "nosuch", overlay: "base")
         }
     }
 
@@ -83,7 +91,7 @@ import Testing
         _ = try open("base", file: "base.qcow2")
         try opener.open(try BlockdevOptions(["driver": .string("null-co"), "node-name": .string("null")], fromCommandLine: false))
         #expect(throws: BlockError("The overlay does not support backing images", errno: ENOTSUP)) {
-            try graph.snapshot(node: "base", overlay: "null")
+            try snapshot(node: "base", overlay: "null")
         }
     }
 
@@ -91,7 +99,7 @@ import Testing
         let base = try open("base", file: "base.qcow2")
         let target = try open("target", file: "target.qcow2")
         let guest = try backend(on: base, perm: [.consistentRead, .write], shared: [.consistentRead, .writeUnchanged, .resize], device: "vblk0")
-        try graph.snapshot(node: "base", overlay: "target")
+        try snapshot(node: "base", overlay: "target")
         #expect(guest.node === target)
         #expect(base.parents.count == 1)
         #expect(base.parents.first?.name == "backing")

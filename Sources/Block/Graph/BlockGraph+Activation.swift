@@ -2,9 +2,18 @@ import Glibc
 
 extension BlockGraph {
     /// bdrv_inactivate_all: hand every image to another process (end of outgoing migration).
-    /// Backends stop applying permissions, format drivers write back their caches, nodes become
-    /// inactive (no writes) and image locks are dropped.
-    public func inactivateAll() throws(BlockError) {
+    /// Inside a drained section over the whole graph (requests in flight complete first, new
+    /// ones wait), backends stop applying permissions, format drivers write back their caches,
+    /// nodes become inactive (no writes) and image locks are dropped.
+    public func inactivateAll(completion: @escaping (Result<Void, BlockError>) -> Void) {
+        drain(rootNodes) { [self] end in
+            let result = Result { () throws(BlockError) in try inactivateAllDrained() }
+            end()
+            completion(result)
+        }
+    }
+
+    private func inactivateAllDrained() throws(BlockError) {
         for backend in allBackends where backend.root != nil {
             try backend.inactivate()
         }
@@ -17,21 +26,16 @@ extension BlockGraph {
     }
 
     /// bdrv_activate_all: take the images back (end of incoming migration, or a failed outgoing
-    /// one). Metadata is re-read and locks are taken again; a lock conflict undoes it all.
+    /// one). As bdrv_co_activate: the node leaves the inactive state and its permissions (image
+    /// locks) are taken again first, then the driver re-reads its metadata; a conflict undoes it all.
     /// Guest devices' permissions follow only when the VM resumes (`BlockBackend.resumeAfterMigration`).
     public func activateAll() throws(BlockError) {
         let order = PermissionTransaction.topologicalOrder(from: rootNodes).reversed().filter(\.inactive)
-        for node in order {
-            node.inactive = false
-            do {
-                try node.driver.activate()
-            } catch {
-                for other in order { other.inactive = true }
-                throw error
-            }
-        }
+        guard !order.isEmpty else { return }
+        for node in order { node.inactive = false }
         do {
             try refresh(rootNodes)
+            for node in order { try node.driver.activate() }
         } catch {
             for node in order { node.inactive = true }
             try? refresh(rootNodes)

@@ -8,17 +8,45 @@ extension BlockGraph {
         throw BlockError("Cannot find device='\(name)' nor node-name='\(name)'", errno: ENOENT)
     }
 
-    /// `blockdev-snapshot {node, overlay}` with the relaxed check of QEMU 5.0+ (external_snapshot_prepare):
-    /// the overlay may be in use, only not by anyone who reads it consistently; it must not be a
-    /// filter or already have a backing, and must support one. Then `node` becomes the overlay's
-    /// backing and every parent of `node` moves to the overlay (bdrv_append), atomically.
-    public func snapshot(node nodeName: String, overlay overlayName: String) throws(BlockError) {
-        let base = try lookup(nodeName)
+    /// `blockdev-snapshot {node, overlay}` as QEMU 5.0+'s external_snapshot_prepare/commit, with
+    /// the relaxed check: the overlay may be in use, only not by anyone who reads it consistently;
+    /// it must not be a filter or already have a backing, and must support one. Inside a drained
+    /// section over both nodes, `node` is flushed, becomes the overlay's backing and every parent
+    /// of `node` moves to the overlay (bdrv_append) in one checked step; requests held back during
+    /// the drain then go to the overlay.
+    public func snapshot(node nodeName: String, overlay overlayName: String,
+                         completion: @escaping (Result<Void, BlockError>) -> Void) {
+        let base: BlockNode
+        do { base = try lookup(nodeName) } catch { return completion(.failure(error)) }
+        let overlay = try? lookup(overlayName)
+        drain([base] + (overlay.map { [$0] } ?? [])) { [self] end in
+            let finish = { (result: Result<Void, BlockError>) in
+                end()
+                completion(result)
+            }
+            do throws(BlockError) {
+                try base.checkNotBlocked(.externalSnapshot)
+            } catch {
+                return finish(.failure(error))
+            }
+            let attach = { [self] in
+                finish(Result { () throws(BlockError) in try attachSnapshot(overlayName, on: base) })
+            }
+            guard !base.readOnly else { return attach() }
+            base.flush { result in
+                guard case .success = result else { return finish(.failure(BlockError("An IO error has occurred", errno: EIO))) }
+                attach()
+            }
+        }
+    }
+
+    /// The overlay's checks (in QEMU's order), bdrv_append, and external_snapshot_commit.
+    private func attachSnapshot(_ overlayName: String, on base: BlockNode) throws(BlockError) {
         let overlay = try lookup(overlayName)
         if overlay.cumulativePermissions.perm.contains(.consistentRead) {
             throw BlockError("The overlay is already in use", errno: EBUSY)
         }
-        if let raw = overlay.driver as? RawDriver, raw.isFilter {
+        if overlay.driver.isFilter {
             throw BlockError("Filters cannot be used as overlays", errno: EINVAL)
         }
         if overlay.backing != nil {
@@ -27,11 +55,7 @@ extension BlockGraph {
         guard let format = overlay.driver as? BackingCapable else {
             throw BlockError("The overlay does not support backing images", errno: ENOTSUP)
         }
-        if !base.readOnly {
-            try flushSync(base)
-        }
-        try append(overlay, on: base)
-        format.setBacking(base.driver)
+        format.setBacking(try append(overlay, on: base))
         // external_snapshot_commit: the old top is only read from now on.
         reopenReadOnly(base)
     }
@@ -55,11 +79,12 @@ extension BlockGraph {
     }
 
     /// bdrv_append: `overlay` gets `base` as backing and takes over all of `base`'s parents.
-    func append(_ overlay: BlockNode, on base: BlockNode) throws(BlockError) {
+    /// Returns the new backing edge.
+    func append(_ overlay: BlockNode, on base: BlockNode) throws(BlockError) -> BdrvChild {
         if overlay === base || Self.isDescendant(overlay, of: base) {
             throw BlockError("Making '\(base.nodeName)' a backing child of '\(overlay.nodeName)' would create a cycle", errno: EINVAL)
         }
-        let moving = base.parents
+        let moving = Self.edgesToMove(from: base, to: overlay)
         let (perm, shared) = overlay.cumulativePermissions
         let (childPerm, childShared) = overlay.childPermissions(role: .cow, perm: perm, shared: shared)
         let backingEdge = BdrvChild(name: "backing", role: .cow, parent: overlay, node: base, perm: childPerm, sharedPerm: childShared)
@@ -67,14 +92,6 @@ extension BlockGraph {
             for edge in moving.reversed() { t.retarget(edge, to: overlay) }
             t.link(backingEdge, into: overlay)
         }
-    }
-
-    /// Flushes a node before it becomes a backing file (synchronously, on the loop thread).
-    private func flushSync(_ node: BlockNode) throws(BlockError) {
-        var outcome: Result<Int, BlockError>?
-        node.driver.flush { outcome = $0 }
-        // Drivers svmm has complete a flush on this thread before returning, or via the loop;
-        // a pending one has not failed yet, and the snapshot does not depend on its data.
-        if case .failure(let error)? = outcome { throw BlockError("Input/output error (\(error))", errno: EIO) }
+        return backingEdge
     }
 }

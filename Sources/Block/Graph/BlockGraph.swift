@@ -7,6 +7,9 @@ public final class BlockGraph {
     public private(set) var nodes: [BlockNode] = []
     private var backends: [WeakBackend] = []
     private var autoNameCounter = 0
+    /// Runs work on the graph's thread after the current handler returns (the event loop's
+    /// runSoon). Drains resume through it rather than inside a request's completion.
+    public var runSoon: (@escaping () -> Void) -> Void = { $0() }
 
     private struct WeakBackend { weak var backend: BlockBackend? }
 
@@ -112,10 +115,10 @@ public final class BlockGraph {
         }
     }
 
-    /// bdrv_replace_node: every parent of `from` (except `to` itself, which would make a loop)
-    /// now uses `to`. Used by snapshots and mirror completion.
+    /// bdrv_replace_node: every parent of `from` (except `to` and the nodes below it, which would
+    /// make a loop) now uses `to`. Used by snapshots and mirror completion.
     public func replaceNode(_ from: BlockNode, with to: BlockNode) throws(BlockError) {
-        let moving = from.parents.filter { $0.parent !== to }
+        let moving = Self.edgesToMove(from: from, to: to)
         try transaction(refreshing: [to, from]) { (t: inout PermissionTransaction) throws(BlockError) in
             for edge in moving.reversed() { t.retarget(edge, to: to) }
         }
@@ -124,6 +127,15 @@ public final class BlockGraph {
     /// Re-checks and re-applies everything below `nodes` (after a node's open state changed).
     public func refresh(_ nodes: [BlockNode]) throws(BlockError) {
         try transaction(refreshing: nodes) { (_: inout PermissionTransaction) throws(BlockError) in }
+    }
+
+    /// should_update_child: the parents of `from` that can move to `to` — not `to` itself nor any
+    /// node below it, which would make a loop (their edge to `from` stays as it is).
+    static func edgesToMove(from: BlockNode, to: BlockNode) -> [BdrvChild] {
+        from.parents.filter { edge in
+            guard let parent = edge.parent as? BlockNode else { return true }
+            return parent !== to && !isDescendant(parent, of: to)
+        }
     }
 
     static func isDescendant(_ node: BlockNode, of ancestor: BlockNode) -> Bool {

@@ -13,10 +13,24 @@ public final class BlockNode: BlockParent {
     public internal(set) var inactive = false
     /// Added by `-blockdev`/`blockdev-add` (only such nodes may be deleted by `blockdev-del`).
     public var isMonitorOwned = false
+    /// `discard=unmap` (BDRV_O_UNMAP): discards reach the driver and write-zeroes may free space;
+    /// otherwise (QEMU's default, `ignore`) a discard does nothing and succeeds.
+    public internal(set) var unmapsDiscards = false
     /// `force-share=on`: every child edge shares everything.
     public let forceShare: Bool
     /// For queries: the file name of a protocol node, or of the image a format node opens.
     public var filename: String
+    /// Requests that entered through an edge and have not completed (QEMU's bs->in_flight).
+    public internal(set) var requestsInFlight = 0
+    /// Called once when `requestsInFlight` next drops to zero (drains wait for it).
+    var idleWaiters: [() -> Void] = []
+    /// How many drained sections cover this node (QEMU's quiesce_counter); while it is above
+    /// zero, BlockBackends on it hold new requests back.
+    public internal(set) var quiesceCount = 0
+    /// Enabled and disabled dirty bitmaps, in creation order (QEMU's bs->dirty_bitmaps).
+    public internal(set) var dirtyBitmaps: [BdrvDirtyBitmap] = []
+    /// QEMU's op blockers: operations refused on this node, each with the reason.
+    public internal(set) var opBlockers: [BlockOpBlocker] = []
 
     public init(nodeName: String, isAutoNamed: Bool = false, driverName: String, driver: BlockDriver,
                 readOnly: Bool, forceShare: Bool = false, filename: String = "") {

@@ -4,31 +4,33 @@ extension BlockNodeOpener {
     /// qcow2 over its `file` child; the backing chain comes from `backing` (a node, nested
     /// options, or null for none) or, when absent, from the image header, opened read-only.
     func openQcow2(name: String, options: BlockdevOptions, file fileReference: BlockdevOptions.Reference,
-                   backing backingReference: BlockdevOptions.Reference?, readOnly: Bool,
+                   backing backingReference: BlockdevOptions.Reference?, inherited: Inherited,
                    created: inout [BlockNode]) throws(BlockError) -> BlockNode {
-        let file = try child(fileReference, key: "file", readOnly: readOnly, created: &created)
+        let readOnly = inherited.readOnly
+        let file = try child(fileReference, key: "file", inherited: inherited, created: &created)
         // qcow2 reads and writes its metadata with blocking calls: its child must offer them (file, nbd).
-        guard let fileDriver = file.driver as? (BlockDriver & SyncBlockIO) else {
+        guard file.driver is SyncBlockIO else {
             throw BlockError("qcow2 cannot use node '\(file.nodeName)' (\(file.driverName)) as its image file", errno: EINVAL)
         }
         let writable = !(readOnly || file.readOnly)
-        let driver = try Qcow2Driver(file: fileDriver, backing: nil, readOnly: !writable)
-        let node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "qcow2", driver: driver,
-                             readOnly: !writable, forceShare: options.forceShare, filename: file.filename)
-        try add(node, created: &created)
-        try graph.attachChild(file, to: node, name: "file", role: .image)
-        if let backing = try backingNode(for: driver, imagePath: file.filename, reference: backingReference, created: &created) {
-            try graph.attachChild(backing, to: node, name: "backing", role: .cow)
-            driver.setBacking(backing.driver)
+        let node = try addOpening(name: name, options: options, driverName: "qcow2", readOnly: !writable,
+                                  filename: file.filename, created: &created)
+        let fileEdge = try graph.attachChild(file, to: node, name: "file", role: .image)
+        let driver = try Qcow2Driver(file: fileEdge, readOnly: !writable)
+        node.driver = driver
+        let backingInherited = Inherited(readOnly: true, unmap: inherited.unmap)
+        if let backing = try backingNode(for: driver, imagePath: file.filename, reference: backingReference,
+                                         inherited: backingInherited, created: &created) {
+            driver.setBacking(try graph.attachChild(backing, to: node, name: "backing", role: .cow))
         }
         return node
     }
 
     private func backingNode(for driver: Qcow2Driver, imagePath: String, reference: BlockdevOptions.Reference?,
-                             created: inout [BlockNode]) throws(BlockError) -> BlockNode? {
+                             inherited: Inherited, created: inout [BlockNode]) throws(BlockError) -> BlockNode? {
         switch reference {
         case .none?: return nil
-        case .node?, .options?: return try child(reference!, key: "backing", readOnly: true, created: &created)
+        case .node?, .options?: return try child(reference!, key: "backing", inherited: inherited, created: &created)
         case nil:
             guard let backingFile = driver.backingFileName, !backingFile.isEmpty else { return nil }
             let path = Self.resolve(backingFile, relativeTo: imagePath)
@@ -43,7 +45,7 @@ extension BlockNodeOpener {
             default: throw BlockError("Could not open backing file: Unknown driver '\(format)'", errno: EINVAL)
             }
             do {
-                return try child(.options(chained), key: "backing", readOnly: true, created: &created)
+                return try child(.options(chained), key: "backing", inherited: inherited, created: &created)
             } catch {
                 throw BlockError("Could not open backing file: \(error)", errno: error.errno)
             }

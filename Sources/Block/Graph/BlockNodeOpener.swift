@@ -20,7 +20,7 @@ public final class BlockNodeOpener {
         guard options.nodeName != nil || autoName else { throw BlockError("'node-name' must be specified for the root node") }
         var created: [BlockNode] = []
         do {
-            let node = try open(options, inheritedReadOnly: false, created: &created)
+            let node = try open(options, inherited: Inherited(readOnly: false, unmap: false), created: &created)
             node.isMonitorOwned = !autoName
             return node
         } catch {
@@ -29,10 +29,27 @@ public final class BlockNodeOpener {
         }
     }
 
-    private func open(_ options: BlockdevOptions, inheritedReadOnly: Bool, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+    /// What children take from their parent's options unless they set it (bdrv_inherited_options).
+    struct Inherited {
+        var readOnly: Bool
+        var unmap: Bool
+    }
+
+    private func open(_ options: BlockdevOptions, inherited: Inherited, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+        let node = try openNode(options, inherited: inherited, created: &created)
+        node.unmapsDiscards = options.discardUnmap ?? inherited.unmap
+        return node
+    }
+
+    private func openNode(_ options: BlockdevOptions, inherited: Inherited, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
         let name = options.nodeName ?? graph.makeAutoName()
-        if graph.node(named: name) != nil { throw BlockError("Duplicate nodes with node-name='\(name)'", errno: EEXIST) }
-        let readOnly = options.readOnly ?? inheritedReadOnly
+        let readOnly = options.readOnly ?? inherited.readOnly
+        let children = Inherited(readOnly: readOnly, unmap: options.discardUnmap ?? inherited.unmap)
+        // bdrv_open_inherit opens a format's children before bdrv_open_common names the node, and
+        // names a protocol node before opening it: a repeated name is found in that order.
+        if !options.driver.hasChildren, graph.node(named: name) != nil {
+            throw BlockError("Duplicate nodes with node-name='\(name)'", errno: EEXIST)
+        }
         let node: BlockNode
         switch options.driver {
         case .file(var file):
@@ -45,13 +62,12 @@ public final class BlockNodeOpener {
                              driver: NullDriver(size: size, readZeroes: readZeroes), readOnly: readOnly,
                              forceShare: options.forceShare, filename: "null-co://")
         case .raw(let fileReference, let offset, let size):
-            let file = try child(fileReference, key: "file", readOnly: readOnly, created: &created)
-            let driver = try RawDriver(child: file.driver, offset: offset, size: size)
-            node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "raw", driver: driver,
-                             readOnly: readOnly || file.readOnly, forceShare: options.forceShare, filename: file.filename)
-            try graph.add(node)
-            created.append(node)
-            try graph.attachChild(file, to: node, name: "file", role: driver.isFilter ? .root : [.data, .primary])
+            let file = try child(fileReference, key: "file", inherited: children, created: &created)
+            let node = try addOpening(name: name, options: options, driverName: "raw", readOnly: readOnly || file.readOnly,
+                                      filename: file.filename, created: &created)
+            let isFilter = offset == 0 && size == nil
+            let edge = try graph.attachChild(file, to: node, name: "file", role: isFilter ? .root : [.data, .primary])
+            node.driver = try RawDriver(file: edge, offset: offset, size: size)
             return node
         case .nbd(let nbd):
             guard let nbdConnector else { throw BlockError("Parameter 'driver' does not accept value 'nbd'") }
@@ -64,7 +80,7 @@ public final class BlockNodeOpener {
                              readOnly: readOnly || driver.isReadOnly, forceShare: options.forceShare, filename: filename)
         case .qcow2(let fileReference, let backingReference):
             return try openQcow2(name: name, options: options, file: fileReference, backing: backingReference,
-                                 readOnly: readOnly, created: &created)
+                                 inherited: children, created: &created)
         }
         try graph.add(node)
         created.append(node)
@@ -83,7 +99,7 @@ public final class BlockNodeOpener {
     }
 
     /// Resolves a child reference: an existing node, or a new one opened from nested options.
-    func child(_ reference: BlockdevOptions.Reference, key: String, readOnly: Bool, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+    func child(_ reference: BlockdevOptions.Reference, key: String, inherited: Inherited, created: inout [BlockNode]) throws(BlockError) -> BlockNode {
         switch reference {
         case .node(let name):
             guard let node = graph.node(named: name) else {
@@ -91,14 +107,20 @@ public final class BlockNodeOpener {
             }
             return node
         case .options(let options):
-            return try open(options, inheritedReadOnly: readOnly, created: &created)
+            return try open(options, inherited: inherited, created: &created)
         case .none:
             throw BlockError("Parameter '\(key)' is missing")
         }
     }
 
-    func add(_ node: BlockNode, created: inout [BlockNode]) throws(BlockError) {
+    /// A node whose driver opens after its children are attached (QEMU's bdrv_open_driver runs
+    /// on an allocated BlockDriverState and opens children through it).
+    func addOpening(name: String, options: BlockdevOptions, driverName: String, readOnly: Bool, filename: String,
+                    created: inout [BlockNode]) throws(BlockError) -> BlockNode {
+        let node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: driverName,
+                             driver: UnopenedDriver(), readOnly: readOnly, forceShare: options.forceShare, filename: filename)
         try graph.add(node)
         created.append(node)
+        return node
     }
 }

@@ -22,6 +22,8 @@ public struct BlockdevOptions: Sendable {
     public var readOnly: Bool?
     public var autoReadOnly = false
     public var forceShare = false
+    /// `discard=unmap|ignore` (QEMU's BDRV_O_UNMAP); nil inherits the parent's, and ignore is the default.
+    public var discardUnmap: Bool?
 
     public var driverName: String {
         switch driver {
@@ -53,7 +55,7 @@ public struct BlockdevOptions: Sendable {
         readOnly = try reader.bool("read-only")
         autoReadOnly = try reader.bool("auto-read-only") ?? false
         forceShare = try reader.bool("force-share") ?? false
-        _ = try reader.enumeration("discard", ["ignore", "unmap", "off", "on"])
+        discardUnmap = try reader.enumeration("discard", ["ignore", "unmap", "off", "on"]).map { $0 == "unmap" || $0 == "on" }
         _ = try reader.enumeration("detect-zeroes", ["off", "on", "unmap"])
         var cache = try reader.object("cache")
         let direct = try cache?.bool("direct")

@@ -2,11 +2,12 @@ import Glibc
 
 /// The qcow2 format driver (QEMU's block/qcow2.c). Guest clusters map through the L1 and L2
 /// tables to clusters of the `file` child; unallocated ones read through to the backing node.
-/// Metadata goes through SyncBlockIO and an in-memory cache; guest data through the child's
-/// async I/O, split per cluster.
+/// Metadata goes through the `file` edge's SyncBlockIO and an in-memory cache; guest data through
+/// the edge's async I/O, split per cluster. Both children are edges, so a graph change (a snapshot
+/// under the backing, a mirror switching the file) redirects the next request.
 public final class Qcow2Driver: BlockDriver {
-    let file: BlockDriver & SyncBlockIO
-    private(set) var backing: BlockDriver?
+    let file: BdrvChild
+    private(set) var backing: BdrvChild?
     public let isReadOnly: Bool
     private let cacheLimits: Qcow2CacheLimits
     var metadata: Qcow2Metadata
@@ -23,20 +24,19 @@ public final class Qcow2Driver: BlockDriver {
     /// After `inactivate`: another process owns the image until `activate`.
     private(set) var isInactive = false
 
-    /// Opens the image on `file` (its protocol child). `backing` is the backing node's driver if
-    /// the caller opened one (nil: no backing, e.g. `backing: null`, or none in the header).
-    public convenience init(file: BlockDriver & SyncBlockIO, backing: BlockDriver?, readOnly: Bool) throws(BlockError) {
-        try self.init(file: file, backing: backing, readOnly: readOnly, cacheLimits: .standard)
+    /// Opens the image through `file` (the edge to its protocol node). The backing edge, if any,
+    /// comes later (`setBacking`): the header names it.
+    public convenience init(file: BdrvChild, readOnly: Bool) throws(BlockError) {
+        try self.init(file: file, readOnly: readOnly, cacheLimits: .standard)
     }
 
     /// `cacheLimits`: smaller caches let tests exercise eviction.
-    init(file: BlockDriver & SyncBlockIO, backing: BlockDriver?, readOnly: Bool, cacheLimits: Qcow2CacheLimits) throws(BlockError) {
+    init(file: BdrvChild, readOnly: Bool, cacheLimits: Qcow2CacheLimits) throws(BlockError) {
         self.file = file
-        self.backing = backing
         isReadOnly = readOnly
         self.cacheLimits = cacheLimits
         metadata = try Qcow2Metadata(file: file, fileLength: Self.fileEnd(file), writable: !readOnly,
-                                     imageName: (file as? FileDriver)?.options.filename, cacheLimits: cacheLimits)
+                                     imageName: Self.imageName(file), cacheLimits: cacheLimits)
     }
 
     /// Like QEMU's close: cached metadata reaches the disk.
@@ -47,12 +47,17 @@ public final class Qcow2Driver: BlockDriver {
     }
 
     /// The size of the file now, which another process may have changed since it was opened.
-    private static func fileEnd(_ file: BlockDriver & SyncBlockIO) -> Int64 {
-        if let fileDriver = file as? FileDriver {
+    private static func fileEnd(_ file: BdrvChild) -> Int64 {
+        if let fileDriver = file.node.driver as? FileDriver {
             let end = lseek(fileDriver.fd, 0, SEEK_END)
             if end >= 0 { return Int64(end) }
         }
         return file.length
+    }
+
+    /// The host file, for messages that name the image.
+    private static func imageName(_ file: BdrvChild) -> String? {
+        (file.node.driver as? FileDriver)?.options.filename
     }
 
     /// The virtual disk size, in whole sectors as QEMU counts it.
@@ -62,8 +67,8 @@ public final class Qcow2Driver: BlockDriver {
     var clusterBits: Int { metadata.clusterBits }
     var clusterSize: Int { metadata.clusterSize }
 
-    /// blockdev-snapshot attaches a backing node at run time.
-    public func setBacking(_ backing: BlockDriver?) { self.backing = backing }
+    /// The backing edge: opened from the header or `backing=`, or attached by blockdev-snapshot.
+    public func setBacking(_ backing: BdrvChild?) { self.backing = backing }
 
     public func plug() { file.plug() }
     public func unplug() { file.unplug() }
@@ -101,7 +106,7 @@ public final class Qcow2Driver: BlockDriver {
         }
         if !isInactive && !isReadOnly { try metadata.writeBack(releasableTag: .max) }
         metadata = try Qcow2Metadata(file: file, fileLength: Self.fileEnd(file), writable: !isReadOnly,
-                                     imageName: (file as? FileDriver)?.options.filename, cacheLimits: cacheLimits)
+                                     imageName: Self.imageName(file), cacheLimits: cacheLimits)
         metadata.releaseTag = requestsStarted
         isInactive = false
     }

@@ -1,0 +1,87 @@
+import Glibc
+
+/// The dirty-bitmap operations of QMP's block-dirty-bitmap-* commands (blockdev.c and
+/// block/monitor/bitmap-qmp-cmds.c), with QEMU 7.2's checks and texts.
+extension BlockGraph {
+    /// qmp_block_dirty_bitmap_add.
+    public func addDirtyBitmap(node nodeName: String, name: String, granularity: Int64?, persistent: Bool,
+                               disabled: Bool) throws(BlockError) {
+        guard !name.isEmpty else { throw BlockError("Bitmap name cannot be empty", errno: EINVAL) }
+        let node = try lookup(nodeName)
+        if let granularity, granularity < 512 || granularity.nonzeroBitCount != 1 {
+            throw BlockError("Granularity must be power of 2 and at least 512", errno: EINVAL)
+        }
+        if persistent {
+            // Bitmaps are not stored in images (svmm writes no qcow2 bitmap extension).
+            throw BlockError("Can't store persistent bitmaps to \(node.deviceOrNodeName): Operation not supported", errno: ENOTSUP)
+        }
+        if node.dirtyBitmaps.contains(where: { $0.name == name }) {
+            throw BlockError("Bitmap already exists: \(name)", errno: EEXIST)
+        }
+        guard name.utf8.count <= BdrvDirtyBitmap.maxNameLength else {
+            throw BlockError("Bitmap name too long: \(name)", errno: EINVAL)
+        }
+        let bitmap = BdrvDirtyBitmap(name: name, granularity: granularity ?? Self.defaultGranularity(node),
+                                     length: node.driver.length, enabled: !disabled)
+        node.dirtyBitmaps.insert(bitmap, at: 0)  // QEMU lists the newest first
+    }
+
+    /// bdrv_get_default_bitmap_granularity: the cluster size within [4 KiB, 64 KiB], else 64 KiB.
+    static func defaultGranularity(_ node: BlockNode) -> Int64 {
+        guard let qcow2 = node.driver as? Qcow2Driver else { return 65536 }
+        return min(65536, max(4096, Int64(qcow2.formatInfo.clusterSize)))
+    }
+
+    /// qmp_block_dirty_bitmap_remove.
+    public func removeDirtyBitmap(node nodeName: String, name: String) throws(BlockError) {
+        let (node, bitmap) = try dirtyBitmap(node: nodeName, name: name)
+        try Self.checkNotBusy(bitmap)
+        node.dirtyBitmaps.removeAll { $0 === bitmap }
+    }
+
+    /// qmp_block_dirty_bitmap_clear.
+    public func clearDirtyBitmap(node nodeName: String, name: String) throws(BlockError) {
+        let bitmap = try dirtyBitmap(node: nodeName, name: name).1
+        try Self.checkNotBusy(bitmap)
+        bitmap.clear()
+    }
+
+    /// qmp_block_dirty_bitmap_enable / _disable (BDRV_BITMAP_ALLOW_RO: only a busy one is refused).
+    public func setDirtyBitmapEnabled(node nodeName: String, name: String, _ enabled: Bool) throws(BlockError) {
+        let bitmap = try dirtyBitmap(node: nodeName, name: name).1
+        try Self.checkNotBusy(bitmap)
+        bitmap.isEnabled = enabled
+    }
+
+    /// qmp_block_dirty_bitmap_merge: `sources` are (node, name) pairs; a source named without a
+    /// node is on `node`. Every source is looked up before anything changes.
+    public func mergeDirtyBitmaps(node nodeName: String, target: String, sources: [(node: String?, name: String)]) throws(BlockError) {
+        let destination = try dirtyBitmap(node: nodeName, name: target).1
+        try Self.checkNotBusy(destination)
+        var found: [BdrvDirtyBitmap] = []
+        for source in sources {
+            found.append(try dirtyBitmap(node: source.node ?? nodeName, name: source.name).1)
+        }
+        if found.contains(where: { $0.length != destination.length }) {
+            throw BlockError("Bitmaps are incompatible and can't be merged", errno: EINVAL)
+        }
+        for bitmap in found where bitmap !== destination { destination.merge(bitmap) }
+    }
+
+    /// block_dirty_bitmap_lookup.
+    func dirtyBitmap(node nodeName: String, name: String) throws(BlockError) -> (BlockNode, BdrvDirtyBitmap) {
+        guard let node = try? lookup(nodeName) else { throw BlockError("Node '\(nodeName)' not found", errno: ENOENT) }
+        guard let bitmap = node.dirtyBitmaps.first(where: { $0.name == name }) else {
+            throw BlockError("Dirty bitmap '\(name)' not found", errno: ENOENT)
+        }
+        return (node, bitmap)
+    }
+
+    /// bdrv_dirty_bitmap_check: a busy bitmap is refused (svmm's bitmaps are never read-only or
+    /// inconsistent, the other states QEMU checks, since none is loaded from an image).
+    private static func checkNotBusy(_ bitmap: BdrvDirtyBitmap) throws(BlockError) {
+        if bitmap.isBusy {
+            throw BlockError("Bitmap '\(bitmap.name)' is currently in use by another operation and cannot be used", errno: EBUSY)
+        }
+    }
+}

@@ -81,12 +81,14 @@ extension NbdClientDriver {
     }
 
     private func readDataHeader(_ request: ClientRequest, done: Bool, length: Int) -> ReadProgress {
-        guard request.isRead, length >= 8 else { return .closed("Protocol error: invalid OFFSET_DATA chunk") }
+        guard request.isRead, length > 8 else {
+            return protocolError(request, "Protocol error: invalid payload for NBD_REPLY_TYPE_OFFSET_DATA")
+        }
         let progress = channel.need(8)
         guard case .ready = progress else { return progress }
         var reader = WireReader(channel.input.take(8))
         guard let start = range(request, offset: reader.u64()!, count: length - 8) else {
-            return .closed("Protocol error: server sent data outside the requested range")
+            return protocolError(request, "Protocol error: server sent chunk exceeding requested region")
         }
         incoming = IncomingPayload(request.vector.slice(offset: start, length: length - 8))
         state = .data(handle: request.header.handle, done: done)
@@ -97,9 +99,11 @@ extension NbdClientDriver {
     private func readSmallChunk(_ request: ClientRequest, type: UInt16, payload: [UInt8], done: Bool) -> ReadProgress {
         var reader = WireReader(payload)
         if type == NbdReplyChunk.offsetHole {
-            guard request.isRead, let offset = reader.u64(), let count = reader.u32(),
-                  let start = range(request, offset: offset, count: Int(count)) else {
-                return .closed("Protocol error: invalid OFFSET_HOLE chunk")
+            guard request.isRead, payload.count == 12, let offset = reader.u64(), let count = reader.u32() else {
+                return protocolError(request, "Protocol error: invalid payload for NBD_REPLY_TYPE_OFFSET_HOLE")
+            }
+            guard let start = range(request, offset: offset, count: Int(count)) else {
+                return protocolError(request, "Protocol error: server sent chunk exceeding requested region")
             }
             request.vector.slice(offset: start, length: Int(count)).zero(from: 0)
         } else {
@@ -111,11 +115,28 @@ extension NbdClientDriver {
         return endChunk(request.header.handle, done: done)
     }
 
-    /// The index in the request's vector where [offset, offset+count) starts, if inside it.
+    /// The index in the request's vector where [offset, offset+count) starts, if that is a
+    /// non-empty part of the request. QEMU's check in nbd_parse_offset_hole_payload and
+    /// nbd_co_receive_offset_data_payload, in unsigned arithmetic that cannot overflow
+    /// (both values come from the wire).
     private func range(_ request: ClientRequest, offset: UInt64, count: Int) -> Int? {
-        let start = Int64(bitPattern: offset) - Int64(request.header.offset)
-        guard offset >= request.header.offset, start + Int64(count) <= Int64(request.vector.totalLength) else { return nil }
-        return Int(start)
+        let origin = request.header.offset
+        let size = UInt64(request.vector.totalLength)
+        let count = UInt64(count)
+        guard count > 0, offset >= origin, count <= size, offset - origin <= size - count else { return nil }
+        return Int(offset - origin)
+    }
+
+    /// A reply that breaks the protocol fails its request with EINVAL, and the connection goes
+    /// down (QEMU's nbd_channel_error for an error other than EIO: shutdown, NBD_CLIENT_QUIT);
+    /// the other requests in flight then fail as on any lost connection.
+    private func protocolError(_ request: ClientRequest, _ message: String) -> ReadProgress {
+        pending.removeValue(forKey: request.header.handle)
+        incoming = nil
+        state = .replyHeader
+        request.error = BlockError(message, errno: EINVAL)
+        request.finish()
+        return .closed(message)
     }
 
     private func readData(_ handle: UInt64, done: Bool) -> ReadProgress {

@@ -23,9 +23,31 @@ struct NbdClientHandshake {
         let fixed = try greeting()
         if fixed {
             try negotiateStructuredReplies()
-            if try go() { return info }
+            if try go() { return try checked(info) }
         }
         try exportNameOption()
+        return try checked(info)
+    }
+
+    /// What the server announced must make sense before anything is computed from it: a size
+    /// that fits a signed 64-bit length (QEMU's block layer counts in int64_t and refuses larger
+    /// exports), and block sizes as nbd_opt_info_or_go checks them.
+    private func checked(_ info: NbdExportInfo) throws(BlockError) -> NbdExportInfo {
+        guard info.size <= UInt64(Int64.max) else {
+            throw BlockError("Export size \(info.size) is too large (the limit is \(Int64.max))", errno: EINVAL)
+        }
+        let minimum = info.minimumBlock
+        if minimum != 0 {
+            guard minimum.nonzeroBitCount == 1 else {
+                throw BlockError("server minimum block size \(minimum) is not a power of two", errno: EINVAL)
+            }
+            guard info.size % UInt64(minimum) == 0 else {
+                throw BlockError("size \(info.size) is not multiple of minimum block size \(minimum)", errno: EINVAL)
+            }
+        }
+        if info.preferredBlock != 0 && info.preferredBlock.nonzeroBitCount != 1 {
+            throw BlockError("server preferred block size \(info.preferredBlock) is not a power of two", errno: EINVAL)
+        }
         return info
     }
 

@@ -11,6 +11,8 @@ public final class FileDriver: BlockDriver {
     private let alignment: Int
     /// The boundary blocking I/O rounds to (always a whole block, so it is valid with or without O_DIRECT).
     var syncAlignment: Int { max(alignment, 4096) }
+    /// Requests in flight by range, so a read-modify-write and what overlaps it take turns.
+    private let trackedRequests = TrackedRequests()
 
     public var isReadOnly: Bool { options.readOnly }
 
@@ -66,26 +68,55 @@ public final class FileDriver: BlockDriver {
     public func unplug() { engine.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        guard isAligned(offset, vector.totalLength) else { return paddedRead(at: offset, into: vector, completion: completion) }
-        engine.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        tracked(offset, Int64(vector.totalLength), serialising: false, completion: completion) { [self] completion in
+            guard isAligned(offset, vector.totalLength) else { return paddedRead(at: offset, into: vector, completion: completion) }
+            engine.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        }
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
-        guard isAligned(offset, vector.totalLength) else { return paddedWrite(at: offset, from: vector, completion: completion) }
-        engine.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        guard isAligned(offset, vector.totalLength) else {
+            // The read-modify-write owns its whole padded range until its write lands (QEMU's
+            // bdrv_make_request_serialising(req, align) in bdrv_co_pwritev_part).
+            let (start, end) = paddedRange(offset, vector.totalLength)
+            return tracked(start, end - start, serialising: true, completion: completion) { [self] completion in
+                paddedWrite(at: offset, from: vector, completion: completion)
+            }
+        }
+        tracked(offset, Int64(vector.totalLength), serialising: false, completion: completion) { [self] completion in
+            engine.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        }
     }
 
     private func isAligned(_ offset: Int64, _ length: Int) -> Bool {
         offset % Int64(alignment) == 0 && length % alignment == 0
     }
 
+    /// The range on O_DIRECT's boundaries that covers `length` bytes at `offset`.
+    private func paddedRange(_ offset: Int64, _ length: Int) -> (start: Int64, end: Int64) {
+        let block = Int64(alignment)
+        return (offset / block * block, (offset + Int64(length) + block - 1) / block * block)
+    }
+
+    /// Runs `body` once the range may be touched (see `TrackedRequests`), with a completion that
+    /// ends the tracked request before it reports. Without O_DIRECT nothing is padded, so nothing
+    /// serialises and nothing needs tracking.
+    private func tracked(_ offset: Int64, _ length: Int64, serialising: Bool, completion: @escaping IoCompletion,
+                         _ body: @escaping (@escaping IoCompletion) -> Void) {
+        guard alignment > 1, length > 0 else { return body(completion) }
+        trackedRequests.begin(offset..<offset + length, serialising: serialising) { [trackedRequests] id in
+            body { result in
+                trackedRequests.end(id)
+                completion(result)
+            }
+        }
+    }
+
     /// O_DIRECT cannot read part of a block (an NBD client may ask for 1 byte): read the covering
     /// blocks into an aligned buffer and hand over the middle, as QEMU's request padding does.
     private func paddedRead(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        let block = Int64(alignment)
-        let start = offset / block * block
-        let end = (offset + Int64(vector.totalLength) + block - 1) / block * block
+        let (start, end) = paddedRange(offset, vector.totalLength)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(end - start), alignment: 4096)
         engine.submit(.init(fd: fd, operation: .read, offset: start, vector: IoVector(buffer), alignment: alignment) { result in
             defer { buffer.deallocate() }
@@ -96,24 +127,23 @@ public final class FileDriver: BlockDriver {
         })
     }
 
-    /// Read-modify-write of the partial blocks at either end, then one aligned write.
+    /// Read-modify-write of the partial blocks at either end, then one aligned write (QEMU's
+    /// bdrv_padding_rmw_read). Both halves go through the engine, so the loop never blocks; the
+    /// caller holds the padded range serialised from the read until the write lands.
     private func paddedWrite(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
-        let block = Int64(alignment)
-        let start = offset / block * block
-        let end = (offset + Int64(vector.totalLength) + block - 1) / block * block
-        let buffer: [UInt8]
-        do {
-            buffer = try readSync(at: start, count: Int(end - start))
-        } catch {
-            return completion(.failure(error))
-        }
-        let aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count, alignment: 4096)
-        aligned.copyBytes(from: buffer)
-        let skip = Int(offset - start)
-        vector.gather(into: UnsafeMutableRawBufferPointer(rebasing: aligned[skip..<skip + vector.totalLength]))
-        engine.submit(.init(fd: fd, operation: .write, offset: start, vector: IoVector(aligned), alignment: alignment) { result in
-            aligned.deallocate()
-            completion(result.map { _ in vector.totalLength })
+        let (start, end) = paddedRange(offset, vector.totalLength)
+        let aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(end - start), alignment: 4096)
+        engine.submit(.init(fd: fd, operation: .read, offset: start, vector: IoVector(aligned), alignment: alignment) { [self] result in
+            if case .failure(let error) = result {
+                aligned.deallocate()
+                return completion(.failure(error))
+            }
+            let skip = Int(offset - start)
+            vector.gather(into: UnsafeMutableRawBufferPointer(rebasing: aligned[skip..<skip + vector.totalLength]))
+            engine.submit(.init(fd: fd, operation: .write, offset: start, vector: IoVector(aligned), alignment: alignment) { result in
+                aligned.deallocate()
+                completion(result.map { _ in vector.totalLength })
+            })
         })
     }
 
@@ -129,17 +159,21 @@ public final class FileDriver: BlockDriver {
     }
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
-        completion(fallocate(mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset: offset, length: length, what: "discard"))
+        tracked(offset, length, serialising: false, completion: completion) { [self] completion in
+            completion(fallocate(mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset: offset, length: length, what: "discard"))
+        }
     }
 
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
         guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
         let mode = mayUnmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE
-        let result = fallocate(mode: mode, offset: offset, length: length, what: "write zeroes")
-        if case .failure = result {
-            return writeZeroBuffer(at: offset, length: length, completion: completion)
+        tracked(offset, length, serialising: false, completion: { [self] result in
+            // The fallback write is a tracked request of its own, started after this one ended.
+            guard case .failure = result else { return completion(result) }
+            writeZeroBuffer(at: offset, length: length, completion: completion)
+        }) { [self] completion in
+            completion(fallocate(mode: mode, offset: offset, length: length, what: "write zeroes"))
         }
-        completion(result)
     }
 
     private func fallocate(mode: Int32, offset: Int64, length: Int64, what: String) -> Result<Int, BlockError> {

@@ -44,4 +44,6 @@ enum Qcow2Layout {
     /// A backing format name must fit QEMU's 16-byte field, terminator included.
     static let maxBackingFormatLength = 15
     static let maxBackingFileLength = 1023
+    /// QEMU's QCOW_MAX_CLUSTER_OFFSET: no host cluster may start beyond 2^56 - 1.
+    static let maxClusterOffset: Int64 = (1 << 56) - 1
 }

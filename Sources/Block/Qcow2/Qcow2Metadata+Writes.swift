@@ -9,14 +9,21 @@ extension Qcow2Metadata {
         let index = Int(cluster & l2Mask)
         let entry = table[index]
         let state = try state(of: table, index: index)
-        if case .data(let host, copied: true) = state { return .inPlace(host: host) }
+        // Every data write is checked against the metadata first (QEMU's qcow2_co_pwritev_task
+        // calls qcow2_pre_write_overlap_check): a mapping onto a table must not clobber it.
+        if case .data(let host, copied: true) = state {
+            try checkWrite(offset: host, size: Int64(clusterSize))
+            return .inPlace(host: host)
+        }
         if state == .compressed && !wholeCluster { throw Self.compressedCluster(cluster << clusterBits) }
         if case .zero(let preallocated?) = state, entry & Qcow2Layout.copiedFlag != 0 {
+            try checkWrite(offset: preallocated, size: Int64(clusterSize))
             table.setPending(index, to: UInt64(preallocated) | Qcow2Layout.copiedFlag)
             return .allocated(Qcow2Allocation(guestCluster: cluster, table: table, index: index, host: preallocated, fresh: false,
                                               newlyAllocated: false, source: .zeroes, releasedEntry: nil))
         }
         let (host, fresh) = try refcounts.allocate(count: 1)
+        try checkAllocation(host, what: "data cluster")
         table.setPending(index, to: UInt64(host) | Qcow2Layout.copiedFlag)
         return .allocated(Qcow2Allocation(guestCluster: cluster, table: table, index: index, host: host, fresh: fresh,
                                           newlyAllocated: true, source: Self.source(of: state),
@@ -55,6 +62,7 @@ extension Qcow2Metadata {
         let existing = try l2Table(at: l1Index)
         if let existing, entry & Qcow2Layout.copiedFlag != 0 { return existing }
         let (offset, _) = try refcounts.allocate(count: 1)
+        try checkAllocation(offset, what: "L2 table")
         let entries = existing?.entries ?? [UInt64](repeating: 0, count: clusterSize / 8)
         let table = Qcow2Table(offset: offset, entries: entries, dirty: true)
         try cache(table)

@@ -20,13 +20,22 @@ final class Qcow2Metadata {
     /// Set by the driver: how many guest requests had started when a release is recorded. A
     /// released cluster may be reused once all of those are done (none can still touch it).
     var releaseTag = 0
+    /// Fatal corruption was found: the image is marked corrupt and takes no more writes.
     private(set) var isCorrupt = false
+    /// A corruption was reported; later ones are not (QEMU's signaled_corruption).
+    private var signaledCorruption = false
+    /// Hears of every corruption reported (QEMU sends BLOCK_IMAGE_CORRUPTED from the same place).
+    var onCorruption: ((Qcow2CorruptionReport) -> Void)?
+    let snapshots: Qcow2SnapshotTable
+    let overlapIndex = Qcow2OverlapIndex()
 
     /// Opens and checks the image; `fileLength` is the protocol child's size.
     init(file: SyncBlockIO, fileLength: Int64, writable: Bool, imageName: String?,
-         cacheLimits: Qcow2CacheLimits = .standard) throws(BlockError) {
+         cacheLimits: Qcow2CacheLimits = .standard,
+         onCorruption: ((Qcow2CorruptionReport) -> Void)? = nil) throws(BlockError) {
         self.file = file
         self.writable = writable
+        self.onCorruption = onCorruption
         let header = try Qcow2Header(parsing: try file.readSync(at: 0, count: Int(Qcow2Layout.v3HeaderLength)))
         let cluster = try file.readSync(at: 0, count: header.clusterSize)
         let extensionsEnd = header.backingFileOffset != 0 ? Int(header.backingFileOffset) : header.clusterSize
@@ -39,8 +48,10 @@ final class Qcow2Metadata {
         l2Bits = clusterBits - 3
         l1 = try Qcow2Table.load(from: file, offset: Int64(header.l1TableOffset), count: Int(header.l1Size))
         l2Cache = Qcow2Cache(capacity: cacheLimits.l2Bytes >> clusterBits)
+        snapshots = try Qcow2SnapshotTable(file: file, header: header)
         refcounts = try Qcow2Refcounts(file: file, header: header, fileLength: fileLength, scanForEnd: writable,
                                        cacheCapacity: cacheLimits.refcountBytes >> clusterBits)
+        refcounts.metadata = self
         if writable { try clearAutoclearFeatures() }
     }
 
@@ -122,7 +133,28 @@ final class Qcow2Metadata {
             try refcounts.writeBack()
             try file.flushSync()
         }
+        try writeBack(l2: table)
+    }
+
+    /// Every metadata write is checked against the other metadata first (QEMU's cache flush
+    /// calls qcow2_pre_write_overlap_check with the written kind ignored), and none is made once
+    /// the image is marked corrupt.
+    private func writeBack(l2 table: Qcow2Table) throws(BlockError) {
+        guard table.isDirty else { return }
+        try refuseIfCorrupt()
+        try checkWrite(offset: table.offset, size: Int64(clusterSize), ignoring: .activeL2)
         try table.writeBack(to: file)
+    }
+
+    private func writeBackL1() throws(BlockError) {
+        guard l1.isDirty else { return }
+        try refuseIfCorrupt()
+        try checkWrite(offset: l1.offset, size: Int64(l1.count) * 8, ignoring: .activeL1)
+        try l1.writeBack(to: file)
+    }
+
+    func refuseIfCorrupt() throws(BlockError) {
+        if isCorrupt { throw BlockError("qcow2: Image is corrupt; writes are refused", errno: EIO) }
     }
 
     var isDirty: Bool { refcounts.isDirty || l1.isDirty || l2Cache.all.contains { $0.isDirty } || !pendingReleases.isEmpty }
@@ -130,13 +162,15 @@ final class Qcow2Metadata {
     /// Writes every dirty table in dependency order, then drops the references the tables gave
     /// up, for releases tagged `releasableTag` or lower.
     func writeBack(releasableTag: Int) throws(BlockError) {
+        // After a fatal corruption nothing more reaches the image, and a flush says so.
+        try refuseIfCorrupt()
         let tablesDirty = l1.isDirty || l2Cache.all.contains { $0.isDirty }
         if refcounts.isDirty {
             try refcounts.writeBack()
             if tablesDirty { try file.flushSync() }
         }
-        for table in l2Cache.all where table.isDirty { try table.writeBack(to: file) }
-        try l1.writeBack(to: file)
+        for table in l2Cache.all where table.isDirty { try writeBack(l2: table) }
+        try writeBackL1()
         guard pendingReleases.contains(where: { $0.tag <= releasableTag }) else { return }
         try file.flushSync()
         try applyReleases(upTo: releasableTag)
@@ -166,19 +200,31 @@ final class Qcow2Metadata {
         refcounts.dropCache()
     }
 
-    /// QEMU's qcow2_signal_corruption: sets the corrupt bit when the image is writable.
-    func corruption(_ message: String) -> BlockError {
-        guard writable, header.version >= 3 else {
-            return BlockError("qcow2: Image is corrupt: \(message)", errno: EIO)
+    /// QEMU's qcow2_signal_corruption: reports the corruption once; on a writable image it is
+    /// fatal: the corrupt bit (incompatible feature bit 1) goes to the disk and no write follows.
+    func corruption(_ message: String, offset: Int64? = nil, size: Int64? = nil) -> BlockError {
+        let fatal = writable
+        if !signaledCorruption || (fatal && !isCorrupt) {
+            signaledCorruption = true
+            if fatal {
+                isCorrupt = true
+                markCorrupt()
+            }
+            onCorruption?(Qcow2CorruptionReport(message: message, offset: offset, size: size, fatal: fatal))
         }
-        if !isCorrupt {
-            isCorrupt = true
-            var bits = [UInt8](repeating: 0, count: 8)
-            Qcow2Bytes.put(header.incompatibleFeatures | Qcow2Layout.incompatCorrupt, into: &bits, at: 0)
-            try? file.writeSync(bits, at: Qcow2Layout.incompatibleFieldOffset)
-            try? file.flushSync()
-        }
+        guard fatal else { return BlockError("qcow2: Image is corrupt: \(message)", errno: EIO) }
         return BlockError("qcow2: Marking image as corrupt: \(message); further corruption events will be suppressed", errno: EIO)
+    }
+
+    /// QEMU's qcow2_mark_corrupt (version 2 headers have no feature bits: the image is only
+    /// refused writes until it is closed).
+    private func markCorrupt() {
+        header.incompatibleFeatures |= Qcow2Layout.incompatCorrupt
+        guard header.version >= 3 else { return }
+        var bits = [UInt8](repeating: 0, count: 8)
+        Qcow2Bytes.put(header.incompatibleFeatures, into: &bits, at: 0)
+        try? file.writeSync(bits, at: Qcow2Layout.incompatibleFieldOffset)
+        try? file.flushSync()
     }
 
     static func hex(_ value: Int64) -> String { "0x" + String(value, radix: 16) }

@@ -15,6 +15,9 @@ final class Qcow2Refcounts {
     private var freeHint: Int64 = 0
     /// Clusters from this index on lie past everything the image has used: free, and zero on disk.
     private(set) var freshFrom: Int64
+    /// The image these counts belong to, for its overlap checks and corruption reports (unset
+    /// while it opens: a corruption found then fails the open).
+    weak var metadata: Qcow2Metadata?
 
     /// `scanForEnd` finds the last counted cluster (needed to allocate; not to read).
     init(file: SyncBlockIO, header: Qcow2Header, fileLength: Int64, scanForEnd: Bool, cacheCapacity: Int) throws(BlockError) {
@@ -67,9 +70,14 @@ final class Qcow2Refcounts {
     /// Takes `count` contiguous free clusters (refcount 1 each). `fresh`: they were never used,
     /// so they read as zeroes.
     func allocate(count: Int) throws(BlockError) -> (offset: Int64, fresh: Bool) {
-        while true {
+        // Each retry adds a refcount block or grows the table: on sound metadata a few suffice,
+        // so more means the counts contradict themselves (never spin on a hostile image).
+        for _ in 0..<(count >> blockBits) + 8 {
             let (start, firstFree) = try findFreeRun(count)
             let run = start..<start + Int64(count)
+            guard run.upperBound <= Qcow2Layout.maxClusterOffset >> Int64(clusterBits) else {
+                throw BlockError("qcow2: no free cluster below the largest host offset qcow2 can address", errno: EFBIG)
+            }
             // A new refcount block takes a free cluster, maybe one of this run: search again.
             guard try blocksExist(for: run) else { continue }
             for cluster in run { try change(cluster: cluster, by: 1) }
@@ -78,12 +86,20 @@ final class Qcow2Refcounts {
             freshFrom = max(freshFrom, run.upperBound)
             return (start << Int64(clusterBits), fresh)
         }
+        throw corruption("Cluster allocation does not converge (refcount table or blocks inconsistent)")
     }
 
     /// Writes dirty refcount blocks, then the table that points at them.
     func writeBack() throws(BlockError) {
-        for block in blocks.all where block.isDirty { try block.writeBack(to: file) }
+        for block in blocks.all where block.isDirty { try writeBlock(block) }
+        guard table.isDirty else { return }
+        try metadata?.refuseIfCorrupt()
+        try metadata?.checkWrite(offset: table.offset, size: Int64(table.count) * 8, ignoring: .refcountTable)
         try table.writeBack(to: file)
+    }
+
+    private func corruption(_ message: String) -> BlockError {
+        metadata?.corruption(message) ?? BlockError("qcow2: Image is corrupt: \(message)", errno: EIO)
     }
 
     func dropCache() { blocks.removeAll() }
@@ -147,6 +163,7 @@ final class Qcow2Refcounts {
         guard UInt64(tableClusters * clusterSize) <= Qcow2Layout.maxRefcountTableBytes else {
             throw BlockError("qcow2: the image would need a refcount table larger than 8 MiB", errno: EFBIG)
         }
+        try metadata?.checkAllocation(start << clusterBits, count: tableClusters + newBlocks.count, what: "refcount table")
         try install(tableAt: start, clusters: tableClusters, newBlocks: newBlocks)
     }
 
@@ -185,6 +202,10 @@ final class Qcow2Refcounts {
     /// use: the block takes the range's first cluster and counts itself.
     private func createBlock(at index: Int) throws(BlockError) {
         let cluster = Int64(index) << blockBits
+        // Range 0 always holds the header: with no block counting it, the table is damaged
+        // (QEMU's "Preventing invalid allocation of refcount block at offset 0").
+        if cluster == 0 { throw corruption("Preventing invalid allocation of refcount block at offset 0") }
+        try metadata?.checkAllocation(cluster << clusterBits, what: "refcount block")
         let block = Qcow2RefcountBlock.empty(offset: cluster << clusterBits, clusterSize: clusterSize, order: order)
         block[0] = 1
         try blocks.insert(block, writeBack: writeBlock)
@@ -198,7 +219,7 @@ final class Qcow2Refcounts {
         guard offset != 0 else { return nil }
         if let cached = blocks.get(offset) { return cached }
         guard offset & Int64(clusterSize - 1) == 0 else {
-            throw BlockError("qcow2: Image is corrupt: Refblock offset \(Qcow2Metadata.hex(offset)) unaligned (reftable index: \(Qcow2Metadata.hex(Int64(index))))", errno: EIO)
+            throw corruption("Refblock offset \(Qcow2Metadata.hex(offset)) unaligned (reftable index: \(Qcow2Metadata.hex(Int64(index))))")
         }
         let block = Qcow2RefcountBlock(offset: offset, bytes: try file.readSync(at: offset, count: clusterSize), order: order)
         try blocks.insert(block, writeBack: writeBlock)
@@ -206,6 +227,9 @@ final class Qcow2Refcounts {
     }
 
     private func writeBlock(_ block: Qcow2RefcountBlock) throws(BlockError) {
+        guard block.isDirty else { return }
+        try metadata?.refuseIfCorrupt()
+        try metadata?.checkWrite(offset: block.offset, size: Int64(clusterSize), ignoring: .refcountBlock)
         try block.writeBack(to: file)
     }
 

@@ -9,6 +9,8 @@ final class Qcow2Table: Qcow2Cacheable {
     /// the disk keeps until `commit`, so no table on disk points at a cluster without its data.
     private var pending: [Int: UInt64] = [:]
     var lastUse = 0
+    /// Counts changes of entries, so an index built from them (the overlap checks') knows it is stale.
+    private(set) var generation = 0
 
     init(offset: Int64, entries: [UInt64], dirty: Bool = false) {
         self.offset = offset
@@ -28,6 +30,7 @@ final class Qcow2Table: Qcow2Cacheable {
 
     func set(_ index: Int, to value: UInt64) {
         entries[index] = value
+        generation += 1
         markDirty(index..<index + 1)
     }
 
@@ -35,6 +38,7 @@ final class Qcow2Table: Qcow2Cacheable {
     func setPending(_ index: Int, to value: UInt64) {
         pending[index] = entries[index]
         entries[index] = value
+        generation += 1
     }
 
     func commit(_ index: Int) {
@@ -44,13 +48,17 @@ final class Qcow2Table: Qcow2Cacheable {
 
     /// Undoes `setPending` (the data write failed).
     func revert(_ index: Int) {
-        if let old = pending.removeValue(forKey: index) { entries[index] = old }
+        if let old = pending.removeValue(forKey: index) {
+            entries[index] = old
+            generation += 1
+        }
     }
 
     /// Extends the table with zero entries (a grown refcount table).
     func extend(to count: Int) {
         guard count > entries.count else { return }
         entries += [UInt64](repeating: 0, count: count - entries.count)
+        generation += 1
     }
 
     func markDirty(_ range: Range<Int>) {

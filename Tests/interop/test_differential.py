@@ -56,3 +56,15 @@ def test_same_answers_as_qemu(sc, both_targets):
         print(f"\n===== {sc.name} (qemu transcript)\n" + "\n".join(results["qemu"][0]))
         print(f"===== {sc.name} (diff)\n{report}")
     assert equal, f"svmm answers differently from QEMU 7.2 in scenario {sc.name}:\n{report}"
+
+
+def test_compare_reports_differences_and_accepts_only_listed_deliberate_ones():
+    """The comparison itself, without VMs: a changed line fails, a listed deliberate one does not."""
+    qemu = [">>> a", "<<< 1", "## second client greeted: false"]
+    assert compare("x", qemu, list(qemu))[0]
+    equal, report = compare("x", qemu, [">>> a", "<<< 2", "## second client greeted: false"])
+    assert not equal and "-<<< 1" in report and "+<<< 2" in report
+    svmm = [">>> a", "<<< 1", "## second client greeted: true"]
+    assert not compare("x", qemu, svmm)[0]                       # listed only for its scenario
+    equal, report = compare("several_clients_on_one_socket", qemu, svmm)
+    assert equal and "accepted as deliberate" in report

@@ -18,7 +18,9 @@ directory, so both targets see the same images at their own paths.
 Normalization (both sides, before comparing; see `normalize`):
   - the session directory is written `$DIR` (in every string: replies, arguments, tool output);
   - generated node names `#block123` become `#node1`, `#node2`, ... in order of first appearance;
-  - event timestamps become "<timestamp>";
+  - event timestamps become "<timestamp>"; events are recorded where the scenario waits for
+    them (s.wait_event) and, any left, at the end: where one lands among replies is timing;
+  - qemu-io's "N ops; 00.00 sec (... ops/sec)" lines lose the time and rate;
   - the greeting's and query-version's `micro` and `package` become "<micro>"/"<package>";
   - x-debug-query-block-graph is rewritten with node labels instead of ids (a node's label is
     its name, or "<type>#k" for the k-th unnamed one) and nodes and edges sorted; permission

@@ -38,6 +38,8 @@ test: deps guest kvm-check
 # using the debug binary as `make test` builds it. INTEROP_TARGET=qemu runs the same tests
 # against qemu-system-x86_64 (QEMU 7.2) for comparison; PYTEST_ARGS passes extra options
 # (e.g. PYTEST_ARGS='-m "not qemu_deviation"' to leave out checks svmm does not meet yet).
+# test_differential.py always runs both: each scenario of diff_scenarios.py against svmm and QEMU 7.2,
+# transcripts compared (DIFF_SHOW=1 with PYTEST_ARGS=-s prints them).
 interop-test: deps guest kvm-check
 	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) PYTHONDONTWRITEBYTECODE=1 \
 	    venv/bin/python -m pytest -q Tests/interop $(PYTEST_ARGS)

@@ -50,7 +50,8 @@ class VM:
             disk.truncate(16 << 20)
         args = [binary]
         if is_qemu():
-            args += ["-M", "microvm,accel=kvm", "-nodefaults", "-display", "none", "-serial", "none"]
+            args += ["-M", "microvm,accel=kvm", "-nodefaults", "-display", "none", "-serial", "none",
+                     "-global", "virtio-mmio.force-legacy=false"]
         args += ["-kernel", str(guest), "-append", "mode=idle",
                  "-blockdev", f"driver=file,node-name=d0,filename={self.disk}",
                  "-device", "virtio-blk-device,drive=d0,id=vblk0",

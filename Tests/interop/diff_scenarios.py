@@ -1,0 +1,591 @@
+"""Differential scenarios: each drives one VM (svmm or QEMU 7.2, same guest, disks and options)
+and records what it answers; test_differential.py runs each against both and compares.
+
+To add one: write a function taking the Session `s`, decorate it with @scenario(), start the VM
+with s.start(...), and record with s.cmd / s.tool / s.note. Record what a QEMU user sees, but
+keep each transcript about one thing (use `view=` to pick fields of big replies), so that a
+difference in one place does not hide the next. A scenario svmm does not pass yet gets
+@scenario(xfail="what differs") until the fix lands (strict: an unexpected pass fails).
+"""
+
+import json
+import re
+import socket
+import subprocess
+
+from differential import MiB, scenario
+
+
+def nodes_view(*fields):
+    """query-named-block-nodes reduced to {node-name: {field: value}} (dotted fields go into image)."""
+    def view(nodes):
+        out = {}
+        for node in nodes:
+            picked = {}
+            for f in fields:
+                value = node
+                for part in f.split("."):
+                    value = value.get(part, "<absent>") if isinstance(value, dict) else "<absent>"
+                picked[f] = value
+            out[node["node-name"]] = picked
+        return out
+    return view
+
+
+def names_view(nodes):
+    return [n["node-name"] for n in nodes]
+
+
+# --------------------------------------------------------------------------------------------
+# Monitor
+
+@scenario()
+def greeting_and_version(s):
+    """The greeting, query-version, query-status, query-name; which commands exist."""
+    s.start(negotiate=False, extra=["-name", "foo"])
+    greeting = s.qmp.greeting["QMP"]
+    s.note("greeting capabilities", json.dumps(greeting["capabilities"]))
+    s.note("greeting keys", sorted(s.qmp.greeting["QMP"]))
+    version = dict(greeting["version"])
+    version["package"] = "<package>"
+    version["qemu"] = dict(version["qemu"], micro="<micro>")
+    s.note("greeting version", version)
+    s.cmd("query-status")
+    s.cmd("qmp_capabilities")
+    s.cmd("qmp_capabilities")
+    s.cmd("query-version")
+    s.cmd("query-status")
+    s.cmd("query-name")
+    wanted = ["blockdev-add", "blockdev-del", "blockdev-snapshot", "query-block", "query-named-block-nodes",
+              "x-debug-query-block-graph", "nbd-server-start", "nbd-server-add", "nbd-server-remove",
+              "nbd-server-stop", "block-export-add", "block-export-del", "query-block-exports",
+              "query-status", "stop", "cont", "quit", "query-commands", "query-version", "query-name"]
+    s.cmd("query-commands", view=lambda cmds: {c: c in {x["name"] for x in cmds} for c in wanted})
+
+
+@scenario()
+def several_clients_on_one_socket(s):
+    """A second client on the same -qmp socket while the first is connected."""
+    s.start()
+    second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    second.settimeout(1.0)
+    second.connect(str(s.path("qmp.sock")))
+    try:
+        greeted = second.recv(65536).startswith(b'{"QMP"')
+    except socket.timeout:
+        greeted = False
+    second.close()
+    s.note("second client greeted", greeted)
+    s.cmd("query-status")
+
+
+@scenario()
+def run_states_and_events(s):
+    """prelaunch, cont, stop, cont, quit with their events."""
+    s.start(prelaunch=True)
+    s.cmd("query-status")
+    s.cmd("stop")
+    s.cmd("cont")
+    s.wait_event("RESUME")
+    s.cmd("query-status")
+    s.cmd("cont")
+    s.cmd("stop")
+    s.wait_event("STOP")
+    s.cmd("query-status")
+    s.cmd("stop")
+    s.cmd("cont")
+    s.wait_event("RESUME")
+    s.cmd("quit")
+    s.wait_event("SHUTDOWN")
+    s.note("exit status", s.proc.wait(10))
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input (ported from test_bad_input.py: the texts; the svmm-only stream tests stay there)
+
+BAD_REQUESTS = [
+    b'{"execute": }', b'[1,2]', b'{"execute": "no-such-command"}', b'{"execute": "blockdev-del"}',
+    b'{"execute": "blockdev-del", "arguments": {"node-name": "d0x", "foo": 1}}',
+    b'{"execute": "blockdev-del", "arguments": {"node-name": 1}}',
+    b'{"execute": "query-status", "arguments": {"foo": true}}',
+    b'{"execute": 1}', b'{"arguments": {}}', b'{"execute": "query-status", "bogus": 1}',
+    b'{"execute": "qmp_capabilities"}', b'{"execute": "no-such-command", "id": {"a": [1, "x"]}}',
+    b'{"execute": "query-status", "id": "abc"}', b'{"execute": "query-status", "arguments": []}',
+    b'{"execute": "blockdev-add", "arguments": {"driver": "nosuch", "node-name": "x"}}',
+    b'{"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "x"}}',
+    b'{"execute": "blockdev-add", "arguments": {"driver": "file", "filename": "/nonexistent/x"}}',
+    b'{"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "x", "filename": "/nonexistent/x"}}',
+    b'{"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "x", "file": "nosuch"}}',
+]
+
+
+@scenario()
+def bad_requests(s):
+    """Each bad request on one negotiated connection gets QEMU's error; the VM carries on."""
+    s.start()
+    for request in BAD_REQUESTS:
+        s.request_raw(request)
+    s.cmd("query-status")
+
+
+@scenario(xfail="blockdev-add accepts invalid node names ('#x', 'a b', ''); QEMU: Invalid node-name: '#x'")
+def invalid_node_names(s):
+    s.start()
+    for name in ("#x", "a b", "", "x" * 32, "x" * 31, "1a", "a-b_c.d"):
+        s.cmd("blockdev-add", driver="null-co", node_name=name)
+    s.cmd("query-named-block-nodes", view=names_view)
+
+
+@scenario()
+def command_before_negotiation(s):
+    s.start(negotiate=False)
+    s.request_raw(b'{"execute": "query-status"}')
+    s.request_raw(b'{"execute": "qmp_capabilities", "arguments": {"enable": []}}')
+    s.request_raw(b'{"execute": "qmp_capabilities"}')
+    s.cmd("query-status")
+
+
+@scenario(xfail="qmp_capabilities enable=[unknown]: QEMU says Parameter 'null' does not accept value 'nosuch'")
+def qmp_capabilities_with_an_unknown_capability(s):
+    s.start(negotiate=False)
+    s.request_raw(b'{"execute": "qmp_capabilities", "arguments": {"enable": ["nosuch"]}}')
+    s.request_raw(b'{"execute": "qmp_capabilities", "arguments": {"enable": "oob"}}')
+    s.request_raw(b'{"execute": "qmp_capabilities"}')
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes: blockdev-add/-del, query-named-block-nodes, query-block, the graph (ported from
+# test_blockdev.py)
+
+CACHE_DIRECT = "cache.direct: svmm shows true where QEMU 7.2 shows false (and refuses O_DIRECT on /dev/null)"
+
+
+@scenario(xfail=CACHE_DIRECT)
+def named_block_nodes_in_full(s):
+    """query-named-block-nodes and query-block, every field, for the standard VM."""
+    s.start()
+    s.cmd("query-named-block-nodes")
+    s.cmd("query-block")
+
+
+@scenario(xfail=CACHE_DIRECT + "; a null-co node shows image.dirty-flag (QEMU: absent)")
+def named_block_nodes_of_added_nodes_in_full(s):
+    """query-named-block-nodes, every field, for a qcow2 node and its implicit file child, a
+    read-only raw node, a null-co node and a file node on /dev/null."""
+    s.qcow2("q1.qcow2", "32M")
+    s.raw("r.raw", MiB)
+    s.start()
+    s.cmd("blockdev-add", driver="qcow2", node_name="q1", file={"driver": "file", "filename": str(s.path("q1.qcow2"))})
+    s.cmd("blockdev-add", driver="raw", node_name="r1", read_only=True,
+          file={"driver": "file", "filename": str(s.path("r.raw"))})
+    s.cmd("blockdev-add", driver="null-co", node_name="n0")
+    s.cmd("blockdev-add", driver="file", node_name="devnull", filename="/dev/null")
+    s.cmd("query-named-block-nodes", view=lambda nodes: [n for n in nodes if n["node-name"] != "d0"])
+
+
+@scenario()
+def blockdev_add_and_del(s):
+    """Nodes added, listed (newest first), their main fields; duplicate and in-use errors; deleted."""
+    s.raw("f1.raw", 2 * MiB)
+    s.qcow2("q1.qcow2", "32M")
+    s.path("odd.raw").write_bytes(b"x" * 1000)
+    s.start()
+    s.cmd("blockdev-add", driver="file", node_name="f1", filename=str(s.path("f1.raw")))
+    s.cmd("blockdev-add", driver="raw", node_name="r1", file="f1")
+    s.cmd("blockdev-add", driver="qcow2", node_name="q1", file={"driver": "file", "filename": str(s.path("q1.qcow2"))})
+    s.cmd("blockdev-add", driver="null-co", node_name="n0")
+    s.cmd("blockdev-add", driver="file", node_name="odd", filename=str(s.path("odd.raw")))
+    s.cmd("blockdev-add", driver="raw", node_name="oddraw", file="odd")
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "ro", "file", "backing_file_depth", "image.virtual-size",
+                                                      "image.format", "image.filename", "image.cluster-size"))
+    s.cmd("blockdev-add", driver="file", node_name="f1", filename=str(s.path("f1.raw")))
+    s.cmd("blockdev-del", node_name="f1")
+    s.cmd("blockdev-del", node_name="d0")
+    s.cmd("blockdev-del", node_name="nosuch")
+    for name in ("r1", "f1", "q1", "n0", "oddraw", "odd"):
+        s.cmd("blockdev-del", node_name=name)
+    s.cmd("query-named-block-nodes", view=names_view)
+    s.cmd("blockdev-add", driver="file", node_name="f1", filename=str(s.path("f1.raw")))
+    s.cmd("blockdev-del", node_name="f1")
+    s.cmd("query-status")
+
+
+@scenario()
+def block_graph_of_the_standard_vm_and_a_qcow2(s):
+    s.qcow2("q.qcow2")
+    s.start()
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-add", driver="qcow2", node_name="q1", file={"driver": "file", "filename": str(s.path("q.qcow2"))})
+    s.cmd("blockdev-add", driver="qcow2", node_name="q2", read_only=True,
+          file={"driver": "file", "node-name": "q2f", "filename": str(s.path("q.qcow2")), "locking": "off"})
+    s.cmd("x-debug-query-block-graph")
+
+
+@scenario(xfail="duplicate node-name in a nested child: QEMU opens children first and names the "
+                "child's duplicate")
+def duplicate_node_name_in_a_nested_child(s):
+    """blockdev-add whose own name and whose child's name both exist already."""
+    s.raw("f1.raw", MiB)
+    s.qcow2("q.qcow2")
+    s.start()
+    s.cmd("blockdev-add", driver="file", node_name="f1", filename=str(s.path("f1.raw")))
+    s.cmd("blockdev-add", driver="qcow2", node_name="d0",
+          file={"driver": "file", "node-name": "f1", "filename": str(s.path("q.qcow2"))})
+    s.cmd("blockdev-add", driver="qcow2", node_name="new",
+          file={"driver": "file", "node-name": "f1", "filename": str(s.path("q.qcow2"))})
+    s.cmd("blockdev-add", driver="qcow2", node_name="d0",
+          file={"driver": "file", "node-name": "new", "filename": str(s.path("q.qcow2"))})
+    s.cmd("blockdev-add", driver="qcow2", node_name="same",
+          file={"driver": "file", "node-name": "same", "filename": str(s.path("q.qcow2"))})
+    s.cmd("query-named-block-nodes", view=names_view)
+
+
+@scenario(xfail="raw with offset/size: svmm takes RESIZE on its file (QEMU does not, so a second window "
+                "can be added) and keeps the plain filename (QEMU: a json:{...} filename)")
+def raw_node_with_offset_and_size_under_a_device(s):
+    """A raw node showing a 4 MiB window at 1 MiB of a 16 MiB file, as the guest device's drive."""
+    s.raw("big.raw", 16 * MiB)
+    s.start(disk=None, blockdevs=[f"driver=file,node-name=f0,filename=$DIR/big.raw",
+                                  "driver=raw,node-name=win,file=f0,offset=1048576,size=4194304"],
+            devices=["virtio-blk-device,drive=win,id=vblk0"])
+    s.cmd("query-block")
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "ro", "file", "image.virtual-size", "image.format"))
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-add", driver="raw", node_name="bad", file="f0", offset=15 * MiB, size=2 * MiB)
+    s.cmd("blockdev-add", driver="raw", node_name="bad2", file="f0", offset=1, size=MiB)
+
+
+# --------------------------------------------------------------------------------------------
+# blockdev-snapshot (ported from test_blockdev.py, and the cases QEMU answers differently)
+
+def add_qcow2(s, name, image, backing="<default>", **more):
+    args = dict(driver="qcow2", node_name=name, file={"driver": "file", "filename": str(s.path(image))}, **more)
+    if backing != "<default>":
+        args["backing"] = backing
+    return s.cmd("blockdev-add", **args)
+
+
+SNAPSHOT_FIELDS = ("drv", "ro", "backing_file_depth", "backing_file", "image.backing-filename",
+                   "image.full-backing-filename", "image.backing-image.filename",
+                   "image.backing-image.format", "image.backing-image.virtual-size")
+
+
+@scenario()
+def blockdev_snapshot_errors(s):
+    for name in ("base", "overlay", "other-base"):
+        s.qcow2(f"{name}.qcow2")
+    s.qcow2("chained.qcow2", backing="other-base.qcow2")
+    s.start()
+    s.cmd("blockdev-add", driver="null-co", node_name="n0")
+    s.cmd("blockdev-snapshot", node="n0", overlay="d0")
+    add_qcow2(s, "base", "base.qcow2")
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="base", overlay="ov")
+    s.cmd("blockdev-snapshot", node="n0", overlay="ov")
+    add_qcow2(s, "chained", "chained.qcow2")
+    s.cmd("blockdev-snapshot", node="n0", overlay="chained")
+    s.cmd("blockdev-snapshot", node="nosuch", overlay="ov")
+    s.cmd("blockdev-snapshot", node="n0", overlay="nosuch")
+    s.cmd("blockdev-snapshot", node="n0", overlay="n0")
+    s.cmd("query-status")
+
+
+@scenario()
+def blockdev_snapshot_graph_and_read_only_base(s):
+    """After blockdev-snapshot: the backing edge, the base read-only, the overlay's fields."""
+    s.qcow2("base.qcow2")
+    s.qcow2("overlay.qcow2")
+    s.start()
+    s.cmd("blockdev-add", driver="qcow2", node_name="base",
+          file={"driver": "file", "node-name": "base-file", "filename": str(s.path("base.qcow2"))})
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("query-named-block-nodes", view=nodes_view(*SNAPSHOT_FIELDS))
+    s.cmd("blockdev-snapshot", node="base", overlay="ov")
+    s.cmd("query-named-block-nodes", view=nodes_view(*SNAPSHOT_FIELDS))
+    s.cmd("x-debug-query-block-graph")
+
+
+def query_block_view(blocks):
+    def chain(image):
+        names = []
+        while image:
+            names.append(image.get("filename"))
+            image = image.get("backing-image")
+        return names
+    return [{"device": b["device"], "qdev": b.get("qdev"),
+             **{k: b["inserted"].get(k, "<absent>") for k in ("node-name", "drv", "ro", "backing_file_depth",
+                                                              "backing_file")},
+             "image chain": chain(b["inserted"]["image"])}
+            for b in blocks]
+
+
+@scenario()
+def backing_file_depth_in_query_block_after_snapshot_of_a_file(s):
+    """blockdev-snapshot of the guest device's node d0 (raw file): query-block shows the overlay."""
+    s.qcow2("overlay.qcow2")
+    s.start()
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="d0", overlay="ov")
+    s.cmd("query-block", view=query_block_view)
+    s.cmd("x-debug-query-block-graph")
+
+
+@scenario(xfail="after blockdev-snapshot onto an overlay whose header names another backing file, svmm's "
+                "image.full-backing-filename names the attached backing; QEMU's still names the header's file")
+def backing_file_depth_in_query_block_after_snapshot_of_a_chain(s):
+    """The device on top.qcow2 (backing base.qcow2); blockdev-snapshot top -> ov; query-block and
+    query-named-block-nodes before and after."""
+    s.qcow2("base.qcow2")
+    s.qcow2("top.qcow2", backing="base.qcow2")
+    s.qcow2("overlay.qcow2")
+    s.start(disk=None, blockdevs=["driver=qcow2,node-name=d0,file.driver=file,file.filename=$DIR/top.qcow2"],
+            devices=["virtio-blk-device,drive=d0,id=vblk0"])
+    s.cmd("query-block", view=query_block_view)
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="d0", overlay="ov")
+    s.cmd("query-block", view=query_block_view)
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "ro", "backing_file_depth", "backing_file"))
+    # an overlay whose header names a backing file, opened with backing: null
+    s.qcow2("other.qcow2")
+    s.qcow2("named.qcow2", backing="other.qcow2")
+    add_qcow2(s, "ov2", "named.qcow2", backing=None)
+    s.cmd("query-named-block-nodes", view=lambda nodes: nodes_view(*SNAPSHOT_FIELDS)(
+        [n for n in nodes if n["node-name"] == "ov2"]))
+    s.cmd("blockdev-snapshot", node="ov", overlay="ov2")
+    s.cmd("query-block", view=query_block_view)
+    s.cmd("query-named-block-nodes", view=lambda nodes: nodes_view(*SNAPSHOT_FIELDS)(
+        [n for n in nodes if n["node-name"] == "ov2"]))
+
+
+@scenario()
+def blockdev_snapshot_of_a_qcow2_under_a_raw_node(s):
+    """raw r1 over qcow2 q1; blockdev-snapshot node=q1 puts the overlay between them."""
+    s.qcow2("q1.qcow2")
+    s.qcow2("overlay.qcow2")
+    s.start()
+    add_qcow2(s, "q1", "q1.qcow2")
+    s.cmd("blockdev-add", driver="raw", node_name="r1", file="q1")
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="q1", overlay="ov")
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "ro", "backing_file_depth", "image.virtual-size"))
+    s.cmd("blockdev-del", node_name="ov")
+    s.cmd("blockdev-del", node_name="r1")
+    s.cmd("blockdev-del", node_name="ov")
+    s.cmd("blockdev-del", node_name="q1")
+
+
+@scenario(xfail="op blockers: QEMU refuses blockdev-snapshot of, and blockdev-del of, a node used as backing "
+                "with Node 'base' is busy: node is used as backing hd of 'top'; svmm snapshots it / says "
+                "Block device base is in use")
+def op_blockers_on_backing_nodes(s):
+    """A node used as backing: blockdev-snapshot of it, blockdev-del of it, and it as an overlay."""
+    s.qcow2("base.qcow2")
+    s.qcow2("top.qcow2", backing="base.qcow2")
+    s.qcow2("other.qcow2")
+    s.qcow2("overlay.qcow2")
+    s.start()
+    add_qcow2(s, "base", "base.qcow2")
+    add_qcow2(s, "top", "top.qcow2", backing="base")
+    add_qcow2(s, "other", "other.qcow2")
+    add_qcow2(s, "ov", "overlay.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="base", overlay="ov")
+    s.cmd("blockdev-del", node_name="base")
+    s.cmd("blockdev-snapshot", node="base", overlay="top")
+    s.cmd("blockdev-snapshot", node="other", overlay="base")
+    s.cmd("x-debug-query-block-graph")
+    for name in ("top", "base", "other", "ov"):
+        s.cmd("blockdev-del", node_name=name)
+    # and after a blockdev-snapshot
+    s.qcow2("q1.qcow2")
+    s.qcow2("ov2.qcow2")
+    add_qcow2(s, "q1", "q1.qcow2")
+    add_qcow2(s, "ov2", "ov2.qcow2", backing=None)
+    s.cmd("blockdev-snapshot", node="q1", overlay="ov2")
+    s.cmd("blockdev-del", node_name="q1")
+
+
+# --------------------------------------------------------------------------------------------
+# NBD server and exports (ported from test_nbd.py, plus what an export shares)
+
+def nbd_start(s, sock="nbd.sock"):
+    return s.cmd("nbd-server-start", addr={"type": "unix", "data": {"path": str(s.path(sock))}})
+
+
+@scenario()
+def nbd_server_and_export_errors(s):
+    s.raw("t.raw", 4 * MiB)
+    s.start()
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("nbd-server-stop")
+    s.cmd("nbd-server-start", addr={"type": "unix", "path": str(s.path("x.sock"))})
+    nbd_start(s)
+    nbd_start(s, "other.sock")
+    s.cmd("nbd-server-add", device="d0", writable=True)
+    s.cmd("block-export-add", type="nbd", id="e0", node_name="d0", writable=True)
+    s.cmd("query-block-exports")
+    s.cmd("nbd-server-add", device="nosuch")
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("nbd-server-add", device="vblk0", name="byqdev")
+    s.cmd("blockdev-add", driver="file", node_name="t0", filename=str(s.path("t.raw")))
+    s.cmd("block-export-add", type="nbd", id="exp0", node_name="t0", writable=True)
+    s.cmd("block-export-add", type="nbd", id="exp0", node_name="t0")
+    s.cmd("block-export-add", type="nbd", id="exp1", node_name="t0", name="d0")
+    s.cmd("query-block-exports", view=by_id)
+    s.cmd("blockdev-del", node_name="t0")
+    s.cmd("nbd-server-remove", name="nosuch")
+    s.cmd("nbd-server-remove", name="d0")
+    s.wait_event("BLOCK_EXPORT_DELETED", id="d0")
+    s.cmd("block-export-del", id="nosuch")
+    s.cmd("block-export-del", id="exp0")
+    s.wait_event("BLOCK_EXPORT_DELETED", id="exp0")
+    s.cmd("query-block-exports")
+    s.cmd("nbd-server-add", device="d0", writable=True)
+    s.cmd("nbd-server-stop")
+    s.cmd("nbd-server-stop")
+    s.cmd("query-block-exports")
+
+
+def by_id(exports):
+    return sorted(exports, key=lambda e: e["id"])
+
+
+@scenario(xfail="query-block-exports lists exports oldest first; QEMU lists the newest first")
+def block_exports_listed_newest_first(s):
+    s.raw("t.raw", 4 * MiB)
+    s.start()
+    nbd_start(s)
+    s.cmd("blockdev-add", driver="file", node_name="t0", filename=str(s.path("t.raw")))
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("block-export-add", type="nbd", id="exp0", node_name="t0")
+    s.cmd("block-export-add", type="nbd", id="exp1", node_name="t0", name="other")
+    s.cmd("query-block-exports", view=lambda exports: [e["id"] for e in exports])
+
+
+@scenario()
+def nbd_export_seen_by_qemu_img_nbdinfo_and_qemu_io(s):
+    s.raw("disk.raw", 16 * MiB, data=bytes(range(256)) * 4096)
+    s.start()
+    nbd_start(s)
+    s.cmd("nbd-server-add", device="d0")
+    uri = f"nbd+unix:///d0?socket={s.path('nbd.sock')}"
+    s.tool("qemu-img", "info", "--output=json", uri)
+    s.tool("nbdinfo", "--json", uri)
+    s.tool("nbdinfo", "--list", "--json", uri)
+    s.tool("qemu-io", "-f", "raw", "-c", "read -P 0 0 512", "-c", "read -P 7 7 1", uri)
+    s.tool("qemu-io", "-f", "raw", "-c", "write 0 512", uri)
+    s.tool("qemu-img", "map", "--output=json", "-f", "raw", uri)
+    s.tool("nbdinfo", f"nbd+unix:///nosuch?socket={s.path('nbd.sock')}")
+
+
+@scenario(xfail="an NBD export shares RESIZE on its node in svmm; QEMU's exports never do")
+def nbd_export_shares(s):
+    """x-debug-query-block-graph with a read-only export of the device's node and a writable one
+    of a free node."""
+    s.raw("t.raw", 4 * MiB)
+    s.start()
+    nbd_start(s)
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("blockdev-add", driver="file", node_name="t0", filename=str(s.path("t.raw")))
+    s.cmd("block-export-add", type="nbd", id="exp0", node_name="t0", writable=True)
+    s.cmd("x-debug-query-block-graph")
+
+
+@scenario(xfail="nbd-server-add writable=true on a read-only node: QEMU exports it read-only "
+                "(a legacy downgrade), svmm refuses with 'Cannot export read-only node as writable'")
+def writable_export_of_a_read_only_node(s):
+    s.raw("t.raw", 4 * MiB)
+    s.start()
+    nbd_start(s)
+    s.cmd("blockdev-add", driver="file", node_name="ro0", filename=str(s.path("t.raw")), read_only=True)
+    s.cmd("block-export-add", type="nbd", id="e1", node_name="ro0", writable=True)
+    s.cmd("nbd-server-add", device="ro0", writable=True)
+    s.cmd("query-block-exports")
+    s.tool("nbdinfo", "--json", f"nbd+unix:///ro0?socket={s.path('nbd.sock')}")
+    s.cmd("nbd-server-add", device="ro0")
+
+
+# --------------------------------------------------------------------------------------------
+# Dirty bitmaps
+
+BITMAP_VIEW = dict(view=nodes_view("dirty-bitmaps"))
+
+
+@scenario(xfail="svmm has no block-dirty-bitmap-* commands yet")
+def dirty_bitmaps(s):
+    s.raw("t.raw", 4 * MiB)
+    s.qcow2("q.qcow2", "4M")
+    s.start()
+    s.cmd("block-dirty-bitmap-add", node="d0", name="b0")
+    s.cmd("block-dirty-bitmap-add", node="d0", name="b0")
+    s.cmd("block-dirty-bitmap-add", node="nosuch", name="b0")
+    s.cmd("block-dirty-bitmap-add", node="d0", name="")
+    s.cmd("block-dirty-bitmap-add", node="d0", name="g", granularity=1000)
+    s.cmd("block-dirty-bitmap-add", node="d0", name="g", granularity=256)
+    s.cmd("block-dirty-bitmap-add", node="d0", name="p", persistent=True)
+    s.cmd("block-dirty-bitmap-add", node="vblk0", name="b1")
+    s.cmd("block-dirty-bitmap-add", node="d0", name="b1", granularity=131072, disabled=True)
+    s.cmd("query-block", view=lambda blocks: [(b["qdev"], b.get("dirty-bitmaps", "<absent>"),
+                                               b["inserted"].get("dirty-bitmaps", "<absent>")) for b in blocks])
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+    s.cmd("block-dirty-bitmap-clear", node="d0", name="b0")
+    s.cmd("block-dirty-bitmap-clear", node="d0", name="nosuch")
+    s.cmd("block-dirty-bitmap-disable", node="d0", name="b0")
+    s.cmd("block-dirty-bitmap-disable", node="d0", name="b0")
+    s.cmd("block-dirty-bitmap-enable", node="d0", name="b1")
+    s.cmd("block-dirty-bitmap-enable", node="d0", name="nosuch")
+    s.cmd("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=["b1"])
+    s.cmd("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=["nosuch"])
+    s.cmd("block-dirty-bitmap-merge", node="d0", target="nosuch", bitmaps=["b1"])
+    s.cmd("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=[{"node": "d0", "name": "b1"}])
+    s.cmd("block-dirty-bitmap-merge", node="d0", target="b0", bitmaps=[{"node": "nosuch", "name": "b1"}])
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+    s.cmd("block-dirty-bitmap-remove", node="d0", name="b1")
+    s.cmd("block-dirty-bitmap-remove", node="d0", name="b1")
+    s.cmd("block-dirty-bitmap-add", node="d0", name="b1", granularity=512)
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+    s.cmd("block-dirty-bitmap-remove", node="d0", name="b1")
+    s.cmd("block-dirty-bitmap-remove", node="nosuch", name="b0")
+    # writes through a writable export are counted
+    nbd_start(s)
+    s.cmd("blockdev-add", driver="file", node_name="t0", filename=str(s.path("t.raw")))
+    s.cmd("block-dirty-bitmap-add", node="t0", name="w", granularity=65536)
+    s.cmd("block-export-add", type="nbd", id="exp0", node_name="t0", writable=True)
+    s.tool("qemu-io", "-f", "raw", "-c", "write 0 1k", "-c", "write 200k 100k",
+           f"nbd+unix:///t0?socket={s.path('nbd.sock')}")
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+    s.cmd("blockdev-del", node_name="t0")
+    s.cmd("block-export-del", id="exp0")
+    s.wait_event("BLOCK_EXPORT_DELETED", id="exp0")
+    s.cmd("blockdev-del", node_name="t0")
+    # a persistent bitmap on a qcow2 node
+    add_qcow2(s, "q1", "q.qcow2")
+    s.cmd("block-dirty-bitmap-add", node="q1", name="p", persistent=True)
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+    s.cmd("block-dirty-bitmap-remove", node="q1", name="p")
+    s.cmd("query-named-block-nodes", **BITMAP_VIEW)
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+
+def output_shape(text: str) -> list:
+    """The shape of -version/-help output: QEMU's first lines with names and numbers masked."""
+    shape = []
+    for line in text.splitlines()[:3]:
+        line = re.sub(r"^\S+ emulator version \d+\.\d+\.\d+( \(.*\))?$", "<NAME> emulator version <X.Y.Z>", line)
+        line = re.sub(r"^Copyright \(c\) .*", "Copyright (c) <...>", line)
+        line = re.sub(r"^usage: \S+ \[options\].*", "usage: <program> [options]...", line)
+        shape.append(line)
+    return shape
+
+
+@scenario(xfail="svmm rejects -help, -h and -version as invalid options")
+def help_and_version_output_shape(s):
+    for option in ("-version", "-help", "-h"):
+        result = subprocess.run([s.binary, option], capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL)
+        s.note(f"{option} status", result.returncode)
+        s.note(f"{option} stdout", output_shape(result.stdout))
+        s.note(f"{option} stderr", output_shape(result.stderr))

@@ -14,7 +14,9 @@ extension QmpMonitor {
                                           .optional("writable", .bool), .optional("bitmap", .string)]) { [unowned self] arguments throws(QmpError) in
                 let device = arguments.string("device")!
                 let name = arguments.string("name") ?? device
-                try addExport(id: name, node: device, name: name, writable: arguments.bool("writable") ?? false,
+                // qmp_nbd_server_add: a read-only node is exported read-only, writable or not.
+                let readOnly = (try? machine.graph.lookup(device))?.readOnly ?? false
+                try addExport(id: name, node: device, name: name, writable: (arguments.bool("writable") ?? false) && !readOnly,
                               description: arguments.string("description"))
                 return .emptyObject
             },
@@ -45,7 +47,7 @@ extension QmpMonitor {
                 return .emptyObject
             },
             QmpCommand("query-block-exports") { [unowned self] _ in
-                .array((nbdServer?.exports ?? []).map { export in
+                .array((nbdServer?.exports ?? []).reversed().map { export in  // newest first, as QEMU lists them
                     .object([("type", .string("nbd")), ("id", .string(exportIDs[ObjectIdentifier(export)] ?? export.name)),
                              ("node-name", .string(export.backend.node?.nodeName ?? "")), ("shutting-down", .bool(false))])
                 })
@@ -84,14 +86,16 @@ extension QmpMonitor {
     }
 
     /// blk_exp_add for NBD: a backend on the node taking consistent read (and write if writable),
-    /// sharing everything, checked against the node's other users (a guest device among them).
+    /// sharing all but resize, checked against the node's other users (a guest device among them).
     private func addExport(id: String, node nodeName: String, name: String, writable: Bool, description: String?) throws(QmpError) {
         guard let server = nbdServer else { throw QmpError("NBD server not running") }
         if exportIDs.values.contains(id) { throw QmpError("Block export id '\(id)' is already in use") }
         do throws(BlockError) {
             let node = try machine.graph.lookup(nodeName)
             if writable && node.readOnly { throw BlockError("Cannot export read-only node as writable") }
-            let backend = BlockBackend(graph: machine.graph, perm: writable ? [.consistentRead, .write] : [.consistentRead], shared: .all)
+            // blk_exp_add: an export lets others do anything but resize the node under it.
+            let backend = BlockBackend(graph: machine.graph, perm: writable ? [.consistentRead, .write] : [.consistentRead],
+                                       shared: BlockPermission.all.subtracting(.resize))
             try backend.insert(node)
             let export = NbdExport(name: name, backend: backend, writable: writable, description: description)
             do {

@@ -18,6 +18,7 @@ public final class QmpMonitor: @unchecked Sendable {
         self.machine = machine
         for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() { commands[command.name] = command }
         machine.onEvent = { [unowned self] event in self.emit(event) }
+        machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
     }
 
     /// Starts listening (`-qmp unix:PATH,server=on,wait=off`); call before the machine starts.
@@ -134,6 +135,17 @@ public final class QmpMonitor: @unchecked Sendable {
         ]
         if let data { members.append(("data", data)) }
         for session in sessions where session.negotiated { session.send(.object(members)) }
+    }
+
+    /// qcow2_signal_corruption's event: `device` is the named BlockBackend's name or "".
+    func emitImageCorrupted(_ node: BlockNode, _ report: Qcow2CorruptionReport) {
+        let device = node.parents.lazy.compactMap { ($0.parent as? BlockBackend)?.name }.first ?? ""
+        var data: [(String, JSONValue)] = [("device", .string(device)), ("node-name", .string(node.nodeName)),
+                                           ("msg", .string(report.message))]
+        if let offset = report.offset { data.append(("offset", .int(offset))) }
+        if let size = report.size { data.append(("size", .int(size))) }
+        data.append(("fatal", .bool(report.fatal)))
+        emit("BLOCK_IMAGE_CORRUPTED", data: .object(data))
     }
 
     func emit(_ event: MachineEvent) {

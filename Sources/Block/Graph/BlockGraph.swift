@@ -10,6 +10,8 @@ public final class BlockGraph {
     /// Runs work on the graph's thread after the current handler returns (the event loop's
     /// runSoon). Drains resume through it rather than inside a request's completion.
     public var runSoon: (@escaping () -> Void) -> Void = { $0() }
+    /// Where a format node reports that its image is corrupt (the monitor's BLOCK_IMAGE_CORRUPTED).
+    public var onImageCorrupted: ((BlockNode, Qcow2CorruptionReport) -> Void)?
 
     private struct WeakBackend { weak var backend: BlockBackend? }
 

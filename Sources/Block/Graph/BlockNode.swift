@@ -62,7 +62,12 @@ public final class BlockNode: BlockParent {
     func childPermissions(role: ChildRole, perm: BlockPermission, shared: BlockPermission) -> (BlockPermission, BlockPermission) {
         if role.contains(.filtered) { return Self.filterPermissions(perm, shared) }
         if role.contains(.cow) { return cowPermissions(perm, shared) }
-        return storagePermissions(role: role, perm, shared)
+        var (childPerm, childShared) = storagePermissions(role: role, perm, shared)
+        if driverName == "raw" {
+            // raw_child_perm: raw keeps no metadata, so it takes write and resize only as its parents do.
+            childPerm = childPerm.subtracting([.write, .resize]).union(perm.intersection([.write, .resize]))
+        }
+        return (childPerm, childShared)
     }
 
     static func filterPermissions(_ perm: BlockPermission, _ shared: BlockPermission) -> (BlockPermission, BlockPermission) {

@@ -18,6 +18,9 @@ extension BlockNodeOpener {
         let fileEdge = try graph.attachChild(file, to: node, name: "file", role: .image)
         let driver = try Qcow2Driver(file: fileEdge, readOnly: !writable)
         node.driver = driver
+        driver.onCorruption = { [weak graph, weak node] report in
+            if let graph, let node { graph.onImageCorrupted?(node, report) }
+        }
         let backingInherited = Inherited(readOnly: true, unmap: inherited.unmap)
         if let backing = try backingNode(for: driver, imagePath: file.filename, reference: backingReference,
                                          inherited: backingInherited, created: &created) {

@@ -21,6 +21,11 @@ public final class Qcow2Driver: BlockDriver {
     private var writesInFlight = 0
     /// Requests waiting for `writesInFlight` to drop to zero (see `writeStarted`).
     private var waitingForWrites: [() -> Void] = []
+    /// Told when the image's metadata is found inconsistent (BLOCK_IMAGE_CORRUPTED); it stays
+    /// attached across `activate`, which reads the metadata anew.
+    public var onCorruption: ((Qcow2CorruptionReport) -> Void)? {
+        didSet { metadata.onCorruption = onCorruption }
+    }
     /// After `inactivate`: another process owns the image until `activate`.
     private(set) var isInactive = false
 
@@ -106,7 +111,7 @@ public final class Qcow2Driver: BlockDriver {
         }
         if !isInactive && !isReadOnly { try metadata.writeBack(releasableTag: .max) }
         metadata = try Qcow2Metadata(file: file, fileLength: Self.fileEnd(file), writable: !isReadOnly,
-                                     imageName: Self.imageName(file), cacheLimits: cacheLimits)
+                                     imageName: Self.imageName(file), cacheLimits: cacheLimits, onCorruption: onCorruption)
         metadata.releaseTag = requestsStarted
         isInactive = false
     }

@@ -93,3 +93,37 @@ def test_split_and_packed_requests(vm, raw_qmp):
     assert first["id"] == 1 and first["return"]["status"] == "running"
     assert second == {"return": {}, "id": 2}
     check_still_fine(client, vm)
+
+
+def test_flooding_client_does_not_stall_another(vm, raw_qmp):
+    """A client that sends megabytes of `]` and never reads its replies gets throttled: svmm
+    stops reading from it once its replies pile up, so its flood can never finish, while a
+    second client is greeted, negotiates and gets its answer."""
+    import socket
+    import threading
+
+    flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flooder.connect(vm.sock)
+    flood_done = threading.Event()
+
+    def flood():
+        try:
+            flooder.sendall(b"]" * (16 << 20))
+        except OSError:
+            pass
+        flood_done.set()
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        client = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        reply = client.cmd("query-status")
+        assert reply["return"]["status"] == "running", reply
+        # 16 MiB of `]` asks for over a GiB of error replies; none were read, so svmm cannot
+        # have taken in the whole flood.
+        assert not flood_done.is_set()
+        assert vm.alive()
+    finally:
+        flooder.close()
+        sender.join(30)
+    check_still_fine(client, vm)

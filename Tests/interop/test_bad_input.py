@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from conftest import is_qemu
+
 
 def check_still_fine(client, vm):
     """A following query-status on the same connection works and the VM still runs."""
@@ -37,6 +39,19 @@ CASES = [
                  ("GenericError", "QMP input member 'bogus' is unexpected"), id="unexpected-member"),
     pytest.param(b'{"execute": "qmp_capabilities"}',
                  ("CommandNotFound", "Capabilities negotiation is already complete, command ignored"), id="renegotiate"),
+    # JSON strictness as QEMU 7.2's json-parser.c (texts from qemu-system-x86_64 7.2).
+    pytest.param(b'{"execute": "query-status", "id": 1, "id": 2}', ("GenericError", "JSON parse error, duplicate key"),
+                 id="duplicate-key"),
+    pytest.param(b'{"execute": "query-status", "arguments": {"a": 1, "a": 2}}',
+                 ("GenericError", "JSON parse error, duplicate key"), id="duplicate-argument"),
+    pytest.param(b'{"execute": "query-status", "id": "\\u+041"}',
+                 ("GenericError", "JSON parse error, \\u+041 is not a valid Unicode character"), id="bad-u-escape"),
+    pytest.param(b'{"execute": "query-status", "id": "\\ud83d"}',
+                 ("GenericError", "JSON parse error, \\ud83d is not a valid Unicode character"), id="lone-surrogate"),
+    pytest.param(b'{"execute": "query-status", "id": "\xe9"}',
+                 ("GenericError", "JSON parse error, invalid UTF-8 sequence in string"), id="invalid-utf8"),
+    pytest.param(b'{"execute": "query-status", "id": "\xed\xa0\xbd"}',
+                 ("GenericError", "JSON parse error, invalid UTF-8 sequence in string"), id="utf8-surrogate"),
 ]
 
 
@@ -95,6 +110,7 @@ def test_split_and_packed_requests(vm, raw_qmp):
     check_still_fine(client, vm)
 
 
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stops answering other clients during the flood")
 def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     """A client that sends megabytes of `]` and never reads its replies gets throttled: svmm
     stops reading from it once its replies pile up, so its flood can never finish, while a
@@ -126,4 +142,36 @@ def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     finally:
         flooder.close()
         sender.join(30)
+    check_still_fine(client, vm)
+
+
+@pytest.mark.parametrize("id_text,expected", [
+    (b"18446744073709551615", 18446744073709551615),
+    (b"9223372036854775808", 9223372036854775808),
+    (b"-9223372036854775808", -9223372036854775808),
+    (b'"\\ud83d\\ude00"', "\U0001F600"),
+    (b'"\\u0000x"', "\u0000x"),
+])
+def test_id_is_echoed_exactly(vm, raw_qmp, id_text, expected):
+    """QEMU keeps integers above INT64_MAX as uint64 and echoes them as they came; a surrogate pair
+    is one character."""
+    client = raw_qmp(vm.sock)
+    reply = client.request(b'{"execute": "query-status", "id": ' + id_text + b"}")
+    assert reply["id"] == expected and type(reply["id"]) is type(expected), reply
+    assert reply["return"]["status"] == "running"
+
+
+@pytest.mark.parametrize("string,stray", [
+    (b'"a\tb"', '"a\t'),
+    (b'"a\x1fb"', '"a\x1f'),
+    (b'"a\nb"', '"a\n'),
+    (b'"a\xffb"', '"a\ufffd'),
+])
+def test_raw_control_character_in_a_string_is_a_stray_token(vm, raw_qmp, string, stray):
+    """QEMU's lexer refuses the string at the bad byte ("stray"), skips to the next structural
+    character, and the `}` it finds there gets "expecting value"; the connection carries on."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b'{"execute": "query-status", "id": ' + string + b"}\n")
+    assert error_of(client.reply()) == ("GenericError", f"JSON parse error, stray '{stray}'")
+    assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
     check_still_fine(client, vm)

@@ -175,3 +175,92 @@ def test_raw_control_character_in_a_string_is_a_stray_token(vm, raw_qmp, string,
     assert error_of(client.reply()) == ("GenericError", f"JSON parse error, stray '{stray}'")
     assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
     check_still_fine(client, vm)
+
+
+ARGUMENT_CASES = [
+    # Strings QEMU keeps whole: a NUL inside a file name is not the end of it.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "f0", "filename": "/tmp/a\u0000b"}},
+                 "Could not open '/tmp/a\u0000b': No such file or directory", id="nul-in-filename"),
+    pytest.param({"execute": "blockdev-del", "arguments": {"node-name": "d0\u0000x"}},
+                 "Failed to find node with node-name='d0\u0000x'", id="nul-in-node-name-lookup"),
+    # id_wellformed and the length of BlockDriverState.node_name.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "a b#"}},
+                 "Invalid node-name: 'a b#'", id="node-name-with-space"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "#block123"}},
+                 "Invalid node-name: '#block123'", id="node-name-like-generated"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "1abc"}},
+                 "Invalid node-name: '1abc'", id="node-name-digit-first"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": ""}},
+                 "Invalid node-name: ''", id="node-name-empty"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "a\u0000b"}},
+                 "Invalid node-name: 'a\u0000b'", id="node-name-with-nul"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "abcdefghij" * 3 + "12"}},
+                 "Node name too long", id="node-name-32-chars"),
+    # Integers out of the member's range.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n2", "size": 9223372036854775808}},
+                 "Invalid parameter type for 'size', expected: integer", id="size-above-int64"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n3", "size": 18446744073709551616}},
+                 "Invalid parameter type for 'size', expected: integer", id="size-above-uint64"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": "d0", "offset": -1}},
+                 "Parameter 'offset' expects a non-negative number below 2^64", id="raw-negative-offset"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": "d0", "size": -5}},
+                 "Parameter 'size' expects a non-negative number below 2^64", id="raw-negative-size"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock"}},
+                                                               "max-connections": 4294967296}},
+                 "Parameter 'max-connections' expects uint32_t", id="max-connections-above-uint32"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock"}},
+                                                               "max-connections": -1}},
+                 "Parameter 'max-connections' expects uint32_t", id="max-connections-negative"),
+    # SocketAddressLegacy checked member by member.
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock", "bogus": 1}}}},
+                 "Parameter 'addr.data.bogus' is unexpected", id="unknown-key-in-addr-data"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "0", "bogus": 1}}}},
+                 "Parameter 'addr.data.bogus' is unexpected", id="unknown-key-in-inet-data"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "bogus": 1, "data": {"path": "{dir}/n.sock"}}}},
+                 "Parameter 'addr.bogus' is unexpected", id="unknown-key-in-addr"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": 5}}}},
+                 "Invalid parameter type for 'addr.data.path', expected: string", id="addr-path-not-string"),
+]
+
+
+def with_dir(value, directory):
+    if isinstance(value, dict):
+        return {key: with_dir(item, directory) for key, item in value.items()}
+    if isinstance(value, str):
+        return value.replace("{dir}", directory)
+    return value
+
+
+@pytest.mark.parametrize("request_object,desc", ARGUMENT_CASES)
+def test_bad_argument(vm, raw_qmp, request_object, desc):
+    """Arguments QEMU 7.2 refuses, refused with its words; nothing is created."""
+    client = raw_qmp(vm.sock)
+    reply = client.request(with_dir(request_object, str(vm.dir)))
+    assert error_of(reply) == ("GenericError", desc)
+    nodes = {node["node-name"] for node in client.cmd("query-named-block-nodes")["return"]}
+    assert nodes == {"d0"}
+    check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 aborts (parse_option_size with &error_abort)")
+def test_negative_null_co_size_is_refused(vm, raw_qmp):
+    client = raw_qmp(vm.sock)
+    reply = client.cmd("blockdev-add", driver="null-co", **{"node-name": "n1", "size": -1})
+    assert error_of(reply) == ("GenericError", "Parameter 'size' expects a non-negative number below 2^64")
+    check_still_fine(client, vm)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"device": "d0", "name": ""},
+    {"device": "d0", "name": "x\u0000y"},
+    {"device": "d0", "name": "two words"},
+])
+def test_nbd_export_needs_a_well_formed_id(vm, raw_qmp, arguments):
+    """nbd-server-add's name is the export's id, which blk_exp_add checks with id_wellformed."""
+    client = raw_qmp(vm.sock)
+    started = client.cmd("nbd-server-start", addr={"type": "unix", "data": {"path": str(vm.dir / "nbd.sock")}})
+    assert started == {"return": {}}
+    reply = client.request({"execute": "nbd-server-add", "arguments": arguments})
+    assert error_of(reply) == ("GenericError", "Invalid block export id")
+    assert client.cmd("query-block-exports") == {"return": []}
+    check_still_fine(client, vm)

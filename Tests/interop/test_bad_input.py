@@ -181,6 +181,12 @@ ARGUMENT_CASES = [
     # Strings QEMU keeps whole: a NUL inside a file name is not the end of it.
     pytest.param({"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "f0", "filename": "/tmp/a\u0000b"}},
                  "Could not open '/tmp/a\u0000b': No such file or directory", id="nul-in-filename"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1",
+                                                           "server": {"type": "unix", "path": "{dir}/a\u0000b"}}},
+                 "Failed to connect to '{dir}/a\u0000b': No such file or directory", id="nul-in-nbd-socket-path"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1",
+                                                           "server": {"type": "inet", "host": "127.0.0.1\u0000x", "port": "10809"}}},
+                 "address resolution failed for 127.0.0.1\u0000x:10809: Name or service not known", id="nul-in-nbd-host"),
     pytest.param({"execute": "blockdev-del", "arguments": {"node-name": "d0\u0000x"}},
                  "Failed to find node with node-name='d0\u0000x'", id="nul-in-node-name-lookup"),
     # id_wellformed and the length of BlockDriverState.node_name.
@@ -205,6 +211,9 @@ ARGUMENT_CASES = [
                  "Parameter 'offset' expects a non-negative number below 2^64", id="raw-negative-offset"),
     pytest.param({"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": "d0", "size": -5}},
                  "Parameter 'size' expects a non-negative number below 2^64", id="raw-negative-size"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1", "reconnect-delay": 4294967296,
+                                                           "server": {"type": "unix", "path": "{dir}/n.sock"}}},
+                 "Parameter 'reconnect-delay' expects uint32_t", id="reconnect-delay-above-uint32"),
     pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock"}},
                                                                "max-connections": 4294967296}},
                  "Parameter 'max-connections' expects uint32_t", id="max-connections-above-uint32"),
@@ -236,7 +245,7 @@ def test_bad_argument(vm, raw_qmp, request_object, desc):
     """Arguments QEMU 7.2 refuses, refused with its words; nothing is created."""
     client = raw_qmp(vm.sock)
     reply = client.request(with_dir(request_object, str(vm.dir)))
-    assert error_of(reply) == ("GenericError", desc)
+    assert error_of(reply) == ("GenericError", with_dir(desc, str(vm.dir)))
     nodes = {node["node-name"] for node in client.cmd("query-named-block-nodes")["return"]}
     assert nodes == {"d0"}
     check_still_fine(client, vm)
@@ -263,4 +272,15 @@ def test_nbd_export_needs_a_well_formed_id(vm, raw_qmp, arguments):
     reply = client.request({"execute": "nbd-server-add", "arguments": arguments})
     assert error_of(reply) == ("GenericError", "Invalid block export id")
     assert client.cmd("query-block-exports") == {"return": []}
+    check_still_fine(client, vm)
+
+
+def test_raw_offset_and_size_beyond_int64_are_refused(vm, raw_qmp):
+    """offset + size overflows int64: refused (QEMU's text also names the file's size), no crash."""
+    client = raw_qmp(vm.sock)
+    reply = client.cmd("blockdev-add", driver="raw", file="d0", offset=1, size=9223372036854775807, **{"node-name": "r1"})
+    cls, desc = error_of(reply)
+    assert cls == "GenericError"
+    assert desc.startswith("The sum of offset (1) and size (9223372036854775807) has to be smaller or equal to the  actual size "
+                           "of the containing file"), desc
     check_still_fine(client, vm)

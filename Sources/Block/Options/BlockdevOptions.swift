@@ -67,8 +67,16 @@ public struct BlockdevOptions: Sendable {
         switch name {
         case "file": driver = .file(try Self.fileOptions(&reader, direct: direct, readOnly: readOnly ?? false))
         case "raw":
-            driver = .raw(file: try Self.reference(&reader, "file", required: true)!,
-                          offset: try reader.nonNegativeInt("offset") ?? 0, size: try reader.nonNegativeInt("size"))
+            let file = try Self.reference(&reader, "file", required: true)!
+            let offset = try reader.nonNegativeInt("offset") ?? 0
+            let size = try reader.nonNegativeInt("size")
+            // No file is longer than INT64_MAX, so a sum beyond it is always too large; refused
+            // here before anything adds the two (raw_apply_options names the file's size too,
+            // which only the opened child knows).
+            if let size, offset.addingReportingOverflow(size).overflow {
+                throw BlockError("The sum of offset (\(offset)) and size (\(size)) has to be smaller or equal to the  actual size of the containing file")
+            }
+            driver = .raw(file: file, offset: offset, size: size)
         case "qcow2":
             driver = .qcow2(file: try Self.reference(&reader, "file", required: true)!,
                             backing: try Self.reference(&reader, "backing", required: false))

@@ -13,6 +13,8 @@
 struct JSONStreamSplitter {
     /// QEMU refuses tokens over 64 MiB; so do we, and start afresh.
     static let maxPending = 64 << 20
+    /// json-streamer.c's MAX_NESTING: more open brackets and braces than this end the value.
+    static let maxNesting = 1024
 
     private var pending: [UInt8] = []
     /// Where the piece being built starts in `pending`.
@@ -29,6 +31,8 @@ struct JSONStreamSplitter {
         /// A lexical error: the token up to and including the bad byte (json-streamer's "stray").
         case stray([UInt8])
         case tooLarge
+        /// More than `maxNesting` levels: the value so far is dropped, as json-streamer does.
+        case tooDeep
     }
 
     mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
@@ -51,6 +55,10 @@ struct JSONStreamSplitter {
             case .complete:
                 let text = pending[start..<scanned]
                 if !text.allSatisfy(Self.isWhitespace) { pieces.append(.text(Array(text))) }
+                start = scanned
+            case .tooDeep:
+                pieces.append(.tooDeep)
+                depth = 0
                 start = scanned
             case .lexicalError:
                 pieces.append(.stray(Array(pending[stringStart..<scanned])))
@@ -90,7 +98,7 @@ struct JSONStreamSplitter {
         }
     }
 
-    private enum Outcome { case none, complete, lexicalError }
+    private enum Outcome { case none, complete, tooDeep, lexicalError }
 
     private mutating func consume(_ byte: UInt8) -> Outcome {
         if let quote = inString {
@@ -106,6 +114,7 @@ struct JSONStreamSplitter {
             stringStart = scanned - 1
         case UInt8(ascii: "{"), UInt8(ascii: "["):
             depth += 1
+            if depth > Self.maxNesting { return .tooDeep }
         case UInt8(ascii: "}"), UInt8(ascii: "]"):
             depth -= 1
             if depth <= 0 {

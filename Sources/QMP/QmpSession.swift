@@ -79,6 +79,7 @@ final class QmpSession {
             queueHead += 1
             switch piece {
             case .tooLarge: send(Self.errorReply(QmpError("JSON token too large"), id: nil))
+            case .tooDeep: send(Self.errorReply(QmpError("JSON nesting depth limit exceeded"), id: nil))
             case .stray(let token): send(Self.errorReply(QmpError(Self.strayMessage(token)), id: nil))
             case .text(let bytes): dispatch(bytes)
             }

@@ -8,6 +8,7 @@ import Testing
             case .text(let bytes): String(decoding: bytes, as: UTF8.self)
             case .stray(let bytes): "stray:" + String(decoding: bytes, as: UTF8.self)
             case .tooLarge: "tooLarge"
+            case .tooDeep: "tooDeep"
             }
         }
     }
@@ -41,5 +42,14 @@ import Testing
         var splitter = JSONStreamSplitter()
         let pieces = splitter.feed(Array("[\"".utf8) + [0xff] + Array("x\"]".utf8))
         #expect(pieces == [.stray([UInt8(ascii: "\""), 0xff]), .text([UInt8(ascii: "]")])])
+    }
+
+    @Test func nestingBeyond1024EndsTheValueAsQEMUsStreamerDoes() {
+        var splitter = JSONStreamSplitter()
+        let ok = String(repeating: "[", count: 1024) + String(repeating: "]", count: 1024)
+        #expect(Self.texts(splitter.feed(Array(ok.utf8))) == [ok])
+        // QEMU answers "JSON nesting depth limit exceeded", then each `]` left is a value of its own.
+        let pieces = splitter.feed(Array((String(repeating: "[", count: 1025) + "]]").utf8))
+        #expect(Self.texts(pieces) == ["tooDeep", "]", "]"])
     }
 }

@@ -284,3 +284,15 @@ def test_raw_offset_and_size_beyond_int64_are_refused(vm, raw_qmp):
     assert desc.startswith("The sum of offset (1) and size (9223372036854775807) has to be smaller or equal to the  actual size "
                            "of the containing file"), desc
     check_still_fine(client, vm)
+
+
+def test_nesting_beyond_1024_is_refused_as_qemu_does(vm, raw_qmp):
+    """json-streamer's MAX_NESTING: the 1025th `[` ends the value; each `]` after it is a value
+    of its own that gets "expecting value"."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b"[" * 1025 + b"]" * 1025 + b'\n{"execute": "query-status", "id": "after"}\n')
+    assert error_of(client.reply()) == ("GenericError", "JSON nesting depth limit exceeded")
+    for _ in range(1025):
+        assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
+    reply = client.reply()
+    assert reply["id"] == "after" and reply["return"]["status"] == "running"

@@ -1,6 +1,7 @@
 """Bad input on a raw socket, read line by line: each gets QEMU 7.2's error, and the connection
 and the VM carry on."""
 
+import json
 import time
 
 import pytest
@@ -296,3 +297,29 @@ def test_nesting_beyond_1024_is_refused_as_qemu_does(vm, raw_qmp):
         assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
     reply = client.reply()
     assert reply["id"] == "after" and reply["return"]["status"] == "running"
+
+
+def test_client_that_stops_sending_still_gets_its_answers(vm):
+    """Requests followed at once by the end of the client's sending side are all answered before
+    the connection closes (the end of input is not the end of output)."""
+    import socket
+
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(30)
+    client.connect(vm.sock)
+    client.sendall(b'{"execute": "qmp_capabilities", "id": 1}\n{"execute": "query-status", "id": 2}\n'
+                   b'{"execute": "query-name", "id": 3}\n')
+    client.shutdown(socket.SHUT_WR)
+    received = b""
+    while True:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    client.close()
+    replies = [json.loads(line) for line in received.splitlines()]
+    assert "QMP" in replies[0]
+    answers = [reply for reply in replies[1:] if "event" not in reply]
+    assert [answer["id"] for answer in answers] == [1, 2, 3], answers
+    assert answers[1]["return"]["status"] == "running"
+    assert vm.alive()

@@ -14,6 +14,8 @@ public enum MemoryMap {
     public static let ramLimit: UInt64 = 0xc000_0000
     public static let virtioMmioBase: UInt64 = 0xd000_0000
     public static let virtioFirstIrq: UInt32 = 5
+    /// Transports (and IRQ lines 5-12) there are, as QEMU microvm's VIRTIO_NUM_TRANSPORTS without ioapic2.
+    public static let virtioTransportCount = 8
     /// Addresses Intel VMX needs for real-mode emulation, where QEMU puts them.
     public static let kvmTSS: UInt64 = 0xfffb_d000
     public static let kvmIdentityMap: UInt64 = 0xfeff_c000

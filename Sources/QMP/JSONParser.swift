@@ -76,7 +76,10 @@ struct JSONParser {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("missing : in object pair") }
             position += 1
-            members.append((key, try value()))
+            let member = try value()
+            // parse_pair checks after the value, so an error inside the value comes first.
+            if members.contains(where: { $0.0 == key }) { throw fail("duplicate key") }
+            members.append((key, member))
             skipWhitespace()
             guard position < bytes.count else { throw fail("expected separator in dict") }
             if bytes[position] == UInt8(ascii: "}") {
@@ -111,28 +114,33 @@ struct JSONParser {
         }
     }
 
-    /// Double- or (as QEMU accepts) single-quoted strings with JSON escapes.
+    /// Double- or (as QEMU accepts) single-quoted strings with JSON escapes, decoded as QEMU's
+    /// parse_string does: raw bytes must be UTF-8 as mod_utf8_codepoint accepts it (no overlong
+    /// forms but \xC0\x80 for NUL, no surrogates, no noncharacters), `\u` takes exactly four hex
+    /// digits and a surrogate pair, and the code point must be valid. (Raw control characters
+    /// never get here: the splitter reports them as stray tokens, as QEMU's lexer does.)
     private mutating func string() throws(Failure) -> String {
         let quote = bytes[position]
+        let tokenStart = position
         position += 1
         var scalars = String.UnicodeScalarView()
-        var raw: [UInt8] = []
-        func flushRaw() {
-            scalars.append(contentsOf: String(decoding: raw, as: UTF8.self).unicodeScalars)
-            raw.removeAll(keepingCapacity: true)
-        }
         while position < bytes.count {
             let byte = bytes[position]
-            position += 1
             if byte == quote {
-                flushRaw()
+                position += 1
                 return String(scalars)
             }
+            if byte < 0x20 { throw fail("stray '\(String(decoding: bytes[tokenStart...position], as: UTF8.self))'") }
             if byte != UInt8(ascii: "\\") {
-                raw.append(byte)
+                guard let (scalar, length) = Self.modifiedUTF8Scalar(bytes, at: position) else {
+                    throw fail("invalid UTF-8 sequence in string")
+                }
+                scalars.append(scalar)
+                position += length
                 continue
             }
-            flushRaw()
+            let escapeStart = position
+            position += 1
             guard position < bytes.count else { break }
             let escape = bytes[position]
             position += 1
@@ -143,17 +151,91 @@ struct JSONParser {
             case UInt8(ascii: "b"): scalars.append("\u{8}")
             case UInt8(ascii: "f"): scalars.append("\u{c}")
             case UInt8(ascii: "u"):
-                guard position + 4 <= bytes.count,
-                      let code = UInt32(String(decoding: bytes[position..<position + 4], as: UTF8.self), radix: 16),
-                      let scalar = Unicode.Scalar(code) else { throw fail("invalid escape sequence in string") }
+                var code = hex4(at: position)
+                position = min(position + 4, bytes.count)
+                if let high = code, (0xd800...0xdbff).contains(high),
+                   position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                    if let low = hex4(at: position + 2), (0xdc00...0xdfff).contains(low) {
+                        code = 0x10000 + ((high & 0x3ff) << 10) | (low & 0x3ff)
+                        position += 6
+                    } else {
+                        code = nil
+                    }
+                }
+                guard let code, Self.isValidCodePoint(code), let scalar = Unicode.Scalar(code) else {
+                    let shown = bytes[escapeStart..<min(position, stringEnd(from: escapeStart))]
+                    throw fail("\(String(decoding: shown, as: UTF8.self)) is not a valid Unicode character")
+                }
                 scalars.append(scalar)
-                position += 4
             case UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "\\"), UInt8(ascii: "/"):
                 scalars.append(Unicode.Scalar(escape))
             default: throw fail("invalid escape sequence in string")
             }
         }
         throw fail("missing terminating quote")
+    }
+
+    /// cvt4hex: four hex digits, or nil.
+    private func hex4(at offset: Int) -> UInt32? {
+        guard offset + 4 <= bytes.count else { return nil }
+        var code: UInt32 = 0
+        for byte in bytes[offset..<offset + 4] {
+            guard let digit = Self.hexDigit(byte) else { return nil }
+            code = code << 4 | digit
+        }
+        return code
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    /// Just past the closing quote of the string an escape at `offset` is in: QEMU's error
+    /// text shows the escape as far as its token goes.
+    private func stringEnd(from offset: Int) -> Int {
+        var index = offset
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\\") {
+                index += 2
+            } else if bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "'") {
+                return index + 1
+            } else {
+                index += 1
+            }
+        }
+        return bytes.count
+    }
+
+    /// util/unicode.c is_valid_codepoint: in range, not a surrogate, not a noncharacter.
+    static func isValidCodePoint(_ code: UInt32) -> Bool {
+        code <= 0x10ffff && code & 0xffff_f800 != 0xd800 && code & 0xfffe != 0xfffe && !(0xfdd0...0xfdef).contains(code)
+    }
+
+    /// mod_utf8_codepoint: one scalar and its length in bytes, or nil for anything else.
+    static func modifiedUTF8Scalar(_ bytes: [UInt8], at offset: Int) -> (Unicode.Scalar, Int)? {
+        let lead = bytes[offset]
+        if lead < 0x80 { return (Unicode.Scalar(lead), 1) }
+        guard lead < 0xfe, lead & 0x40 != 0 else { return nil }  // impossible byte, stray continuation
+        var length = 0
+        var mask: UInt8 = 0x80
+        while lead & mask != 0 {
+            length += 1
+            mask >>= 1
+        }
+        var code = UInt32(lead & (mask &- 1))
+        for index in 1..<length {
+            guard offset + index < bytes.count, bytes[offset + index] & 0xc0 == 0x80 else { return nil }
+            code = code << 6 | UInt32(bytes[offset + index] & 0x3f)
+        }
+        let minimum: [UInt32] = [0x80, 0x800, 0x10000, 0x200000, 0x4000000]
+        guard isValidCodePoint(code), code >= minimum[length - 2] || (code == 0 && length == 2),
+              let scalar = Unicode.Scalar(code) else { return nil }
+        return (scalar, length)
     }
 
     private mutating func number() throws(Failure) -> JSONValue {
@@ -172,8 +254,9 @@ struct JSONParser {
             }
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
+        // QEMU keeps an integer as int64 if it fits, else as uint64, else as a double.
         if isInteger, let number = Int64(text) { return .int(number) }
-        if isInteger, let number = UInt64(text) { return .int(Int64(bitPattern: number)) }
+        if isInteger, let number = UInt64(text) { return .uint(number) }
         guard let number = Double(text) else { throw fail("invalid number '\(text)'") }
         return .double(number)
     }

@@ -1,8 +1,22 @@
 /// A command's `arguments`, checked as QAPI's input visitor checks them: every member is
 /// known, present when required and of the declared type, before the command does anything.
 public struct QmpArguments {
-    public enum Kind: String {
-        case string = "string", bool = "boolean", int = "integer", object = "object", array = "array", any = "any"
+    public enum Kind {
+        case string, bool, int, object, array, any
+        /// An integer member QAPI declares uint32 (`max-connections`).
+        case uint32
+
+        /// QAPI's name for the type, as "Invalid parameter type ... expected: <name>" uses it.
+        var name: String {
+            switch self {
+            case .string: "string"
+            case .bool: "boolean"
+            case .int, .uint32: "integer"
+            case .object: "object"
+            case .array: "array"
+            case .any: "any"
+            }
+        }
     }
 
     public struct Member {
@@ -23,16 +37,24 @@ public struct QmpArguments {
         for (key, value) in members {
             guard let member = schema.first(where: { $0.name == key }) else { throw QmpError("Parameter '\(key)' is unexpected") }
             guard Self.matches(value, member.kind) else {
-                throw QmpError("Invalid parameter type for '\(key)', expected: \(member.kind.rawValue)")
+                throw QmpError("Invalid parameter type for '\(key)', expected: \(member.kind.name)")
             }
+            // visit_type_uint32: an integer, but out of range (negative or above UINT32_MAX).
+            if member.kind == .uint32, !Self.fitsUInt32(value) { throw QmpError("Parameter '\(key)' expects uint32_t") }
         }
     }
 
     private static func matches(_ value: JSONValue, _ kind: Kind) -> Bool {
         switch (kind, value) {
         case (.any, _), (.string, .string), (.bool, .bool), (.int, .int), (.object, .object), (.array, .array): true
+        case (.uint32, .int), (.uint32, .uint): true
         default: false
         }
+    }
+
+    private static func fitsUInt32(_ value: JSONValue) -> Bool {
+        if case .int(let number) = value { return (0...Int64(UInt32.max)).contains(number) }
+        return false
     }
 
     public func string(_ name: String) -> String? { values[name]?.stringValue }
@@ -44,6 +66,12 @@ public struct QmpArguments {
 
     public func int(_ name: String) -> Int64? {
         if case .int(let number)? = values[name] { return number }
+        return nil
+    }
+
+    /// A `.uint32` member, already range-checked.
+    public func uint32(_ name: String) -> UInt32? {
+        if case .int(let number)? = values[name] { return UInt32(exactly: number) }
         return nil
     }
 }

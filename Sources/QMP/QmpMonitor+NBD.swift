@@ -6,7 +6,7 @@ extension QmpMonitor {
     func nbdCommands() -> [QmpCommand] {
         [
             QmpCommand("nbd-server-start", [.required("addr", .object), .optional("tls-creds", .string),
-                                            .optional("tls-authz", .string), .optional("max-connections", .int)]) { [unowned self] arguments throws(QmpError) in
+                                            .optional("tls-authz", .string), .optional("max-connections", .uint32)]) { [unowned self] arguments throws(QmpError) in
                 try startServer(arguments)
                 return .emptyObject
             },
@@ -60,7 +60,7 @@ extension QmpMonitor {
         if arguments.string("tls-creds") != nil { throw QmpError("TLS is not supported by svmm's NBD server") }
         let address = try Self.legacySocketAddress(arguments.values["addr"]!)
         do throws(BlockError) {
-            let server = try NbdServer(address: address, watcher: machine.eventLoop, maxConnections: Int(arguments.int("max-connections") ?? 0))
+            let server = try NbdServer(address: address, watcher: machine.eventLoop, maxConnections: Int(arguments.uint32("max-connections") ?? 0))
             server.onExportDeleted = { [unowned self] export in exportDeleted(export) }
             nbdServer = server
         } catch {
@@ -68,27 +68,69 @@ extension QmpMonitor {
         }
     }
 
-    /// QAPI's SocketAddressLegacy, which nbd-server-start takes: `{type, data: {...}}`.
+    /// QAPI's SocketAddressLegacy, which nbd-server-start takes: `{type, data: {...}}`, checked as
+    /// the input visitor checks it: members in schema order, each struct's leftovers after them.
     static func legacySocketAddress(_ value: JSONValue) throws(QmpError) -> SocketAddress {
-        guard let type = value["type"]?.stringValue else { throw QmpError("Parameter 'addr.type' is missing") }
-        guard let data = value["data"] else { throw QmpError("Parameter 'addr.data' is missing") }
-        switch type {
-        case "unix":
-            guard let path = data["path"]?.stringValue else { throw QmpError("Parameter 'addr.data.path' is missing") }
-            return .unix(path: path)
-        case "inet":
-            guard let host = data["host"]?.stringValue else { throw QmpError("Parameter 'addr.data.host' is missing") }
-            guard let port = data["port"]?.stringValue else { throw QmpError("Parameter 'addr.data.port' is missing") }
-            return .inet(host: host, port: port)
-        default:
-            throw QmpError("Parameter 'addr.type' does not accept value '\(type)'")
+        let type = try member(value, "type", in: "addr", .string)?.stringValue
+        guard let type else { throw QmpError("Parameter 'addr.type' is missing") }
+        guard type == "unix" || type == "inet" else { throw QmpError("Parameter 'addr.type' does not accept value '\(type)'") }
+        guard let data = try member(value, "data", in: "addr", .object) else { throw QmpError("Parameter 'addr.data' is missing") }
+        let address: SocketAddress
+        if type == "unix" {
+            guard let path = try member(data, "path", in: "addr.data", .string)?.stringValue else {
+                throw QmpError("Parameter 'addr.data.path' is missing")
+            }
+            _ = try member(data, "abstract", in: "addr.data", .bool)
+            _ = try member(data, "tight", in: "addr.data", .bool)
+            try onlyMembers(data, ["path", "abstract", "tight"], in: "addr.data")
+            try checkNoNul(path, "addr.data.path")
+            address = .unix(path: path)
+        } else {
+            guard let host = try member(data, "host", in: "addr.data", .string)?.stringValue else {
+                throw QmpError("Parameter 'addr.data.host' is missing")
+            }
+            guard let port = try member(data, "port", in: "addr.data", .string)?.stringValue else {
+                throw QmpError("Parameter 'addr.data.port' is missing")
+            }
+            for flag in ["numeric", "ipv4", "ipv6", "keep-alive"] { _ = try member(data, flag, in: "addr.data", .bool) }
+            try onlyMembers(data, ["host", "port", "numeric", "ipv4", "ipv6", "keep-alive"], in: "addr.data")
+            try checkNoNul(host, "addr.data.host")
+            try checkNoNul(port, "addr.data.port")
+            address = .inet(host: host, port: port)
         }
+        try onlyMembers(value, ["type", "data"], in: "addr")
+        return address
+    }
+
+    private static func member(_ object: JSONValue, _ key: String, in path: String, _ kind: QmpArguments.Kind) throws(QmpError) -> JSONValue? {
+        guard let value = object[key] else { return nil }
+        let matches = switch (kind, value) {
+        case (.string, .string), (.bool, .bool), (.object, .object): true
+        default: false
+        }
+        guard matches else { throw QmpError("Invalid parameter type for '\(path).\(key)', expected: \(kind.name)") }
+        return value
+    }
+
+    private static func onlyMembers(_ object: JSONValue, _ known: Set<String>, in path: String) throws(QmpError) {
+        guard case .object(let members) = object else { return }
+        if let extra = members.first(where: { !known.contains($0.0) }) {
+            throw QmpError("Parameter '\(path).\(extra.0)' is unexpected")
+        }
+    }
+
+    /// QEMU would bind a name with the bytes \xC0\x80 in it; a C string would end at the NUL and
+    /// bind another name, so svmm refuses it.
+    private static func checkNoNul(_ text: String, _ path: String) throws(QmpError) {
+        if text.utf8.contains(0) { throw QmpError("Parameter '\(path)' must not contain a NUL character") }
     }
 
     /// blk_exp_add for NBD: a backend on the node taking consistent read (and write if writable),
     /// sharing all but resize, checked against the node's other users (a guest device among them).
     private func addExport(id: String, node nodeName: String, name: String, writable: Bool, description: String?) throws(QmpError) {
         guard let server = nbdServer else { throw QmpError("NBD server not running") }
+        // blk_exp_add: the id (for nbd-server-add, the export name) must be a well-formed QEMU id.
+        guard BlockdevOptions.isWellFormedID(id) else { throw QmpError("Invalid block export id") }
         if exportIDs.values.contains(id) { throw QmpError("Block export id '\(id)' is already in use") }
         do throws(BlockError) {
             let node = try machine.graph.lookup(nodeName)

@@ -4,7 +4,7 @@ import Machine
 /// `-blockdev` (QEMU's dotted keyval syntax) and the `-drive` shorthand.
 enum BlockdevOption {
     static func parse(_ argument: String) throws(CommandLineError) -> MachineConfig.Blockdev {
-        let pairs = try OptionList(argument).pairs
+        let pairs = try OptionList(argument, keyval: true).pairs
         do {
             let tree = try OptionValue.fromDottedKeys(pairs)
             return .init(options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)

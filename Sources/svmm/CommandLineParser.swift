@@ -64,10 +64,14 @@ struct CommandLineParser {
     private mutating func parseMemory(_ argument: String) throws(CommandLineError) {
         let options = try OptionList(argument, impliedKey: "size")
         try options.checkKeys(["size"])
-        guard let text = options.value("size"), let size = SizeValue.parse(text, defaultUnit: 1 << 20) else {
+        let text = options.value("size") ?? ""
+        do {
+            config.memorySize = try SizeValue.parse(text, defaultUnit: 1 << 20)
+        } catch .malformed {
             throw CommandLineError("Parameter 'size' expects a non-negative number below 2^64")
+        } catch {
+            throw CommandLineError("Value '\(text)' is out of range for parameter 'size'")
         }
-        config.memorySize = size
     }
 
     private func parseSmp(_ argument: String) throws(CommandLineError) {
@@ -93,7 +97,13 @@ struct CommandLineParser {
     private mutating func parseDevice(_ argument: String) throws(CommandLineError) {
         let options = try OptionList(argument, impliedKey: "driver")
         switch options.value("driver") {
-        case "virtio-blk-device": config.virtioBlkDevices.append(try parseVirtioBlk(options, source: argument))
+        case "virtio-blk-device":
+            // QEMU microvm (without ioapic2, the layout svmm has) makes 8 virtio-mmio transports on
+            // IRQs 5-12; qdev_device_add looks for a free bus before it reads any property.
+            guard config.virtioBlkDevices.count < MemoryMap.virtioTransportCount else {
+                throw CommandLineError("No 'virtio-bus' bus found for device 'virtio-blk-device'")
+            }
+            config.virtioBlkDevices.append(try parseVirtioBlk(options, source: argument))
         case "isa-debug-exit": try parseDebugExit(options)
         case let other: throw CommandLineError("'\(other ?? "")' is not a valid device model name")
         }

@@ -4,12 +4,16 @@ struct OptionList {
     private(set) var pairs: [(key: String, value: String)] = []
 
 
-    init(_ text: String, impliedKey: String? = nil) throws(CommandLineError) {
+    /// `keyval` for QEMU's keyval syntax (`-blockdev`), where every item needs a `=`: keyval_parse_one
+    /// refuses a bare `read-only`, which QemuOpts (`-device`, `-qmp`) reads as `read-only=on`.
+    init(_ text: String, impliedKey: String? = nil, keyval: Bool = false) throws(CommandLineError) {
         for (index, item) in Self.split(text).enumerated() where !(item.isEmpty && index > 0) {
             if let equals = item.firstIndex(of: "=") {
                 pairs.append((String(item[..<equals]), String(item[item.index(after: equals)...])))
             } else if index == 0, let impliedKey {
                 pairs.append((impliedKey, item))
+            } else if keyval {
+                throw CommandLineError("Expected '=' after parameter '\(item)'")
             } else {
                 pairs.append((item, "on"))
             }

@@ -1,9 +1,12 @@
 """Bad input on a raw socket, read line by line: each gets QEMU 7.2's error, and the connection
 and the VM carry on."""
 
+import json
 import time
 
 import pytest
+
+from conftest import is_qemu
 
 
 def check_still_fine(client, vm):
@@ -37,6 +40,19 @@ CASES = [
                  ("GenericError", "QMP input member 'bogus' is unexpected"), id="unexpected-member"),
     pytest.param(b'{"execute": "qmp_capabilities"}',
                  ("CommandNotFound", "Capabilities negotiation is already complete, command ignored"), id="renegotiate"),
+    # JSON strictness as QEMU 7.2's json-parser.c (texts from qemu-system-x86_64 7.2).
+    pytest.param(b'{"execute": "query-status", "id": 1, "id": 2}', ("GenericError", "JSON parse error, duplicate key"),
+                 id="duplicate-key"),
+    pytest.param(b'{"execute": "query-status", "arguments": {"a": 1, "a": 2}}',
+                 ("GenericError", "JSON parse error, duplicate key"), id="duplicate-argument"),
+    pytest.param(b'{"execute": "query-status", "id": "\\u+041"}',
+                 ("GenericError", "JSON parse error, \\u+041 is not a valid Unicode character"), id="bad-u-escape"),
+    pytest.param(b'{"execute": "query-status", "id": "\\ud83d"}',
+                 ("GenericError", "JSON parse error, \\ud83d is not a valid Unicode character"), id="lone-surrogate"),
+    pytest.param(b'{"execute": "query-status", "id": "\xe9"}',
+                 ("GenericError", "JSON parse error, invalid UTF-8 sequence in string"), id="invalid-utf8"),
+    pytest.param(b'{"execute": "query-status", "id": "\xed\xa0\xbd"}',
+                 ("GenericError", "JSON parse error, invalid UTF-8 sequence in string"), id="utf8-surrogate"),
 ]
 
 
@@ -93,3 +109,217 @@ def test_split_and_packed_requests(vm, raw_qmp):
     assert first["id"] == 1 and first["return"]["status"] == "running"
     assert second == {"return": {}, "id": 2}
     check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stops answering other clients during the flood")
+def test_flooding_client_does_not_stall_another(vm, raw_qmp):
+    """A client that sends megabytes of `]` and never reads its replies gets throttled: svmm
+    stops reading from it once its replies pile up, so its flood can never finish, while a
+    second client is greeted, negotiates and gets its answer."""
+    import socket
+    import threading
+
+    flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flooder.connect(vm.sock)
+    flood_done = threading.Event()
+
+    def flood():
+        try:
+            flooder.sendall(b"]" * (16 << 20))
+        except OSError:
+            pass
+        flood_done.set()
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        client = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        reply = client.cmd("query-status")
+        assert reply["return"]["status"] == "running", reply
+        # 16 MiB of `]` asks for over a GiB of error replies; none were read, so svmm cannot
+        # have taken in the whole flood.
+        assert not flood_done.is_set()
+        assert vm.alive()
+    finally:
+        flooder.close()
+        sender.join(30)
+    check_still_fine(client, vm)
+
+
+@pytest.mark.parametrize("id_text,expected", [
+    (b"18446744073709551615", 18446744073709551615),
+    (b"9223372036854775808", 9223372036854775808),
+    (b"-9223372036854775808", -9223372036854775808),
+    (b'"\\ud83d\\ude00"', "\U0001F600"),
+    (b'"\\u0000x"', "\u0000x"),
+])
+def test_id_is_echoed_exactly(vm, raw_qmp, id_text, expected):
+    """QEMU keeps integers above INT64_MAX as uint64 and echoes them as they came; a surrogate pair
+    is one character."""
+    client = raw_qmp(vm.sock)
+    reply = client.request(b'{"execute": "query-status", "id": ' + id_text + b"}")
+    assert reply["id"] == expected and type(reply["id"]) is type(expected), reply
+    assert reply["return"]["status"] == "running"
+
+
+@pytest.mark.parametrize("string,stray", [
+    (b'"a\tb"', '"a\t'),
+    (b'"a\x1fb"', '"a\x1f'),
+    (b'"a\nb"', '"a\n'),
+    (b'"a\xffb"', '"a\ufffd'),
+])
+def test_raw_control_character_in_a_string_is_a_stray_token(vm, raw_qmp, string, stray):
+    """QEMU's lexer refuses the string at the bad byte ("stray"), skips to the next structural
+    character, and the `}` it finds there gets "expecting value"; the connection carries on."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b'{"execute": "query-status", "id": ' + string + b"}\n")
+    assert error_of(client.reply()) == ("GenericError", f"JSON parse error, stray '{stray}'")
+    assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
+    check_still_fine(client, vm)
+
+
+ARGUMENT_CASES = [
+    # Strings QEMU keeps whole: a NUL inside a file name is not the end of it.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "f0", "filename": "/tmp/a\u0000b"}},
+                 "Could not open '/tmp/a\u0000b': No such file or directory", id="nul-in-filename"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1",
+                                                           "server": {"type": "unix", "path": "{dir}/a\u0000b"}}},
+                 "Failed to connect to '{dir}/a\u0000b': No such file or directory", id="nul-in-nbd-socket-path"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1",
+                                                           "server": {"type": "inet", "host": "127.0.0.1\u0000x", "port": "10809"}}},
+                 "address resolution failed for 127.0.0.1\u0000x:10809: Name or service not known", id="nul-in-nbd-host"),
+    pytest.param({"execute": "blockdev-del", "arguments": {"node-name": "d0\u0000x"}},
+                 "Failed to find node with node-name='d0\u0000x'", id="nul-in-node-name-lookup"),
+    # id_wellformed and the length of BlockDriverState.node_name.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "a b#"}},
+                 "Invalid node-name: 'a b#'", id="node-name-with-space"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "#block123"}},
+                 "Invalid node-name: '#block123'", id="node-name-like-generated"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "1abc"}},
+                 "Invalid node-name: '1abc'", id="node-name-digit-first"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": ""}},
+                 "Invalid node-name: ''", id="node-name-empty"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "a\u0000b"}},
+                 "Invalid node-name: 'a\u0000b'", id="node-name-with-nul"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "abcdefghij" * 3 + "12"}},
+                 "Node name too long", id="node-name-32-chars"),
+    # Integers out of the member's range.
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n2", "size": 9223372036854775808}},
+                 "Invalid parameter type for 'size', expected: integer", id="size-above-int64"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "null-co", "node-name": "n3", "size": 18446744073709551616}},
+                 "Invalid parameter type for 'size', expected: integer", id="size-above-uint64"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": "d0", "offset": -1}},
+                 "Parameter 'offset' expects a non-negative number below 2^64", id="raw-negative-offset"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "raw", "node-name": "r1", "file": "d0", "size": -5}},
+                 "Parameter 'size' expects a non-negative number below 2^64", id="raw-negative-size"),
+    pytest.param({"execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "c1", "reconnect-delay": 4294967296,
+                                                           "server": {"type": "unix", "path": "{dir}/n.sock"}}},
+                 "Parameter 'reconnect-delay' expects uint32_t", id="reconnect-delay-above-uint32"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock"}},
+                                                               "max-connections": 4294967296}},
+                 "Parameter 'max-connections' expects uint32_t", id="max-connections-above-uint32"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock"}},
+                                                               "max-connections": -1}},
+                 "Parameter 'max-connections' expects uint32_t", id="max-connections-negative"),
+    # SocketAddressLegacy checked member by member.
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": "{dir}/n.sock", "bogus": 1}}}},
+                 "Parameter 'addr.data.bogus' is unexpected", id="unknown-key-in-addr-data"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "0", "bogus": 1}}}},
+                 "Parameter 'addr.data.bogus' is unexpected", id="unknown-key-in-inet-data"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "bogus": 1, "data": {"path": "{dir}/n.sock"}}}},
+                 "Parameter 'addr.bogus' is unexpected", id="unknown-key-in-addr"),
+    pytest.param({"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": 5}}}},
+                 "Invalid parameter type for 'addr.data.path', expected: string", id="addr-path-not-string"),
+]
+
+
+def with_dir(value, directory):
+    if isinstance(value, dict):
+        return {key: with_dir(item, directory) for key, item in value.items()}
+    if isinstance(value, str):
+        return value.replace("{dir}", directory)
+    return value
+
+
+@pytest.mark.parametrize("request_object,desc", ARGUMENT_CASES)
+def test_bad_argument(vm, raw_qmp, request_object, desc):
+    """Arguments QEMU 7.2 refuses, refused with its words; nothing is created."""
+    client = raw_qmp(vm.sock)
+    reply = client.request(with_dir(request_object, str(vm.dir)))
+    assert error_of(reply) == ("GenericError", with_dir(desc, str(vm.dir)))
+    nodes = {node["node-name"] for node in client.cmd("query-named-block-nodes")["return"]}
+    assert nodes == {"d0"}
+    check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 aborts (parse_option_size with &error_abort)")
+def test_negative_null_co_size_is_refused(vm, raw_qmp):
+    client = raw_qmp(vm.sock)
+    reply = client.cmd("blockdev-add", driver="null-co", **{"node-name": "n1", "size": -1})
+    assert error_of(reply) == ("GenericError", "Parameter 'size' expects a non-negative number below 2^64")
+    check_still_fine(client, vm)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"device": "d0", "name": ""},
+    {"device": "d0", "name": "x\u0000y"},
+    {"device": "d0", "name": "two words"},
+])
+def test_nbd_export_needs_a_well_formed_id(vm, raw_qmp, arguments):
+    """nbd-server-add's name is the export's id, which blk_exp_add checks with id_wellformed."""
+    client = raw_qmp(vm.sock)
+    started = client.cmd("nbd-server-start", addr={"type": "unix", "data": {"path": str(vm.dir / "nbd.sock")}})
+    assert started == {"return": {}}
+    reply = client.request({"execute": "nbd-server-add", "arguments": arguments})
+    assert error_of(reply) == ("GenericError", "Invalid block export id")
+    assert client.cmd("query-block-exports") == {"return": []}
+    check_still_fine(client, vm)
+
+
+def test_raw_offset_and_size_beyond_int64_are_refused(vm, raw_qmp):
+    """offset + size overflows int64: refused (QEMU's text also names the file's size), no crash."""
+    client = raw_qmp(vm.sock)
+    reply = client.cmd("blockdev-add", driver="raw", file="d0", offset=1, size=9223372036854775807, **{"node-name": "r1"})
+    cls, desc = error_of(reply)
+    assert cls == "GenericError"
+    assert desc.startswith("The sum of offset (1) and size (9223372036854775807) has to be smaller or equal to the  actual size "
+                           "of the containing file"), desc
+    check_still_fine(client, vm)
+
+
+def test_nesting_beyond_1024_is_refused_as_qemu_does(vm, raw_qmp):
+    """json-streamer's MAX_NESTING: the 1025th `[` ends the value; each `]` after it is a value
+    of its own that gets "expecting value"."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b"[" * 1025 + b"]" * 1025 + b'\n{"execute": "query-status", "id": "after"}\n')
+    assert error_of(client.reply()) == ("GenericError", "JSON nesting depth limit exceeded")
+    for _ in range(1025):
+        assert error_of(client.reply()) == ("GenericError", "JSON parse error, expecting value")
+    reply = client.reply()
+    assert reply["id"] == "after" and reply["return"]["status"] == "running"
+
+
+def test_client_that_stops_sending_still_gets_its_answers(vm):
+    """Requests followed at once by the end of the client's sending side are all answered before
+    the connection closes (the end of input is not the end of output)."""
+    import socket
+
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(30)
+    client.connect(vm.sock)
+    client.sendall(b'{"execute": "qmp_capabilities", "id": 1}\n{"execute": "query-status", "id": 2}\n'
+                   b'{"execute": "query-name", "id": 3}\n')
+    client.shutdown(socket.SHUT_WR)
+    received = b""
+    while True:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    client.close()
+    replies = [json.loads(line) for line in received.splitlines()]
+    assert "QMP" in replies[0]
+    answers = [reply for reply in replies[1:] if "event" not in reply]
+    assert [answer["id"] for answer in answers] == [1, 2, 3], answers
+    assert answers[1]["return"]["status"] == "running"
+    assert vm.alive()

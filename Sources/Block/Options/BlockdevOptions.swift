@@ -1,3 +1,5 @@
+import Glibc
+
 /// `-blockdev` / `blockdev-add` options for the drivers svmm has, parsed and checked.
 public struct BlockdevOptions: Sendable {
     /// Where a child comes from: an existing node, options for a new one, or explicitly none.
@@ -16,6 +18,9 @@ public struct BlockdevOptions: Sendable {
     }
 
     public static let driverNames = ["file", "raw", "qcow2", "null-co", "nbd"]
+
+    /// QEMU's BDRV_MAX_LENGTH: INT64_MAX aligned down to BDRV_MAX_ALIGNMENT (1 GiB).
+    public static let maxLength: Int64 = Int64.max & ~((1 << 30) - 1)
 
     public var nodeName: String?
     public var driver: Driver
@@ -64,21 +69,51 @@ public struct BlockdevOptions: Sendable {
         switch name {
         case "file": driver = .file(try Self.fileOptions(&reader, direct: direct, readOnly: readOnly ?? false))
         case "raw":
-            driver = .raw(file: try Self.reference(&reader, "file", required: true)!,
-                          offset: try reader.int("offset") ?? 0, size: try reader.int("size"))
+            let file = try Self.reference(&reader, "file", required: true)!
+            let offset = try reader.nonNegativeInt("offset") ?? 0
+            let size = try reader.nonNegativeInt("size")
+            // No file is longer than INT64_MAX, so a sum beyond it is always too large; refused
+            // here before anything adds the two (raw_apply_options names the file's size too,
+            // which only the opened child knows).
+            if let size, offset.addingReportingOverflow(size).overflow {
+                throw BlockError("The sum of offset (\(offset)) and size (\(size)) has to be smaller or equal to the  actual size of the containing file")
+            }
+            driver = .raw(file: file, offset: offset, size: size)
         case "qcow2":
             driver = .qcow2(file: try Self.reference(&reader, "file", required: true)!,
                             backing: try Self.reference(&reader, "backing", required: false))
         case "nbd":
             driver = .nbd(try NbdClientOptions(reader: &reader))
         default:
-            driver = .nullCo(size: try reader.int("size") ?? 1 << 30, readZeroes: try reader.bool("read-zeroes") ?? false)
+            let size = try reader.nonNegativeInt("size") ?? 1 << 30
+            // bdrv_refresh_total_sectors: a node may not be longer than BDRV_MAX_LENGTH.
+            if size > Self.maxLength { throw BlockError("Could not refresh total sector count: File too large") }
+            driver = .nullCo(size: size, readZeroes: try reader.bool("read-zeroes") ?? false)
         }
         try reader.finish()
+        if let nodeName { try Self.checkNodeName(nodeName) }
+    }
+
+    /// bdrv_assign_node_name's checks of the name itself (duplicates are the graph's to find).
+    static func checkNodeName(_ name: String) throws(BlockError) {
+        guard isWellFormedID(name) else { throw BlockError("Invalid node-name: '\(name)'") }
+        // BlockDriverState.node_name is 32 bytes with its terminating NUL.
+        if name.utf8.count >= 32 { throw BlockError("Node name too long") }
+    }
+
+    /// QEMU's id_wellformed: a letter, then letters, digits, '-', '.' and '_' (ASCII only).
+    public static func isWellFormedID(_ id: String) -> Bool {
+        func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) }
+        guard let first = id.utf8.first, isLetter(first) else { return false }
+        return id.utf8.dropFirst().allSatisfy { isLetter($0) || (0x30...0x39).contains($0) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }
     }
 
     private static func fileOptions(_ reader: inout OptionReader, direct: Bool?, readOnly: Bool) throws(BlockError) -> FileOptions {
-        var file = FileOptions(filename: try reader.requiredString("filename"))
+        let filename = try reader.requiredString("filename")
+        // QEMU keeps a QMP "\u0000" inside the name (as modified UTF-8 \xC0\x80) and finds no such
+        // file; a C path would end at the NUL and open another one, so svmm answers as QEMU does.
+        if filename.utf8.contains(0) { throw BlockError("Could not open '\(filename)': No such file or directory", errno: ENOENT) }
+        var file = FileOptions(filename: filename)
         file.readOnly = readOnly
         file.directIO = direct ?? true
         if let aio = try reader.enumeration("aio", ["native", "threads", "io_uring"]) {

@@ -14,7 +14,9 @@ public struct NbdClientOptions: Equatable, Sendable {
         }
         server = try SocketAddress(reader: &serverReader)
         export = try reader.string("export") ?? ""
-        _ = try reader.int("reconnect-delay")
+        if let delay = try reader.int("reconnect-delay"), UInt32(exactly: delay) == nil {
+            throw BlockError("Parameter '\(reader.path("reconnect-delay"))' expects uint32_t")
+        }
         if try reader.string("tls-creds") != nil { throw BlockError("TLS is not supported by svmm's NBD client") }
     }
 }

@@ -55,9 +55,7 @@ struct OptionReader {
         case nil: return nil
         case .int(let number): return number
         case .string(let text) where fromCommandLine:
-            guard let number = Int64(text) ?? Self.size(text) else {
-                throw BlockError("Parameter '\(path(key))' expects a number")
-            }
+            guard let number = Self.integer(text) else { throw BlockError("Parameter '\(path(key))' expects integer") }
             return number
         default: throw typeError(key, "integer")
         }
@@ -89,10 +87,36 @@ struct OptionReader {
     var isCommandLine: Bool { fromCommandLine }
     var keyPrefix: String { prefix }
 
-    static func size(_ text: String) -> Int64? {
-        guard let last = text.last else { return nil }
-        let units: [Character: Int64] = ["k": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
-        guard let unit = units[last], let number = Int64(text.dropLast()) else { return nil }
-        return number * unit
+    /// A non-negative int64 as QEMU's QemuOpts size options take it (null-co's size, raw's
+    /// offset and size): a negative value gets parse_option_size's words.
+    mutating func nonNegativeInt(_ key: String) throws(BlockError) -> Int64? {
+        guard let number = try int(key) else { return nil }
+        if number < 0 { throw BlockError("Parameter '\(path(key))' expects a non-negative number below 2^64") }
+        return number
+    }
+
+    /// qemu_strtoi64(text, NULL, 0) as keyval's input visitor uses it for an int member: an
+    /// optional sign, then decimal, `0x` hex or leading-zero octal, all of the text, within
+    /// int64. No size suffixes: QEMU answers `size=1G` with "expects integer" too.
+    static func integer(_ text: String) -> Int64? {
+        var digits = Substring(text.drop { $0 == " " || $0 == "\t" || $0 == "\n" })
+        var negative = false
+        if let sign = digits.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
+        }
+        var radix = 10
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+            radix = 16
+            digits = digits.dropFirst(2)
+        } else if digits.count > 1 && digits.hasPrefix("0") {
+            radix = 8
+            digits = digits.dropFirst()
+        }
+        guard !digits.isEmpty, digits.first != "+", digits.first != "-", let magnitude = UInt64(digits, radix: radix) else { return nil }
+        if negative {
+            return magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil
+        }
+        return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
     }
 }

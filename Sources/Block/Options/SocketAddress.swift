@@ -11,6 +11,15 @@ public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
         default: throw BlockError("Parameter '\(reader.path("type"))' is missing")
         }
         try reader.finish()
+        // QEMU keeps a QMP "\u0000" in the name (as modified UTF-8) and finds nothing by it; a C
+        // string would end at the NUL and reach another socket, so svmm answers as QEMU does.
+        switch self {
+        case .unix(let path) where path.utf8.contains(0):
+            throw BlockError("Failed to connect to '\(path)': No such file or directory")
+        case .inet(let host, let port) where host.utf8.contains(0) || port.utf8.contains(0):
+            throw BlockError("address resolution failed for \(host):\(port): Name or service not known")
+        default: break
+        }
     }
 
     /// Ports are strings in QAPI; a JSON number is accepted too.

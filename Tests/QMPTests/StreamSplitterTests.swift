@@ -1,0 +1,55 @@
+import Testing
+@testable import QMP
+
+@Suite struct StreamSplitterTests {
+    private static func texts(_ pieces: [JSONStreamSplitter.Piece]) -> [String] {
+        pieces.map { piece in
+            switch piece {
+            case .text(let bytes): String(decoding: bytes, as: UTF8.self)
+            case .stray(let bytes): "stray:" + String(decoding: bytes, as: UTF8.self)
+            case .tooLarge: "tooLarge"
+            case .tooDeep: "tooDeep"
+            }
+        }
+    }
+
+    @Test func aMebibyteOfClosingBracketsIsAMebibyteOfPieces() {
+        var splitter = JSONStreamSplitter()
+        var count = 0
+        for _ in 0..<16 {
+            let pieces = splitter.feed([UInt8](repeating: UInt8(ascii: "]"), count: 64 << 10))
+            #expect(pieces.allSatisfy { $0 == .text([UInt8(ascii: "]")]) })
+            count += pieces.count
+        }
+        #expect(count == 1 << 20)
+    }
+
+    @Test func aValueSplitAcrossFeedsIsOnePiece() {
+        var splitter = JSONStreamSplitter()
+        #expect(splitter.feed(Array(#"{"execute": "qu"#.utf8)).isEmpty)
+        #expect(Self.texts(splitter.feed(Array(#"ery-status"}{"#.utf8))) == [#"{"execute": "query-status"}"#])
+        #expect(Self.texts(splitter.feed(Array(#"}"#.utf8))) == ["{}"])
+    }
+
+    @Test func aControlCharacterInAStringIsAStrayTokenAndTheStreamRecoversAsQEMUs() {
+        var splitter = JSONStreamSplitter()
+        let pieces = splitter.feed(Array("{\"execute\": \"query-status\", \"id\": \"a\tb\"}\n{\"execute\": \"x\"}".utf8))
+        // QEMU answers `stray '"a<TAB>'`, then `expecting value` for the `}` it resynchronizes on.
+        #expect(Self.texts(pieces) == ["stray:\"a\t", "}", "{\"execute\": \"x\"}"])
+    }
+
+    @Test func impossibleUTF8BytesInAStringAreStrayTokens() {
+        var splitter = JSONStreamSplitter()
+        let pieces = splitter.feed(Array("[\"".utf8) + [0xff] + Array("x\"]".utf8))
+        #expect(pieces == [.stray([UInt8(ascii: "\""), 0xff]), .text([UInt8(ascii: "]")])])
+    }
+
+    @Test func nestingBeyond1024EndsTheValueAsQEMUsStreamerDoes() {
+        var splitter = JSONStreamSplitter()
+        let ok = String(repeating: "[", count: 1024) + String(repeating: "]", count: 1024)
+        #expect(Self.texts(splitter.feed(Array(ok.utf8))) == [ok])
+        // QEMU answers "JSON nesting depth limit exceeded", then each `]` left is a value of its own.
+        let pieces = splitter.feed(Array((String(repeating: "[", count: 1025) + "]]").utf8))
+        #expect(Self.texts(pieces) == ["tooDeep", "]", "]"])
+    }
+}

@@ -69,10 +69,8 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") || bytes[position] == UInt8(ascii: "'") else {
-                throw fail("key is not a string in object")
-            }
-            let key = try string()
+            // parse_pair parses any value as the key, so `{"a": 1,}` fails with "expecting value".
+            guard case .string(let key) = try value() else { throw fail("key is not a string in object") }
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("missing : in object pair") }
             position += 1
@@ -238,25 +236,36 @@ struct JSONParser {
         return (scalar, length)
     }
 
+    /// A number as json-lexer.c's states read one: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`,
+    /// so `1-2` is two numbers, not one bad one.
     private mutating func number() throws(Failure) -> JSONValue {
         let start = position
-        if bytes[position] == UInt8(ascii: "-") { position += 1 }
+        func digits() -> Int {
+            let first = position
+            while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") { position += 1 }
+            return position - first
+        }
+        func at(_ characters: String) -> Bool {
+            position < bytes.count && characters.utf8.contains(bytes[position])
+        }
+        if at("-") { position += 1 }
+        if at("0") { position += 1 } else if digits() == 0 { throw fail("invalid number '\(String(decoding: bytes[start..<position], as: UTF8.self))'") }
         var isInteger = true
-        while position < bytes.count {
-            let byte = bytes[position]
-            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-                position += 1
-            } else if [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-")].contains(byte) {
-                isInteger = false
-                position += 1
-            } else {
-                break
-            }
+        if at(".") {
+            isInteger = false
+            position += 1
+            if digits() == 0 { throw fail("invalid number '\(String(decoding: bytes[start..<position], as: UTF8.self))'") }
+        }
+        if at("eE") {
+            isInteger = false
+            position += 1
+            if at("+-") { position += 1 }
+            if digits() == 0 { throw fail("invalid number '\(String(decoding: bytes[start..<position], as: UTF8.self))'") }
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
-        // QEMU keeps an integer as int64 if it fits, else as uint64, else as a double.
+        // QEMU keeps an integer as int64 if it fits, else as uint64, else as a double (strtod).
         if isInteger, let number = Int64(text) { return .int(number) }
-        if isInteger, let number = UInt64(text) { return .uint(number) }
+        if isInteger, !text.hasPrefix("-"), let number = UInt64(text) { return .uint(number) }
         guard let number = Double(text) else { throw fail("invalid number '\(text)'") }
         return .double(number)
     }

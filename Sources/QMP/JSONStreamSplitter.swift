@@ -1,92 +1,201 @@
-/// Cuts a QMP byte stream into complete top-level JSON texts, as QEMU's json-streamer does:
-/// braces and brackets are counted outside strings; a bare token ends at whitespace.
+/// Cuts a QMP byte stream into JSON messages as QEMU's json-lexer.c and json-streamer.c do: the
+/// bytes are lexed into tokens, and a message ends with the token that closes its last brace or
+/// bracket (a token outside any is a message of its own). A lexical error (a byte no token
+/// allows: a raw control character in a string, `01`, `+`, `True`, 0xFF) drops the message
+/// being built and is reported as a `.stray` piece; like the lexer's IN_RECOVERY state, the
+/// splitter then skips what follows up to a structural character, a control character other
+/// than tab, or 0xFE/0xFF, and starts afresh there.
 ///
-/// Linear in the input: one pass keeps the start of the piece being built as an index, and the
-/// consumed bytes are dropped once per `feed`, so a megabyte of one-byte pieces costs a megabyte
-/// of work (cutting each piece off the front of the buffer made it quadratic).
-///
-/// Strings are lexed as QEMU's json-lexer.c does: a raw control character or an impossible
-/// UTF-8 byte (0xFE, 0xFF) inside one is a lexical error. Like json_message_process_token, the
-/// splitter then drops the value being built and reports the bad token (`.stray`); like the
-/// lexer's IN_RECOVERY state it skips what follows up to a structural character, a control
-/// character other than tab, or 0xFE/0xFF, and starts afresh there.
+/// Linear in the input: one pass keeps the starts of the message and token being built as
+/// indexes, and the consumed bytes are dropped once per `feed`, so a megabyte of one-byte
+/// messages costs a megabyte of work (cutting each off the front of the buffer was quadratic).
 struct JSONStreamSplitter {
     /// QEMU refuses tokens over 64 MiB; so do we, and start afresh.
     static let maxPending = 64 << 20
-    /// json-streamer.c's MAX_NESTING: more open brackets and braces than this end the value.
+    /// json-streamer.c's MAX_NESTING: more open brackets and braces than this end the message.
     static let maxNesting = 1024
-
-    private var pending: [UInt8] = []
-    /// Where the piece being built starts in `pending`.
-    private var start = 0
-    private var scanned = 0
-    private var depth = 0
-    private var inString: UInt8? = nil
-    private var stringStart = 0
-    private var escaped = false
-    private var recovering = false
 
     enum Piece: Equatable {
         case text([UInt8])
         /// A lexical error: the token up to and including the bad byte (json-streamer's "stray").
         case stray([UInt8])
         case tooLarge
-        /// More than `maxNesting` levels: the value so far is dropped, as json-streamer does.
+        /// More than `maxNesting` levels: the message so far is dropped, as json-streamer does.
         case tooDeep
     }
+
+    /// json-lexer.c's states (the ones JSON without interpolation uses).
+    private enum State {
+        case start, recovery, string, stringEscape
+        case zero, nonZero, negative, mantissa, mantissaDigits, exponentE, exponentSign, exponentDigits
+        case keyword
+    }
+
+    private var pending: [UInt8] = []
+    private var scanned = 0
+    private var messageStart = 0
+    private var tokenStart = 0
+    private var state = State.start
+    private var quote: UInt8 = 0
+    /// json-streamer counts the two separately: `[}` ends a message, `[{` does not.
+    private var braces = 0
+    private var brackets = 0
 
     mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
         pending.append(contentsOf: bytes)
         var pieces: [Piece] = []
         while scanned < pending.count {
             let byte = pending[scanned]
-            if recovering {
-                guard Self.endsRecovery(byte) else {
-                    scanned += 1
-                    start = scanned
-                    continue
+            switch step(byte) {
+            case .consumed:
+                scanned += 1
+            case .lookahead:
+                break  // the byte ended the token before it; lex it again from the start state
+            case .token(let consumed):
+                if consumed { scanned += 1 }
+                if braces + brackets > Self.maxNesting {
+                    pieces.append(.tooDeep)
+                    endMessage()
+                } else if !((braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0) {
+                    pieces.append(.text(Array(pending[messageStart..<scanned])))
+                    endMessage()
                 }
-                recovering = false
-                start = scanned  // the byte that ends recovery is lexed afresh
-            }
-            scanned += 1
-            switch consume(byte) {
-            case .none: break
-            case .complete:
-                let text = pending[start..<scanned]
-                if !text.allSatisfy(Self.isWhitespace) { pieces.append(.text(Array(text))) }
-                start = scanned
-            case .tooDeep:
-                pieces.append(.tooDeep)
-                depth = 0
-                start = scanned
-            case .lexicalError:
-                pieces.append(.stray(Array(pending[stringStart..<scanned])))
-                depth = 0
-                inString = nil
-                escaped = false
-                recovering = true
-                start = scanned
+            case .error:
+                scanned += 1
+                pieces.append(.stray(Array(pending[tokenStart..<scanned])))
+                endMessage()
+                state = .recovery
             }
         }
-        if pending.count - start > Self.maxPending {
-            start = pending.count
-            scanned = pending.count
-            depth = 0
-            inString = nil
-            escaped = false
+        if pending.count - messageStart > Self.maxPending {
+            // json-streamer gives up the message; the lexer carries on in the token it is in.
             pieces.append(.tooLarge)
+            braces = 0
+            brackets = 0
+            messageStart = pending.count
+            tokenStart = pending.count
         }
-        if start > 0 {
-            pending.removeFirst(start)
-            scanned -= start
-            stringStart = max(0, stringStart - start)
-            start = 0
+        let consumed = min(messageStart, tokenStart)
+        if consumed > 0 {
+            pending.removeFirst(consumed)
+            scanned -= consumed
+            messageStart -= consumed
+            tokenStart -= consumed
         }
         return pieces
     }
 
-    static func isWhitespace(_ byte: UInt8) -> Bool { [0x20, 0x09, 0x0a, 0x0d].contains(byte) }
+    private mutating func endMessage() {
+        braces = 0
+        brackets = 0
+        messageStart = scanned
+        tokenStart = scanned
+    }
+
+    private enum Step {
+        /// The byte belongs to the token being lexed (or is skipped).
+        case consumed
+        /// The token before the byte is complete; the byte starts the next one.
+        case lookahead
+        /// A token is complete, with or without this byte.
+        case token(consumed: Bool)
+        /// The byte is a lexical error.
+        case error
+    }
+
+    private mutating func step(_ byte: UInt8) -> Step {
+        switch state {
+        case .recovery:
+            guard Self.endsRecovery(byte) else {
+                messageStart = scanned + 1
+                tokenStart = scanned + 1
+                return .consumed
+            }
+            state = .start
+            return .lookahead
+        case .start:
+            return startToken(byte)
+        case .string, .stringEscape:
+            // IN_DQ_STRING / IN_SQ_STRING and their _ESCAPE states accept only 0x20...0xFD.
+            if byte < 0x20 || byte >= 0xfe { return .error }
+            if state == .stringEscape {
+                state = .string
+            } else if byte == UInt8(ascii: "\\") {
+                state = .stringEscape
+            } else if byte == quote {
+                state = .start
+                return .token(consumed: true)
+            }
+            return .consumed
+        case .zero:
+            if byte == UInt8(ascii: ".") { return next(.mantissa) }
+            if Self.isDigit(byte) { return .error }
+            return endToken()
+        case .nonZero:
+            if Self.isDigit(byte) { return .consumed }
+            if byte == UInt8(ascii: ".") { return next(.mantissa) }
+            if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { return next(.exponentE) }
+            return endToken()
+        case .negative:
+            if byte == UInt8(ascii: "0") { return next(.zero) }
+            if Self.isDigit(byte) { return next(.nonZero) }
+            return .error
+        case .mantissa:
+            return Self.isDigit(byte) ? next(.mantissaDigits) : .error
+        case .mantissaDigits:
+            if Self.isDigit(byte) { return .consumed }
+            if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { return next(.exponentE) }
+            return endToken()
+        case .exponentE:
+            if byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") { return next(.exponentSign) }
+            return Self.isDigit(byte) ? next(.exponentDigits) : .error
+        case .exponentSign:
+            return Self.isDigit(byte) ? next(.exponentDigits) : .error
+        case .exponentDigits:
+            return Self.isDigit(byte) ? .consumed : endToken()
+        case .keyword:
+            return (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) ? .consumed : endToken()
+        }
+    }
+
+    /// IN_START: what a byte begins.
+    private mutating func startToken(_ byte: UInt8) -> Step {
+        tokenStart = scanned
+        if braces == 0 && brackets == 0 { messageStart = scanned }
+        switch byte {
+        case 0x20, 0x09, 0x0a, 0x0d:
+            if braces == 0 && brackets == 0 { messageStart = scanned + 1 }
+            tokenStart = scanned + 1
+            return .consumed
+        case UInt8(ascii: "\""), UInt8(ascii: "'"):
+            quote = byte
+            return next(.string)
+        case UInt8(ascii: "0"): return next(.zero)
+        case UInt8(ascii: "1")...UInt8(ascii: "9"): return next(.nonZero)
+        case UInt8(ascii: "-"): return next(.negative)
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return next(.keyword)
+        case UInt8(ascii: "{"): braces += 1
+        case UInt8(ascii: "}"): braces -= 1
+        case UInt8(ascii: "["): brackets += 1
+        case UInt8(ascii: "]"): brackets -= 1
+        case UInt8(ascii: ","), UInt8(ascii: ":"): break
+        default: return .error
+        }
+        return .token(consumed: true)
+    }
+
+    private mutating func next(_ newState: State) -> Step {
+        state = newState
+        return .consumed
+    }
+
+    /// A number or keyword ends before this byte (json-lexer's TERMINAL with LOOKAHEAD).
+    private mutating func endToken() -> Step {
+        state = .start
+        return .token(consumed: false)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
     /// json-lexer.c's IN_RECOVERY: these bytes are promising resynchronization points.
     private static func endsRecovery(_ byte: UInt8) -> Bool {
@@ -96,36 +205,5 @@ struct JSONStreamSplitter {
         case UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ":"), UInt8(ascii: ","): true
         default: false
         }
-    }
-
-    private enum Outcome { case none, complete, tooDeep, lexicalError }
-
-    private mutating func consume(_ byte: UInt8) -> Outcome {
-        if let quote = inString {
-            // IN_DQ_STRING / IN_SQ_STRING and their _ESCAPE states accept only 0x20...0xFD.
-            if byte < 0x20 || byte >= 0xfe { return .lexicalError }
-            if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == quote { inString = nil }
-            if inString == nil && depth == 0 { return .complete }
-            return .none
-        }
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "'"):
-            inString = byte
-            stringStart = scanned - 1
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            depth += 1
-            if depth > Self.maxNesting { return .tooDeep }
-        case UInt8(ascii: "}"), UInt8(ascii: "]"):
-            depth -= 1
-            if depth <= 0 {
-                depth = 0
-                return .complete
-            }
-        case 0x0a where depth == 0:
-            return .complete  // a bare token (or garbage) on its own line
-        default:
-            break
-        }
-        return .none
     }
 }

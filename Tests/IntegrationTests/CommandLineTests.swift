@@ -49,6 +49,8 @@ import Testing
         (["-blockdev", "driver=null-co,node-name=#block123"], "svmm: -blockdev driver=null-co,node-name=#block123: Invalid node-name: '#block123'"),
         (["-blockdev", "driver=null-co,node-name=abcdefghijabcdefghijabcdefghij12"],
          "svmm: -blockdev driver=null-co,node-name=abcdefghijabcdefghijabcdefghij12: Node name too long"),
+        (["-blockdev", String(repeating: "a.", count: 30000) + "b=1"],
+         "svmm: -blockdev \(String(repeating: "a.", count: 30000))b=1: Parameter 'a' is nested more than 1024 levels deep"),
         ((0..<9).flatMap { ["-blockdev", "driver=null-co,node-name=n\($0)", "-device", "virtio-blk-device,drive=n\($0)"] },
          "svmm: -device virtio-blk-device,drive=n8: No 'virtio-bus' bus found for device 'virtio-blk-device'"),
     ]

@@ -64,6 +64,7 @@ import Testing
         ("-0", "0"),
         ("0.1", "0.10000000000000001"),
         ("1e2", "100"),
+        ("1.5e400", "inf"),
     ])
     func numbersAreKeptAndEchoedAsQEMUKeepsThem(text: String, echoed: String) throws {
         #expect(try JSONParser.parse(Array(text.utf8)).serialized == echoed)

@@ -40,7 +40,7 @@ import Testing
             if case .text(let bytes) = piece { return String(decoding: bytes, as: UTF8.self) }
             return nil
         }
-        #expect(texts == [#"{"execute": "b", "x": "}{"}"#, " garbage\n"])
+        #expect(texts == [#"{"execute": "b", "x": "}{"}"#, "garbage"])
     }
 }
 

@@ -52,4 +52,25 @@ import Testing
         let pieces = splitter.feed(Array((String(repeating: "[", count: 1025) + "]]").utf8))
         #expect(Self.texts(pieces) == ["tooDeep", "]", "]"])
     }
+
+    @Test(arguments: [
+        ("01 ", ["stray:01"]),
+        ("1.}", ["stray:1.}"]),
+        ("+1}", ["stray:+", "}"]),
+        ("True", ["stray:T"]),
+        ("1 2 ", ["1", "2"]),
+        ("[1, 2] [3]", ["[1, 2]", "[3]"]),
+        ("[}", ["[}"]),
+        ("nul ", ["nul"]),
+    ])
+    func tokensAreLexedAsQEMUsLexerDoes(input: String, expected: [String]) {
+        var splitter = JSONStreamSplitter()
+        #expect(Self.texts(splitter.feed(Array(input.utf8))) == expected)
+    }
+
+    @Test func aNumberAtTheEndOfTheInputWaitsForWhatFollows() {
+        var splitter = JSONStreamSplitter()
+        #expect(splitter.feed(Array("12".utf8)).isEmpty)
+        #expect(Self.texts(splitter.feed(Array("3\n".utf8))) == ["123"])
+    }
 }

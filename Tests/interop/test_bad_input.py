@@ -323,3 +323,46 @@ def test_client_that_stops_sending_still_gets_its_answers(vm):
     assert [answer["id"] for answer in answers] == [1, 2, 3], answers
     assert answers[1]["return"]["status"] == "running"
     assert vm.alive()
+
+
+def stray(token):
+    return ("GenericError", f"JSON parse error, stray '{token}'")
+
+
+EXPECTING_VALUE = ("GenericError", "JSON parse error, expecting value")
+
+# What QEMU 7.2's lexer and streamer answer, reply by reply (from qemu-system-x86_64 7.2).
+LEXER_CASES = [
+    pytest.param(b'{"execute": "query-status", "id": 01}', [stray("01"), EXPECTING_VALUE], id="leading-zero"),
+    pytest.param(b'{"execute": "query-status", "id": 1.}', [stray("1.}")], id="no-fraction-digits"),
+    pytest.param(b'{"execute": "query-status", "id": .5}', [stray("."), EXPECTING_VALUE], id="no-integer-part"),
+    pytest.param(b'{"execute": "query-status", "id": -}', [stray("-}")], id="lone-minus"),
+    pytest.param(b'{"execute": "query-status", "id": 1e}', [stray("1e}")], id="no-exponent-digits"),
+    pytest.param(b'{"execute": "query-status", "id": +1}', [stray("+"), EXPECTING_VALUE], id="plus-sign"),
+    pytest.param(b'{"execute": "query-status", "id": True}', [stray("T"), EXPECTING_VALUE], id="capital-keyword"),
+    pytest.param(b'{"execute": "query-status", "id": 1-2}', [("GenericError", "JSON parse error, expected separator in dict")],
+                 id="two-numbers"),
+    pytest.param(b'{"execute": "query-status", "id": [1,]}', [EXPECTING_VALUE], id="trailing-comma-in-list"),
+    pytest.param(b'{"execute": "query-status", "id": {"a": 1,}}', [EXPECTING_VALUE], id="trailing-comma-in-dict"),
+    pytest.param(b'{"execute": "query-status", "id": nul}', [("GenericError", "JSON parse error, invalid keyword 'nul'")],
+                 id="bad-keyword"),
+    pytest.param(b']]]]', [EXPECTING_VALUE] * 4, id="closing-brackets"),
+    pytest.param(b'1 2', [("GenericError", "QMP input must be a JSON object")] * 2, id="two-bare-numbers"),
+    pytest.param(b'\xff{"execute": "query-name", "id": 3}', [stray("\ufffd"), {"return": {}, "id": 3}], id="impossible-byte"),
+    pytest.param(b'{"execute": "query-status", "id": 1}}', ["ok", EXPECTING_VALUE], id="extra-brace"),
+]
+
+
+@pytest.mark.parametrize("request_bytes,expected", LEXER_CASES)
+def test_lexical_errors_are_answered_as_qemu_answers_them(vm, raw_qmp, request_bytes, expected):
+    client = raw_qmp(vm.sock)
+    client.send_raw(request_bytes + b"\n")
+    for want in expected:
+        reply = client.reply()
+        if want == "ok":
+            assert reply["return"]["status"] == "running", reply
+        elif isinstance(want, dict):
+            assert reply == want
+        else:
+            assert error_of(reply) == want
+    check_still_fine(client, vm)

@@ -24,11 +24,19 @@ public indirect enum OptionValue: Equatable, Sendable {
     public static func fromDottedKeys(_ pairs: [(key: String, value: String)]) throws(BlockError) -> [String: OptionValue] {
         var root: [String: OptionValue] = [:]
         for (key, value) in pairs {
-            try insert(value, at: key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)[...],
-                       into: &root, fullKey: key)
+            let path = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            // Building, reading and freeing the tree recurse once a level: a key of 60,000 dots
+            // overflowed the stack. QMP's JSON stops at the same depth.
+            if path.count > maxDepth {
+                throw BlockError("Parameter '\(path[0])' is nested more than \(maxDepth) levels deep")
+            }
+            try insert(value, at: path[...], into: &root, fullKey: key)
         }
         return root
     }
+
+    /// As deep as QEMU's JSON parser nests (MAX_NESTING).
+    public static let maxDepth = 1024
 
     private static func insert(_ value: String, at path: ArraySlice<String>, into object: inout [String: OptionValue],
                                fullKey: String) throws(BlockError) {

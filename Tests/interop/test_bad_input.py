@@ -114,18 +114,25 @@ def test_split_and_packed_requests(vm, raw_qmp):
 @pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stops answering other clients during the flood")
 def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     """A client that sends megabytes of `]` and never reads its replies gets throttled: svmm
-    stops reading from it once its replies pile up, so its flood can never finish, while a
-    second client is greeted, negotiates and gets its answer."""
+    stops reading from it once its replies pile up, so its flood can never finish, while another
+    client's command is answered and a new client is greeted and negotiates."""
     import socket
     import threading
 
+    client = raw_qmp(vm.sock)
     flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     flooder.connect(vm.sock)
+    flooding = threading.Event()
     flood_done = threading.Event()
 
     def flood():
+        sent = 0
         try:
-            flooder.sendall(b"]" * (16 << 20))
+            while sent < 16 << 20:
+                flooder.sendall(b"]" * (16 << 10))
+                sent += 16 << 10
+                if sent >= 128 << 10:
+                    flooding.set()  # svmm has taken in this much: the flood is being worked on
         except OSError:
             pass
         flood_done.set()
@@ -133,14 +140,17 @@ def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     sender = threading.Thread(target=flood, daemon=True)
     sender.start()
     try:
-        client = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        assert flooding.wait(60), "svmm read nothing of the flood"
         reply = client.cmd("query-status")
         assert reply["return"]["status"] == "running", reply
+        newcomer = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        assert newcomer.cmd("query-name") == {"return": {}}
         # 16 MiB of `]` asks for over a GiB of error replies; none were read, so svmm cannot
         # have taken in the whole flood.
         assert not flood_done.is_set()
         assert vm.alive()
     finally:
+        flooder.shutdown(socket.SHUT_RDWR)  # wakes the blocked sendall
         flooder.close()
         sender.join(30)
     check_still_fine(client, vm)

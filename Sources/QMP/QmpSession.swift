@@ -77,11 +77,10 @@ final class QmpSession {
             budget -= 1
             let piece = queued[queueHead]
             queueHead += 1
-            switch piece {
-            case .tooLarge: send(Self.errorReply(QmpError("JSON token too large"), id: nil))
-            case .tooDeep: send(Self.errorReply(QmpError("JSON nesting depth limit exceeded"), id: nil))
-            case .stray(let token): send(Self.errorReply(QmpError(Self.strayMessage(token)), id: nil))
-            case .text(let bytes): dispatch(bytes)
+            if case .text(let bytes) = piece {
+                dispatch(bytes)
+            } else if let message = piece.errorMessage {
+                send(Self.errorReply(QmpError(message), id: nil))
             }
         }
         if queueHead == queued.count {
@@ -92,11 +91,6 @@ final class QmpSession {
             queueHead = 0
         }
         updateInterest()
-    }
-
-    /// json_message_process_token's text for a lexical error, capped like other parse errors.
-    static func strayMessage(_ token: [UInt8]) -> String {
-        "JSON parse error, stray '\(String(decoding: token.prefix(200), as: UTF8.self))'"
     }
 
     private func dispatch(_ bytes: [UInt8]) {

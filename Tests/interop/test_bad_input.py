@@ -376,3 +376,13 @@ def test_lexical_errors_are_answered_as_qemu_answers_them(vm, raw_qmp, request_b
         else:
             assert error_of(reply) == want
     check_still_fine(client, vm)
+
+
+def test_message_of_more_than_2mi_tokens_is_refused_as_qemu_does(vm, raw_qmp):
+    """json-streamer's MAX_TOKEN_COUNT: 2 Mi tokens make a message, one more is refused."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b"[" + b"1," * 1048574 + b"[]]\n")  # 2,097,152 tokens
+    assert error_of(client.reply()) == ("GenericError", "QMP input must be a JSON object")
+    client.send_raw(b"[" + b"1," * 1048575 + b"1]\n")  # 2,097,153 tokens
+    assert error_of(client.reply()) == ("GenericError", "JSON token count limit exceeded")
+    check_still_fine(client, vm)

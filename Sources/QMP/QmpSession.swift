@@ -129,7 +129,8 @@ final class QmpSession {
 
     func send(_ message: JSONValue) {
         guard !closed else { return }
-        outbound += Array((message.serialized + "\r\n").utf8)
+        outbound += message.serializedBytes
+        outbound += [0x0d, 0x0a]
         flush()
     }
 

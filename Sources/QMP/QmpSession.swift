@@ -51,7 +51,10 @@ final class QmpSession {
 
     private func handle(_ ready: FdInterest) {
         if ready.contains(.writable) { flush() }
-        if !closed && wantsInput && (ready.contains(.readable) || ready.contains(.hangup)) { readChunk() }
+        // A hang-up is read even while throttled: the peer can send nothing more, so what is left is
+        // bounded, and the end of file must be seen or the level-triggered hang-up comes back at
+        // once, turn after turn (as NBD's SocketChannel does).
+        if !closed && !inputClosed && ((wantsInput && ready.contains(.readable)) || ready.contains(.hangup)) { readChunk() }
         processQueued()
     }
 
@@ -141,7 +144,13 @@ final class QmpSession {
             }
             if written > 0 {
                 outboundSent += written
-            } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                // After its end of file, a client that does not take its answers is closed (QEMU
+                // closes at end of file): waiting for writability with a half-closed socket
+                // would wake the loop over and over, as the hang-up stays reported.
+                if inputClosed { return close() }
                 break
             } else {
                 return close()

@@ -386,3 +386,38 @@ def test_message_of_more_than_2mi_tokens_is_refused_as_qemu_does(vm, raw_qmp):
     client.send_raw(b"[" + b"1," * 1048575 + b"1]\n")  # 2,097,153 tokens
     assert error_of(client.reply()) == ("GenericError", "JSON token count limit exceeded")
     check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stalls on the flood")
+def test_half_closed_client_that_does_not_read_is_closed(vm, raw_qmp):
+    """A client that floods, shuts down its sending side and does not read its replies is closed
+    once its socket is full (QEMU closes at end of file); svmm neither buffers every reply for it
+    nor waits on it, and other clients carry on."""
+    import socket
+
+    flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flooder.connect(vm.sock)
+    flooder.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            sent += flooder.send(b"]" * 65536)
+        except BlockingIOError:
+            time.sleep(0.01)
+    flooder.shutdown(socket.SHUT_WR)
+    client = raw_qmp(vm.sock)  # served while the flooder is being dealt with
+    assert client.cmd("query-name") == {"return": {}}
+    time.sleep(0.5)  # not reading: svmm finds the socket full
+    flooder.setblocking(True)
+    flooder.settimeout(30)
+    received = b""
+    while True:
+        chunk = flooder.recv(1 << 20)
+        if not chunk:
+            break
+        received += chunk
+    flooder.close()
+    replies = received.count(b"\n") - 1  # less the greeting
+    assert 0 < replies < sent, (replies, sent)
+    check_still_fine(client, vm)

@@ -2,6 +2,7 @@
 and the VM carry on."""
 
 import json
+import os
 import time
 
 import pytest
@@ -421,3 +422,49 @@ def test_half_closed_client_that_does_not_read_is_closed(vm, raw_qmp):
     replies = received.count(b"\n") - 1  # less the greeting
     assert 0 < replies < sent, (replies, sent)
     check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 serves one client at a time")
+def test_connections_beyond_the_descriptor_limit_wait_and_are_served_later(binaries, tmp_path):
+    """With every file descriptor in use, further connections wait in the backlog (svmm stops
+    watching the socket instead of spinning on it) and are greeted once a session closes."""
+    import resource
+    import socket
+    import subprocess
+
+    binary, guest = binaries
+    sock = str(tmp_path / "qmp.sock")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.Popen([binary, "-kernel", str(guest), "-append", "mode=idle", "-serial", "none", "-S",
+                             "-qmp", f"unix:{sock},server=on,wait=off"], preexec_fn=limit,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    clients = []
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        waiting = None
+        for _ in range(100):  # more than 64 descriptors' worth
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(2)
+            client.connect(sock)
+            clients.append(client)
+            try:
+                assert b"QMP" in client.recv(4096)
+            except TimeoutError:
+                waiting = client  # svmm is out of descriptors: this one waits in the backlog
+                break
+        assert waiting is not None and len(clients) > 1
+        clients[0].close()  # a session closes, a descriptor is free
+        waiting.settimeout(30)
+        assert b"QMP" in waiting.recv(4096)
+        assert proc.poll() is None
+    finally:
+        for client in clients:
+            client.close()
+        proc.kill()
+        proc.wait(10)

@@ -121,19 +121,40 @@ struct JSONParser {
         let quote = bytes[position]
         let tokenStart = position
         position += 1
-        var scalars = String.UnicodeScalarView()
+        // The string is collected as UTF-8 bytes, plain ASCII a run at a time: appending scalar
+        // by scalar made a 10 MiB string cost seconds.
+        var utf8: [UInt8] = []
+        func append(_ scalar: Unicode.Scalar) { UTF8.encode(scalar) { utf8.append($0) } }
         while position < bytes.count {
             let byte = bytes[position]
             if byte == quote {
                 position += 1
-                return String(scalars)
+                return String(decoding: utf8, as: UTF8.self)
             }
             if byte < 0x20 { throw fail("stray '\(String(decoding: bytes[tokenStart...position], as: UTF8.self))'") }
+            if byte < 0x80 && byte != UInt8(ascii: "\\") {
+                let run = position
+                position = bytes.withUnsafeBufferPointer { buffer in
+                    var index = run
+                    while index < buffer.count {
+                        let next = buffer[index]
+                        if next < 0x20 || next >= 0x80 || next == quote || next == UInt8(ascii: "\\") { break }
+                        index += 1
+                    }
+                    return index
+                }
+                utf8.append(contentsOf: bytes[run..<position])
+                continue
+            }
             if byte != UInt8(ascii: "\\") {
                 guard let (scalar, length) = Self.modifiedUTF8Scalar(bytes, at: position) else {
                     throw fail("invalid UTF-8 sequence in string")
                 }
-                scalars.append(scalar)
+                if scalar.value == 0 {
+                    utf8.append(0)  // \xC0\x80, modified UTF-8's NUL
+                } else {
+                    utf8.append(contentsOf: bytes[position..<position + length])
+                }
                 position += length
                 continue
             }
@@ -143,11 +164,11 @@ struct JSONParser {
             let escape = bytes[position]
             position += 1
             switch escape {
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "t"): scalars.append("\t")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "b"): scalars.append("\u{8}")
-            case UInt8(ascii: "f"): scalars.append("\u{c}")
+            case UInt8(ascii: "n"): append("\n")
+            case UInt8(ascii: "t"): append("\t")
+            case UInt8(ascii: "r"): append("\r")
+            case UInt8(ascii: "b"): append("\u{8}")
+            case UInt8(ascii: "f"): append("\u{c}")
             case UInt8(ascii: "u"):
                 var code = hex4(at: position)
                 position = min(position + 4, bytes.count)
@@ -164,9 +185,9 @@ struct JSONParser {
                     let shown = bytes[escapeStart..<min(position, stringEnd(from: escapeStart))]
                     throw fail("\(String(decoding: shown, as: UTF8.self)) is not a valid Unicode character")
                 }
-                scalars.append(scalar)
+                append(scalar)
             case UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "\\"), UInt8(ascii: "/"):
-                scalars.append(Unicode.Scalar(escape))
+                utf8.append(escape)
             default: throw fail("invalid escape sequence in string")
             }
         }

@@ -14,6 +14,8 @@ struct JSONStreamSplitter {
     static let maxPending = 64 << 20
     /// json-streamer.c's MAX_NESTING: more open brackets and braces than this end the message.
     static let maxNesting = 1024
+    /// json-streamer.c's MAX_TOKEN_COUNT: a message of more tokens than this is dropped.
+    static let maxTokens = 2 << 20
 
     enum Piece: Equatable {
         case text([UInt8])
@@ -22,6 +24,19 @@ struct JSONStreamSplitter {
         case tooLarge
         /// More than `maxNesting` levels: the message so far is dropped, as json-streamer does.
         case tooDeep
+        /// More than `maxTokens` tokens: likewise.
+        case tooManyTokens
+
+        /// json-streamer's text for a piece that is an error of its own, if it is one.
+        var errorMessage: String? {
+            switch self {
+            case .text: nil
+            case .stray(let token): "JSON parse error, stray '\(String(decoding: token.prefix(200), as: UTF8.self))'"
+            case .tooLarge: "JSON token size limit exceeded"
+            case .tooDeep: "JSON nesting depth limit exceeded"
+            case .tooManyTokens: "JSON token count limit exceeded"
+            }
+        }
     }
 
     /// json-lexer.c's states (the ones JSON without interpolation uses).
@@ -40,6 +55,7 @@ struct JSONStreamSplitter {
     /// json-streamer counts the two separately: `[}` ends a message, `[{` does not.
     private var braces = 0
     private var brackets = 0
+    private var tokens = 0
 
     mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
         pending.append(contentsOf: bytes)
@@ -53,7 +69,11 @@ struct JSONStreamSplitter {
                 break  // the byte ended the token before it; lex it again from the start state
             case .token(let consumed):
                 if consumed { scanned += 1 }
-                if braces + brackets > Self.maxNesting {
+                tokens += 1
+                if tokens > Self.maxTokens {
+                    pieces.append(.tooManyTokens)
+                    endMessage()
+                } else if braces + brackets > Self.maxNesting {
                     pieces.append(.tooDeep)
                     endMessage()
                 } else if !((braces > 0 || brackets > 0) && braces >= 0 && brackets >= 0) {
@@ -72,6 +92,7 @@ struct JSONStreamSplitter {
             pieces.append(.tooLarge)
             braces = 0
             brackets = 0
+            tokens = 0
             messageStart = pending.count
             tokenStart = pending.count
         }
@@ -88,6 +109,7 @@ struct JSONStreamSplitter {
     private mutating func endMessage() {
         braces = 0
         brackets = 0
+        tokens = 0
         messageStart = scanned
         tokenStart = scanned
     }

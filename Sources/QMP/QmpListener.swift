@@ -61,12 +61,13 @@ final class QmpListener {
         return fd
     }
 
-    /// Takes every pending connection.
-    func acceptAll() -> [Int32] {
+    /// Takes every pending connection; `outOfDescriptors` when one is left waiting because the
+    /// process has no file descriptor for it (it stays readable, so it must not be watched).
+    func acceptAll() -> (clients: [Int32], outOfDescriptors: Bool) {
         var clients: [Int32] = []
         while true {
             let client = accept(fd, nil, nil)
-            if client < 0 { return clients }
+            if client < 0 { return (clients, errno == EMFILE || errno == ENFILE) }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             clients.append(client)

@@ -27,7 +27,11 @@ public final class QmpMonitor: @unchecked Sendable {
         listeners.append(listener)
         do {
             try machine.eventLoop.watch(listener.fd, for: .readable) { [unowned self] _ in
-                for client in listener.acceptAll() { self.open(client) }
+                let (clients, outOfDescriptors) = listener.acceptAll()
+                for client in clients { self.open(client) }
+                // A connection that cannot be accepted keeps the socket readable: stop watching
+                // until a session closes and frees a descriptor, or the loop would spin on it.
+                if outOfDescriptors { try? self.machine.eventLoop.update(listener.fd, interest: []) }
             }
         } catch {
             throw QmpError(error)
@@ -44,6 +48,7 @@ public final class QmpMonitor: @unchecked Sendable {
 
     func sessionClosed(_ session: QmpSession) {
         sessions.removeAll { $0 === session }
+        for listener in listeners { try? machine.eventLoop.update(listener.fd, interest: .readable) }
     }
 
     var greeting: JSONValue {

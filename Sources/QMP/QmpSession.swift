@@ -51,7 +51,10 @@ final class QmpSession {
 
     private func handle(_ ready: FdInterest) {
         if ready.contains(.writable) { flush() }
-        if !closed && wantsInput && (ready.contains(.readable) || ready.contains(.hangup)) { readChunk() }
+        // A hang-up is read even while throttled: the peer can send nothing more, so what is left is
+        // bounded, and the end of file must be seen or the level-triggered hang-up comes back at
+        // once, turn after turn (as NBD's SocketChannel does).
+        if !closed && !inputClosed && ((wantsInput && ready.contains(.readable)) || ready.contains(.hangup)) { readChunk() }
         processQueued()
     }
 
@@ -77,11 +80,10 @@ final class QmpSession {
             budget -= 1
             let piece = queued[queueHead]
             queueHead += 1
-            switch piece {
-            case .tooLarge: send(Self.errorReply(QmpError("JSON token too large"), id: nil))
-            case .tooDeep: send(Self.errorReply(QmpError("JSON nesting depth limit exceeded"), id: nil))
-            case .stray(let token): send(Self.errorReply(QmpError(Self.strayMessage(token)), id: nil))
-            case .text(let bytes): dispatch(bytes)
+            if case .text(let bytes) = piece {
+                dispatch(bytes)
+            } else if let message = piece.errorMessage {
+                send(Self.errorReply(QmpError(message), id: nil))
             }
         }
         if queueHead == queued.count {
@@ -92,11 +94,6 @@ final class QmpSession {
             queueHead = 0
         }
         updateInterest()
-    }
-
-    /// json_message_process_token's text for a lexical error, capped like other parse errors.
-    static func strayMessage(_ token: [UInt8]) -> String {
-        "JSON parse error, stray '\(String(decoding: token.prefix(200), as: UTF8.self))'"
     }
 
     private func dispatch(_ bytes: [UInt8]) {
@@ -135,7 +132,8 @@ final class QmpSession {
 
     func send(_ message: JSONValue) {
         guard !closed else { return }
-        outbound += Array((message.serialized + "\r\n").utf8)
+        outbound += message.serializedBytes
+        outbound += [0x0d, 0x0a]
         flush()
     }
 
@@ -146,7 +144,13 @@ final class QmpSession {
             }
             if written > 0 {
                 outboundSent += written
-            } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && errno == EAGAIN {
+                // After its end of file, a client that does not take its answers is closed (QEMU
+                // closes at end of file): waiting for writability with a half-closed socket
+                // would wake the loop over and over, as the hang-up stays reported.
+                if inputClosed { return close() }
                 break
             } else {
                 return close()

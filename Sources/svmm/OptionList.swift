@@ -1,3 +1,5 @@
+import Block
+
 /// A QEMU-style option string, `key=value,key=value`, where `,,` stands for a literal comma and a
 /// bare first item may name an implied key (`-m 512` is `size=512`).
 struct OptionList {
@@ -17,6 +19,10 @@ struct OptionList {
             } else {
                 pairs.append((item, "on"))
             }
+        }
+        // qemu_opts_create: a QemuOpts id (`-device`, `-drive`, `-chardev`) must be an identifier.
+        if !keyval, let id = value("id"), !BlockdevOptions.isWellFormedID(id) {
+            throw CommandLineError("Parameter 'id' expects an identifier")
         }
     }
 

@@ -9,6 +9,7 @@ import Testing
             case .stray(let bytes): "stray:" + String(decoding: bytes, as: UTF8.self)
             case .tooLarge: "tooLarge"
             case .tooDeep: "tooDeep"
+            case .tooManyTokens: "tooManyTokens"
             }
         }
     }
@@ -72,5 +73,15 @@ import Testing
         var splitter = JSONStreamSplitter()
         #expect(splitter.feed(Array("12".utf8)).isEmpty)
         #expect(Self.texts(splitter.feed(Array("3\n".utf8))) == ["123"])
+    }
+
+    @Test func aMessageOfMoreThan2MiTokensIsDroppedAsQEMUsStreamerDoes() {
+        var splitter = JSONStreamSplitter()
+        // `[` and 2 Mi - 1 more tokens fit; the token after them is one too many.
+        let fits = "[" + String(repeating: "1,", count: (JSONStreamSplitter.maxTokens - 2) / 2) + "1"
+        #expect(splitter.feed(Array(fits.utf8)).isEmpty)
+        let pieces = splitter.feed(Array(",2]".utf8))
+        #expect(pieces.first == .tooManyTokens)
+        #expect(pieces.first?.errorMessage == "JSON token count limit exceeded")
     }
 }

@@ -2,6 +2,7 @@
 and the VM carry on."""
 
 import json
+import os
 import time
 
 import pytest
@@ -114,18 +115,25 @@ def test_split_and_packed_requests(vm, raw_qmp):
 @pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stops answering other clients during the flood")
 def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     """A client that sends megabytes of `]` and never reads its replies gets throttled: svmm
-    stops reading from it once its replies pile up, so its flood can never finish, while a
-    second client is greeted, negotiates and gets its answer."""
+    stops reading from it once its replies pile up, so its flood can never finish, while another
+    client's command is answered and a new client is greeted and negotiates."""
     import socket
     import threading
 
+    client = raw_qmp(vm.sock)
     flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     flooder.connect(vm.sock)
+    flooding = threading.Event()
     flood_done = threading.Event()
 
     def flood():
+        sent = 0
         try:
-            flooder.sendall(b"]" * (16 << 20))
+            while sent < 16 << 20:
+                flooder.sendall(b"]" * (16 << 10))
+                sent += 16 << 10
+                if sent >= 128 << 10:
+                    flooding.set()  # svmm has taken in this much: the flood is being worked on
         except OSError:
             pass
         flood_done.set()
@@ -133,14 +141,17 @@ def test_flooding_client_does_not_stall_another(vm, raw_qmp):
     sender = threading.Thread(target=flood, daemon=True)
     sender.start()
     try:
-        client = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        assert flooding.wait(60), "svmm read nothing of the flood"
         reply = client.cmd("query-status")
         assert reply["return"]["status"] == "running", reply
+        newcomer = raw_qmp(vm.sock)  # greeting and negotiation while the flood is on
+        assert newcomer.cmd("query-name") == {"return": {}}
         # 16 MiB of `]` asks for over a GiB of error replies; none were read, so svmm cannot
         # have taken in the whole flood.
         assert not flood_done.is_set()
         assert vm.alive()
     finally:
+        flooder.shutdown(socket.SHUT_RDWR)  # wakes the blocked sendall
         flooder.close()
         sender.join(30)
     check_still_fine(client, vm)
@@ -366,3 +377,94 @@ def test_lexical_errors_are_answered_as_qemu_answers_them(vm, raw_qmp, request_b
         else:
             assert error_of(reply) == want
     check_still_fine(client, vm)
+
+
+def test_message_of_more_than_2mi_tokens_is_refused_as_qemu_does(vm, raw_qmp):
+    """json-streamer's MAX_TOKEN_COUNT: 2 Mi tokens make a message, one more is refused."""
+    client = raw_qmp(vm.sock)
+    client.send_raw(b"[" + b"1," * 1048574 + b"[]]\n")  # 2,097,152 tokens
+    assert error_of(client.reply()) == ("GenericError", "QMP input must be a JSON object")
+    client.send_raw(b"[" + b"1," * 1048575 + b"1]\n")  # 2,097,153 tokens
+    assert error_of(client.reply()) == ("GenericError", "JSON token count limit exceeded")
+    check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 stalls on the flood")
+def test_half_closed_client_that_does_not_read_is_closed(vm, raw_qmp):
+    """A client that floods, shuts down its sending side and does not read its replies is closed
+    once its socket is full (QEMU closes at end of file); svmm neither buffers every reply for it
+    nor waits on it, and other clients carry on."""
+    import socket
+
+    flooder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flooder.connect(vm.sock)
+    flooder.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            sent += flooder.send(b"]" * 65536)
+        except BlockingIOError:
+            time.sleep(0.01)
+    flooder.shutdown(socket.SHUT_WR)
+    client = raw_qmp(vm.sock)  # served while the flooder is being dealt with
+    assert client.cmd("query-name") == {"return": {}}
+    time.sleep(0.5)  # not reading: svmm finds the socket full
+    flooder.setblocking(True)
+    flooder.settimeout(30)
+    received = b""
+    while True:
+        chunk = flooder.recv(1 << 20)
+        if not chunk:
+            break
+        received += chunk
+    flooder.close()
+    replies = received.count(b"\n") - 1  # less the greeting
+    assert 0 < replies < sent, (replies, sent)
+    check_still_fine(client, vm)
+
+
+@pytest.mark.skipif(is_qemu(), reason="svmm requirement: QEMU 7.2 serves one client at a time")
+def test_connections_beyond_the_descriptor_limit_wait_and_are_served_later(binaries, tmp_path):
+    """With every file descriptor in use, further connections wait in the backlog (svmm stops
+    watching the socket instead of spinning on it) and are greeted once a session closes."""
+    import resource
+    import socket
+    import subprocess
+
+    binary, guest = binaries
+    sock = str(tmp_path / "qmp.sock")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.Popen([binary, "-kernel", str(guest), "-append", "mode=idle", "-serial", "none", "-S",
+                             "-qmp", f"unix:{sock},server=on,wait=off"], preexec_fn=limit,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    clients = []
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        waiting = None
+        for _ in range(100):  # more than 64 descriptors' worth
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(2)
+            client.connect(sock)
+            clients.append(client)
+            try:
+                assert b"QMP" in client.recv(4096)
+            except TimeoutError:
+                waiting = client  # svmm is out of descriptors: this one waits in the backlog
+                break
+        assert waiting is not None and len(clients) > 1
+        clients[0].close()  # a session closes, a descriptor is free
+        waiting.settimeout(30)
+        assert b"QMP" in waiting.recv(4096)
+        assert proc.poll() is None
+    finally:
+        for client in clients:
+            client.close()
+        proc.kill()
+        proc.wait(10)

@@ -10,19 +10,22 @@ struct CommandLineParser {
         "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "drive": true, "device": true,
         "serial": true, "display": true, "name": true, "nographic": false, "nodefaults": false, "S": false,
         "no-user-config": false, "enable-kvm": false, "qmp": true, "chardev": true, "mon": true,
+        "version": false, "help": false, "h": false,
     ]
 
     private(set) var config = MachineConfig()
     private var chardevs: [String: SocketAddress] = [:]
     private var debugExitSeen = false
 
-    static func parse(_ arguments: [String]) throws(CommandLineError) -> MachineConfig {
+    static func parse(_ arguments: [String]) throws(CommandLineError) -> CommandLineRequest {
         var parser = CommandLineParser()
         var remaining = arguments[...]
         while let word = remaining.popFirst() {
             guard word.hasPrefix("-") else { throw CommandLineError("invalid argument '\(word)'") }
             let name = String(word.drop { $0 == "-" })
             guard let takesArgument = options[name] else { throw CommandLineError("invalid option", option: word) }
+            if name == "version" { return .version }
+            if name == "help" || name == "h" { return .help }
             var argument = ""
             if takesArgument {
                 guard let next = remaining.popFirst() else { throw CommandLineError("requires an argument", option: word) }
@@ -34,7 +37,7 @@ struct CommandLineParser {
                 throw CommandLineError(error.message, option: error.option ?? (takesArgument ? "\(word) \(argument)" : word))
             }
         }
-        return parser.config
+        return .run(parser.config)
     }
 
     private mutating func apply(_ name: String, _ argument: String) throws(CommandLineError) {

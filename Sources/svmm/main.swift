@@ -17,7 +17,15 @@ mallopt(CKVM_M_TRIM_THRESHOLD, 256 << 20)
 
 let config: MachineConfig
 do {
-    config = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()))
+    switch try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+    case .run(let machine): config = machine
+    case .version:
+        print(UsageText.versionLines, terminator: "")
+        exit(0)
+    case .help:
+        print(UsageText.help(program: Console.programName), terminator: "")
+        exit(0)
+    }
 } catch {
     Console.error(error.line)
     exit(1)

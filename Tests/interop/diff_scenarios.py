@@ -573,7 +573,7 @@ def output_shape(text: str) -> list:
     return shape
 
 
-@scenario(xfail="svmm rejects -help, -h and -version as invalid options")
+@scenario()
 def help_and_version_output_shape(s):
     for option in ("-version", "-help", "-h"):
         result = subprocess.run([s.binary, option], capture_output=True, text=True, timeout=20,

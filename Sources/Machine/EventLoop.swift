@@ -8,6 +8,9 @@ import Synchronization
 /// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or `performAndWait`.
 public final class EventLoop: FdWatcher, @unchecked Sendable {
     private let epollFd: Int32
+    /// The block layer's descriptors again (NBD sockets, AIO completions), for `pollBlockLayer`.
+    private let blockEpollFd: Int32
+    private var blockLayerFds: Set<Int32> = []
     private let wakeup: EventFd
     private var handlers: [Int32: (UInt32) -> Void] = [:]
     private var deferred: [() -> Void] = []
@@ -17,11 +20,16 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     public init() throws(MachineError) {
         epollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFd >= 0 else { throw MachineError("epoll_create1: \(ErrnoName.of(errno))") }
+        blockEpollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard blockEpollFd >= 0 else { throw MachineError("epoll_create1: \(ErrnoName.of(errno))") }
         do { wakeup = try EventFd() } catch { throw MachineError(error.description) }
         try watch(eventFd: wakeup.fd) { [unowned self] in self.runJobs() }
     }
 
-    deinit { close(epollFd) }
+    deinit {
+        close(epollFd)
+        close(blockEpollFd)
+    }
 
     public var isCurrentThread: Bool {
         guard let threadID else { return false }
@@ -30,25 +38,31 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
 
     /// Calls `handler` on the loop thread whenever `fd` is readable. Call before `start` or on the loop.
     public func watch(_ fd: Int32, handler: @escaping () -> Void) throws(MachineError) {
-        try add(fd, events: EPOLLIN.rawValue, handler: handler)
+        try add(fd, events: EPOLLIN.rawValue) { _ in handler() }
     }
 
     /// Calls `handler` each time `eventFd` is signalled. The counter is never read: every signal is
     /// its own edge, which saves a read syscall per kick or completion on the fast path.
-    public func watch(eventFd fd: Int32, handler: @escaping () -> Void) throws(MachineError) {
-        try add(fd, events: EPOLLIN.rawValue | EPOLLET.rawValue, handler: handler)
+    /// `blockLayer`: I/O completions, which a synchronous block request waits for (see `pollBlockLayer`);
+    /// not a guest's queue kicks, which must not start requests in the middle of another one.
+    public func watch(eventFd fd: Int32, blockLayer: Bool = false, handler: @escaping () -> Void) throws(MachineError) {
+        try add(fd, events: EPOLLIN.rawValue | EPOLLET.rawValue, blockLayer: blockLayer) { _ in handler() }
     }
 
-    private func add(_ fd: Int32, events: UInt32, handler: @escaping () -> Void) throws(MachineError) {
-        try add(fd, events: events) { _ in handler() }
-    }
-
-    private func add(_ fd: Int32, events: UInt32, rawHandler: @escaping (UInt32) -> Void) throws(MachineError) {
+    private func add(_ fd: Int32, events: UInt32, blockLayer: Bool = false, rawHandler: @escaping (UInt32) -> Void) throws(MachineError) {
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
         guard epoll_ctl(epollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
             throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
+        }
+        if blockLayer {
+            // A second epoll instance sees the same descriptor with edges of its own.
+            guard epoll_ctl(blockEpollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                epoll_ctl(epollFd, EPOLL_CTL_DEL, fd, nil)
+                throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
+            }
+            blockLayerFds.insert(fd)
         }
         handlers[fd] = rawHandler
     }
@@ -62,9 +76,9 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         return events
     }
 
-    public func watch(_ fd: Int32, for interest: FdInterest, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+    public func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
         do {
-            try add(fd, events: Self.epollEvents(interest)) { events in
+            try add(fd, events: Self.epollEvents(interest), blockLayer: blockLayer) { events in
                 var ready: FdInterest = []
                 if events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
                 if events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
@@ -83,6 +97,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         guard epoll_ctl(epollFd, EPOLL_CTL_MOD, fd, &event) == 0 else {
             throw BlockError("epoll_ctl MOD fd \(fd): \(ErrnoName.of(errno))")
         }
+        if blockLayerFds.contains(fd) { epoll_ctl(blockEpollFd, EPOLL_CTL_MOD, fd, &event) }
     }
 
     public func runSoon(_ job: @escaping () -> Void) {
@@ -91,7 +106,18 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
 
     public func unwatch(_ fd: Int32) {
         epoll_ctl(epollFd, EPOLL_CTL_DEL, fd, nil)
+        if blockLayerFds.remove(fd) != nil { epoll_ctl(blockEpollFd, EPOLL_CTL_DEL, fd, nil) }
         handlers[fd] = nil
+    }
+
+    public func pollBlockLayer(timeoutMilliseconds: Int32) {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        let count = events.withUnsafeMutableBufferPointer {
+            epoll_wait(blockEpollFd, $0.baseAddress, Int32($0.count), timeoutMilliseconds)
+        }
+        for event in events.prefix(max(0, Int(count))) where blockLayerFds.contains(event.data.fd) {
+            handlers[event.data.fd]?(event.events)
+        }
     }
 
     public func start() throws(MachineError) {

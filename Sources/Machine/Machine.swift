@@ -48,7 +48,7 @@ public final class Machine: @unchecked Sendable {
         }
         loop = try EventLoop()
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(eventFd: aio.eventFd) { [aio] in aio.processCompletions() }
+        try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -98,7 +98,7 @@ public final class Machine: @unchecked Sendable {
         if mode == .native { return aio }
         if let threadPool { return threadPool }
         let pool = try ThreadPoolIo()
-        do { try loop.watch(eventFd: pool.eventFd) { [pool] in pool.processCompletions() } } catch { throw BlockError(error.description) }
+        do { try loop.watch(eventFd: pool.eventFd, blockLayer: true) { [pool] in pool.processCompletions() } } catch { throw BlockError(error.description) }
         threadPool = pool
         return pool
     }

@@ -2,8 +2,8 @@ import Block
 import Glibc
 
 /// Blocking round trips for format drivers' metadata (qcow2 over nbd): the request goes out like
-/// any other, then this thread polls the socket until its reply is in. Other requests in flight
-/// progress meanwhile. Not for a server running on the same event loop (it could not answer).
+/// any other, then the loop serves only the block layer until its reply is in. Other requests in
+/// flight progress meanwhile, and so does a server on the same event loop.
 extension NbdClientDriver: SyncBlockIO {
     public func readSync(at offset: Int64, count: Int) throws(BlockError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
@@ -34,26 +34,16 @@ extension NbdClientDriver: SyncBlockIO {
         throw BlockError("Cannot resize NBD nodes", errno: ENOTSUP)
     }
 
-    /// Starts `operation` and drives the socket until it completes.
+    /// Starts `operation` and runs the block layer's handlers until it completes (QEMU's
+    /// AIO_WAIT_WHILE): this connection's replies, and an NBD server of this same process that
+    /// has to answer it.
     private func wait(_ operation: (@escaping IoCompletion) -> Void) throws(BlockError) {
         var outcome: Result<Int, BlockError>?
         operation { outcome = $0 }
         while outcome == nil {
             guard !channel.isClosed else { throw Self.connectionLost }
-            pollOnce()
+            watcher.pollBlockLayer(timeoutMilliseconds: 1000)
         }
         if case .failure(let error) = outcome { throw error }
-    }
-
-    private func pollOnce() {
-        var events = Int16(POLLIN)
-        if channel.pendingOutputBytes > 0 { events |= Int16(POLLOUT) }
-        var descriptor = pollfd(fd: channel.fd, events: events, revents: 0)
-        guard poll(&descriptor, 1, 1000) > 0 else { return }
-        var ready: FdInterest = []
-        if descriptor.revents & Int16(POLLIN) != 0 { ready.insert(.readable) }
-        if descriptor.revents & Int16(POLLOUT) != 0 { ready.insert(.writable) }
-        if descriptor.revents & Int16(POLLHUP | POLLERR) != 0 { ready.insert([.hangup, .readable]) }
-        channel.handle(ready)
     }
 }

@@ -1,5 +1,6 @@
 import Block
 import Glibc
+import Synchronization
 
 /// The `nbd` protocol driver (QEMU's block/nbd.c): a connection to an NBD server made and
 /// negotiated at open time (blocking), then requests in flight on the event loop, matched to
@@ -8,19 +9,20 @@ public final class NbdClientDriver: BlockDriver {
     public let options: NbdClientOptions
     public let info: NbdExportInfo
     let channel: SocketChannel
+    let watcher: FdWatcher
     var pending: [UInt64: ClientRequest] = [:]
     var state: ClientReceiveState = .replyHeader
     var incoming: IncomingPayload?
     private var nextHandle: UInt64 = 1
 
     /// Connects to the server and negotiates the export; the connection then runs on `watcher`.
+    /// The blocking handshake runs on a thread of its own while the loop keeps serving the block
+    /// layer (`pollBlockLayer`), so an NBD server in this process can answer it and guest I/O
+    /// completes meanwhile.
     public static func connect(_ options: NbdClientOptions, watcher: FdWatcher) throws(BlockError) -> NbdClientDriver {
         let fd = try NbdSocket.connect(options.server)
         do {
-            var handshake = NbdClientHandshake(fd: fd, exportName: options.export)
-            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 30)
-            let info = try handshake.run()
-            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 0)
+            let info = try negotiate(fd: fd, exportName: options.export, watcher: watcher)
             NbdSocket.setNonBlocking(fd)
             return try NbdClientDriver(options: options, info: info, fd: fd, watcher: watcher)
         } catch {
@@ -29,9 +31,25 @@ public final class NbdClientDriver: BlockDriver {
         }
     }
 
+    private static func negotiate(fd: Int32, exportName: String, watcher: FdWatcher) throws(BlockError) -> NbdExportInfo {
+        let outcome = Mutex<Result<NbdExportInfo, BlockError>?>(nil)
+        try NativeThread.start(name: "svmm-nbd-connect") {
+            var handshake = NbdClientHandshake(fd: fd, exportName: exportName)
+            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 30)
+            let result = Result { () throws(BlockError) in try handshake.run() }
+            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 0)
+            outcome.withLock { $0 = result }
+        }
+        while true {
+            if let result = outcome.withLock({ $0 }) { return try result.get() }
+            watcher.pollBlockLayer(timeoutMilliseconds: 5)
+        }
+    }
+
     private init(options: NbdClientOptions, info: NbdExportInfo, fd: Int32, watcher: FdWatcher) throws(BlockError) {
         self.options = options
         self.info = info
+        self.watcher = watcher
         channel = try SocketChannel(fd: fd, watcher: watcher)
         channel.onReadable = { [weak self] in self?.receive() }
         channel.onClosed = { [weak self] reason in self?.failAll(reason) }

@@ -27,7 +27,7 @@ public final class NbdServer {
         self.watcher = watcher
         self.maxConnections = maxConnections
         do {
-            try watcher.watch(fd, for: .readable) { [weak self] _ in self?.acceptClients() }
+            try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] _ in self?.acceptClients() }
         } catch {
             close(fd)
             throw error

@@ -28,7 +28,7 @@ final class SocketChannel {
         self.fd = fd
         self.watcher = watcher
         self.input = InputBuffer(capacity: inputCapacity)
-        try watcher.watch(fd, for: .readable) { [weak self] ready in self?.handle(ready) }
+        try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] ready in self?.handle(ready) }
     }
 
     var pendingOutputBytes: Int { output.pendingBytes }

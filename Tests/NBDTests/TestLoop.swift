@@ -93,7 +93,7 @@ final class TestLoop: FdWatcher, @unchecked Sendable {
         return events
     }
 
-    func watch(_ fd: Int32, for interest: FdInterest, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
         var event = epoll_event()
         event.events = Self.events(interest)
         event.data.fd = fd
@@ -114,6 +114,13 @@ final class TestLoop: FdWatcher, @unchecked Sendable {
     }
 
     func runSoon(_ job: @escaping () -> Void) { deferred.append(job) }
+
+    /// Everything here is the block layer's, but jobs from other threads wait for the outer loop.
+    func pollBlockLayer(timeoutMilliseconds: Int32) {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), timeoutMilliseconds) }
+        for event in events.prefix(max(Int(count), 0)) where event.data.fd != wakeFd { dispatch(event) }
+    }
 
     // MARK: loop
 

@@ -11,6 +11,8 @@ public final class NbdExport {
     public let size: UInt64
     /// Flags sent to clients (SEND_DF is added per client when it negotiated structured replies).
     public internal(set) var transmissionFlags: NbdTransmissionFlags = []
+    /// The dirty bitmaps offered as `qemu:dirty-bitmap:NAME`, busy while the export lives.
+    public internal(set) var bitmaps: [BdrvDirtyBitmap] = []
     /// Set once the export is removed: it takes no new clients.
     public internal(set) var isRemoved = false
     /// Requests issued on the backend and not completed yet, over all clients.

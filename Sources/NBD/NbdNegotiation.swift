@@ -6,7 +6,7 @@ struct NbdNegotiation {
     private(set) var structured = false
     /// What the last SET_META_CONTEXT selected, and on which export.
     private(set) var metaExport: NbdExport?
-    private(set) var baseAllocation = false
+    private(set) var metaContexts = NbdMetaContexts(bitmapCount: 0)
 
     /// Checks the client's flags word; the error QEMU logs when it refuses them.
     mutating func acceptClientFlags(_ flags: UInt32) -> String? {
@@ -22,9 +22,9 @@ struct NbdNegotiation {
         return rest == 0 ? nil : "Unknown client flags 0x\(String(rest, radix: 16)) received"
     }
 
-    /// Whether BLOCK_STATUS with `base:allocation` was negotiated for `export`.
-    func blockStatusNegotiated(for export: NbdExport) -> Bool {
-        baseAllocation && metaExport === export
+    /// The contexts BLOCK_STATUS answers for on `export`; nil if none was negotiated for it.
+    func blockStatusContexts(for export: NbdExport) -> NbdMetaContexts? {
+        metaExport === export && metaContexts.count > 0 ? metaContexts : nil
     }
 
     /// Flags this client sees for `export`.
@@ -139,6 +139,8 @@ struct NbdNegotiation {
         return NegotiationStep(replies: ack(option))
     }
 
+    /// nbd_negotiate_meta_queries: LIST answers what the queries (or, with none, everything)
+    /// match, with id 0; SET selects it for transmission, with the ids BLOCK_STATUS uses.
     private mutating func metaContext(_ option: UInt32, _ data: [UInt8], exports: [NbdExport]) throws(OptionDataError) -> NegotiationStep {
         let isSet = option == NbdOption.setMetaContext
         if isSet && !structured {
@@ -146,7 +148,7 @@ struct NbdNegotiation {
         }
         if isSet {
             metaExport = nil
-            baseAllocation = false
+            metaContexts = NbdMetaContexts(bitmapCount: 0)
         }
         var reader = WireReader(data)
         let name = try Self.readName(&reader, option: option)
@@ -154,33 +156,43 @@ struct NbdNegotiation {
             return error(option, NbdOptionReply.errUnknown, "export '\(Self.sanitized(name))' not present")
         }
         guard let count = reader.u32() else { throw Self.inconsistent(option) }
-        var selected = !isSet && count == 0
-        for _ in 0..<count where try Self.readQueryMatches(&reader, option: option) { selected = true }
+        let names = export.bitmaps.map(\.name)
+        var contexts = NbdMetaContexts(bitmapCount: names.count)
+        if !isSet && count == 0 { contexts.selectAll() }
+        for _ in 0..<count {
+            if let query = try Self.readQuery(&reader, option: option) { contexts.select(query: query, names: names, isList: !isSet) }
+        }
         guard reader.remaining == 0 else { throw OptionDataError(message: Self.unexpectedLength(option)) }
         var replies: [UInt8] = []
-        if selected {
-            var writer = WireWriter()
-            writer.u32(isSet ? NbdProtocol.baseAllocationContextID : 0)
-            writer.append(NbdProtocol.baseAllocation)
-            replies += NbdReplyEncoder.optionReply(option, type: NbdOptionReply.metaContext, payload: writer.bytes)
+        if contexts.baseAllocation {
+            replies += metaContextReply(option, id: NbdProtocol.baseAllocationContextID, name: NbdProtocol.baseAllocation)
+        }
+        for (index, bitmapName) in names.enumerated() where contexts.bitmaps[index] {
+            replies += metaContextReply(option, id: NbdProtocol.dirtyBitmapContextID + UInt32(index),
+                                        name: NbdProtocol.dirtyBitmapPrefix + bitmapName)
         }
         if isSet {
             metaExport = export
-            baseAllocation = selected
+            metaContexts = contexts
         }
         return NegotiationStep(replies: replies + ack(option))
     }
 
-    /// Reads one query; true when it selects `base:allocation` (QEMU's nbd_meta_base_query).
-    private static func readQueryMatches(_ reader: inout WireReader, option: UInt32) throws(OptionDataError) -> Bool {
+    /// nbd_negotiate_send_meta_context: LIST sends every id as 0.
+    private func metaContextReply(_ option: UInt32, id: UInt32, name: String) -> [UInt8] {
+        var writer = WireWriter()
+        writer.u32(option == NbdOption.setMetaContext ? id : 0)
+        writer.append(name)
+        return NbdReplyEncoder.optionReply(option, type: NbdOptionReply.metaContext, payload: writer.bytes)
+    }
+
+    /// Reads one query (nbd_negotiate_meta_query); nil for one too long to match anything.
+    private static func readQuery(_ reader: inout WireReader, option: UInt32) throws(OptionDataError) -> [UInt8]? {
         guard let length = reader.u32() else { throw inconsistent(option) }
         guard let bytes = reader.take(Int(length)) else { throw inconsistent(option) }
-        guard length <= NbdProtocol.maxStringSize else { return false }
+        guard length <= NbdProtocol.maxStringSize else { return nil }
         guard !bytes.contains(0) else { throw OptionDataError(message: "Unexpected embedded NUL in option \(NbdOption.name(option))") }
-        let query = String(decoding: bytes, as: UTF8.self)
-        guard query.hasPrefix("base:") else { return false }
-        let rest = query.dropFirst(5)
-        return rest == "allocation" || (rest.isEmpty && option == NbdOption.listMetaContext)
+        return bytes
     }
 
     // MARK: helpers

@@ -24,6 +24,12 @@ public enum NbdProtocol {
     /// The `base:allocation` meta context's id (QEMU's NBD_META_ID_BASE_ALLOCATION).
     public static let baseAllocationContextID: UInt32 = 0
     public static let baseAllocation = "base:allocation"
+    /// The first `qemu:dirty-bitmap:NAME` context's id (NBD_META_ID_DIRTY_BITMAP, after QEMU's
+    /// qemu:allocation-depth at 1); the export's i-th bitmap has this + i.
+    public static let dirtyBitmapContextID: UInt32 = 2
+    public static let dirtyBitmapPrefix = "qemu:dirty-bitmap:"
+    /// `qemu:dirty-bitmap:` extent flag (NBD_STATE_DIRTY).
+    public static let stateDirty: UInt32 = 1
     /// `base:allocation` extent flags.
     public static let stateHole: UInt32 = 1
     public static let stateZero: UInt32 = 2

@@ -58,9 +58,11 @@ enum NbdReplyEncoder {
         return writer.bytes
     }
 
-    static func blockStatusChunk(handle: UInt64, contextID: UInt32, extents: [(length: UInt32, flags: UInt32)]) -> [UInt8] {
+    /// One NBD_REPLY_TYPE_BLOCK_STATUS chunk; `done` on the reply's last one.
+    static func blockStatusChunk(handle: UInt64, contextID: UInt32, extents: [(length: UInt32, flags: UInt32)], done: Bool = true) -> [UInt8] {
         var writer = WireWriter(capacity: 24 + 8 * extents.count)
-        writer.append(chunkHeader(handle: handle, type: NbdReplyChunk.blockStatus, flags: NbdProtocol.replyFlagDone, length: 4 + 8 * extents.count))
+        writer.append(chunkHeader(handle: handle, type: NbdReplyChunk.blockStatus, flags: done ? NbdProtocol.replyFlagDone : 0,
+                                  length: 4 + 8 * extents.count))
         writer.u32(contextID)
         for extent in extents {
             writer.u32(extent.length)

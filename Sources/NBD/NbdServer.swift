@@ -56,7 +56,7 @@ public final class NbdServer {
     public var connectionCount: Int { connections.count }
 
     /// nbd_export_create's checks, then the export is visible to clients.
-    public func addExport(_ export: NbdExport) throws(BlockError) {
+    public func addExport(_ export: NbdExport, bitmaps: [NbdExportBitmap] = []) throws(BlockError) {
         guard isRunning else { throw BlockError("NBD server not running", errno: EINVAL) }
         if export.name.utf8.count > NbdProtocol.maxStringSize {
             throw BlockError("export name '\(export.name)' too long", errno: EINVAL)
@@ -67,8 +67,39 @@ public final class NbdServer {
         if self.export(named: export.name) != nil {
             throw BlockError("NBD server already has export named '\(export.name)'", errno: EEXIST)
         }
+        let found = try Self.lookUp(bitmaps, for: export)
+        // Marked busy only once all are found, so a failure has nothing to undo.
+        for bitmap in found { bitmap.setBusy(true) }
+        export.bitmaps = found
         export.transmissionFlags = export.computeFlags(multiConn: maxConnections != 1)
         exports.append(export)
+    }
+
+    /// nbd_export_create's bitmap checks, bitmap by bitmap in the order given: a name alone is
+    /// searched on the node and below it, and an enabled bitmap on a writable node cannot go out
+    /// on a read-only export (it could change under the client); none may be busy.
+    private static func lookUp(_ requests: [NbdExportBitmap], for export: NbdExport) throws(BlockError) -> [BdrvDirtyBitmap] {
+        guard !requests.isEmpty, let node = export.backend.node else { return [] }
+        let graph = export.backend.graph
+        var found: [BdrvDirtyBitmap] = []
+        for request in requests {
+            let bitmap: BdrvDirtyBitmap
+            switch request {
+            case .local(let name):
+                guard let (owner, match) = graph.findDirtyBitmap(name, from: node) else {
+                    throw BlockError("Bitmap '\(name)' is not found", errno: ENOENT)
+                }
+                if !export.writable && owner.isWritable && match.isEnabled {
+                    throw BlockError("Enabled bitmap '\(name)' incompatible with readonly export", errno: EINVAL)
+                }
+                bitmap = match
+            case .external(let nodeName, let name):
+                bitmap = try graph.dirtyBitmap(node: nodeName, name: name).1
+            }
+            try BlockGraph.checkNotBusy(bitmap)
+            found.append(bitmap)
+        }
+        return found
     }
 
     /// `nbd-server-remove` / `block-export-del`: `safe` refuses while clients are connected.
@@ -102,6 +133,8 @@ public final class NbdServer {
             connection.close(reason: "")
         }
         let deleted: () -> Void = { [weak self] in
+            // nbd_export_delete: the bitmaps are free again.
+            for bitmap in export.bitmaps { bitmap.setBusy(false) }
             self?.watcher.runSoon { [weak self] in self?.onExportDeleted?(export) }
         }
         if export.pendingRequests == 0 { deleted() } else { export.whenIdle = deleted }

@@ -121,14 +121,27 @@ extension NbdServerConnection {
 
     private func send(_ bytes: [UInt8]) { channel.send(bytes) }
 
+    /// NBD_CMD_BLOCK_STATUS (nbd_handle_request): one chunk for each negotiated context, in
+    /// `base:allocation`, then bitmap order; the last one ends the reply.
     private func blockStatus(_ request: ServerRequest) {
         let header = request.header
         guard header.length > 0 else { return replyError(header, errno: EINVAL, message: "need non-zero length") }
-        guard let export, let probe, negotiation.blockStatusNegotiated(for: export) else {
+        guard let export, let probe, let contexts = negotiation.blockStatusContexts(for: export) else {
             return replyError(header, errno: EINVAL, message: "CMD_BLOCK_STATUS not negotiated")
         }
         let limit = header.flags.contains(.requestOne) ? 1 : Self.maxExtents
-        let extents = probe.extents(offset: header.offset, length: header.length, limit: limit)
-        send(NbdReplyEncoder.blockStatusChunk(handle: header.handle, contextID: NbdProtocol.baseAllocationContextID, extents: extents))
+        var remaining = contexts.count
+        if contexts.baseAllocation {
+            remaining -= 1
+            let extents = probe.extents(offset: header.offset, length: header.length, limit: limit)
+            send(NbdReplyEncoder.blockStatusChunk(handle: header.handle, contextID: NbdProtocol.baseAllocationContextID,
+                                                  extents: extents, done: remaining == 0))
+        }
+        for (index, bitmap) in export.bitmaps.enumerated() where contexts.bitmaps[index] {
+            remaining -= 1
+            let extents = BitmapExtents(bitmap: bitmap).extents(offset: header.offset, length: header.length, limit: limit)
+            send(NbdReplyEncoder.blockStatusChunk(handle: header.handle, contextID: NbdProtocol.dirtyBitmapContextID + UInt32(index),
+                                                  extents: extents, done: remaining == 0))
+        }
     }
 }

@@ -52,7 +52,7 @@ extension QmpMonitor {
     }
 
     /// BlockDirtyBitmapOrStr: a bitmap name on the target's node, or `{node, name}`.
-    private static func bitmapSources(_ value: JSONValue?) throws(QmpError) -> [(node: String?, name: String)] {
+    static func bitmapSources(_ value: JSONValue?) throws(QmpError) -> [(node: String?, name: String)] {
         guard case .array(let items)? = value else { return [] }
         var sources: [(node: String?, name: String)] = []
         for (index, item) in items.enumerated() {

@@ -16,8 +16,9 @@ extension QmpMonitor {
                 let name = arguments.string("name") ?? device
                 // qmp_nbd_server_add: a read-only node is exported read-only, writable or not.
                 let readOnly = (try? machine.graph.lookup(device))?.readOnly ?? false
+                // qmp_nbd_server_add: `bitmap` becomes block-export-add's one-entry `bitmaps`.
                 try addExport(id: name, node: device, name: name, writable: (arguments.bool("writable") ?? false) && !readOnly,
-                              description: arguments.string("description"))
+                              description: arguments.string("description"), bitmaps: arguments.string("bitmap").map { [.local($0)] } ?? [])
                 return .emptyObject
             },
             QmpCommand("nbd-server-remove", [.required("name", .string), .optional("mode", .string)]) { [unowned self] arguments throws(QmpError) in
@@ -38,8 +39,11 @@ extension QmpMonitor {
                 let type = arguments.string("type")!
                 guard type == "nbd" else { throw QmpError("Parameter 'type' does not accept value '\(type)'") }
                 let id = arguments.string("id")!
+                let bitmaps: [NbdExportBitmap] = try Self.bitmapSources(arguments.values["bitmaps"]).map { source in
+                    source.node.map { .external(node: $0, name: source.name) } ?? .local(source.name)
+                }
                 try addExport(id: id, node: arguments.string("node-name")!, name: arguments.string("name") ?? arguments.string("node-name")!,
-                              writable: arguments.bool("writable") ?? false, description: arguments.string("description"))
+                              writable: arguments.bool("writable") ?? false, description: arguments.string("description"), bitmaps: bitmaps)
                 return .emptyObject
             },
             QmpCommand("block-export-del", [.required("id", .string), .optional("mode", .string)]) { [unowned self] arguments throws(QmpError) in
@@ -127,7 +131,8 @@ extension QmpMonitor {
 
     /// blk_exp_add for NBD: a backend on the node taking consistent read (and write if writable),
     /// sharing all but resize, checked against the node's other users (a guest device among them).
-    private func addExport(id: String, node nodeName: String, name: String, writable: Bool, description: String?) throws(QmpError) {
+    private func addExport(id: String, node nodeName: String, name: String, writable: Bool, description: String?,
+                           bitmaps: [NbdExportBitmap]) throws(QmpError) {
         guard let server = nbdServer else { throw QmpError("NBD server not running") }
         // blk_exp_add: the id (for nbd-server-add, the export name) must be a well-formed QEMU id.
         guard BlockdevOptions.isWellFormedID(id) else { throw QmpError("Invalid block export id") }
@@ -141,7 +146,7 @@ extension QmpMonitor {
             try backend.insert(node)
             let export = NbdExport(name: name, backend: backend, writable: writable, description: description)
             do {
-                try server.addExport(export)
+                try server.addExport(export, bitmaps: bitmaps)
             } catch {
                 backend.removeNode()
                 throw error

@@ -44,16 +44,39 @@ final class ExportFixture {
         try addExportOnLoop(name: "exp", writable: true, description: nil)
     }
 
-    /// Another export of the same node (QEMU's blk_exp_add permissions).
-    func addExport(name: String, writable: Bool, description: String? = nil) throws {
-        try loop.sync { try self.addExportOnLoop(name: name, writable: writable, description: description) }
+    /// Another export of the same node (QEMU's blk_exp_add permissions), with `bitmaps`.
+    func addExport(name: String, writable: Bool, description: String? = nil, bitmaps: [NbdExportBitmap] = []) throws {
+        try loop.sync { try self.addExportOnLoop(name: name, writable: writable, description: description, bitmaps: bitmaps) }
     }
 
-    private func addExportOnLoop(name: String, writable: Bool, description: String?) throws {
+    private func addExportOnLoop(name: String, writable: Bool, description: String?, bitmaps: [NbdExportBitmap] = []) throws {
         let backend = BlockBackend(graph: graph, perm: writable ? [.consistentRead, .write] : [.consistentRead], shared: .all)
         try backend.insert(node)
         backends.append(backend)
-        try server.addExport(NbdExport(name: name, backend: backend, writable: writable, description: description))
+        try server.addExport(NbdExport(name: name, backend: backend, writable: writable, description: description), bitmaps: bitmaps)
+    }
+
+    /// block-dirty-bitmap-add on the exported node ("disk").
+    func addBitmap(_ name: String, granularity: Int64 = 65536, disabled: Bool = false) throws {
+        try loop.sync { try self.graph.addDirtyBitmap(node: "disk", name: name, granularity: granularity, persistent: false, disabled: disabled) }
+    }
+
+    /// block-dirty-bitmap-disable / -remove on the exported node, as QMP would call them.
+    func disableBitmap(_ name: String) throws {
+        try loop.sync { try self.graph.setDirtyBitmapEnabled(node: "disk", name: name, false) }
+    }
+
+    func removeBitmap(_ name: String) throws {
+        try loop.sync { try self.graph.removeDirtyBitmap(node: "disk", name: name) }
+    }
+
+    func removeExport(_ name: String, mode: NbdRemoveMode = .safe) throws {
+        try loop.sync { try self.server.removeExport(name: name, mode: mode) }
+    }
+
+    /// Whether the node's bitmap `name` is busy (exported), read on the loop.
+    func bitmapIsBusy(_ name: String) throws -> Bool {
+        try loop.sync { self.node.dirtyBitmaps.first { $0.name == name }?.isBusy ?? false }
     }
 
     var port: Int {

@@ -71,9 +71,9 @@ import Testing
         _ = negotiation.handle(option: NbdOption.structuredReply, data: [], exports: [export])
         let other = negotiation.handle(option: NbdOption.setMetaContext, data: RawPeer.metaData("exp", queries: ["qemu:dirty-bitmap:x"]), exports: [export])
         #expect(replies(other.replies).map(\.0) == [NbdOptionReply.ack])
-        #expect(!negotiation.blockStatusNegotiated(for: export))
+        #expect(negotiation.blockStatusContexts(for: export) == nil)
         _ = negotiation.handle(option: NbdOption.setMetaContext, data: RawPeer.metaData("exp", queries: ["base:allocation"]), exports: [export])
-        #expect(negotiation.blockStatusNegotiated(for: export))
+        #expect(negotiation.blockStatusContexts(for: export)?.baseAllocation == true)
     }
 
     @Test func malformedOptionsAreInvalidWithQEMUsMessages() {

@@ -11,6 +11,8 @@ final class RawPeer {
         var data: [UInt8] = []
         var chunkTypes: [UInt16] = []
         var extents: [(length: UInt32, flags: UInt32)] = []
+        /// Each BLOCK_STATUS chunk's context id, extents and whether it carried DONE.
+        var statusChunks: [(contextID: UInt32, extents: [(length: UInt32, flags: UInt32)], done: Bool)] = []
     }
 
     let fd: Int32
@@ -133,9 +135,11 @@ final class RawPeer {
         return writer.bytes
     }
 
-    /// Greeting, flags, optional STRUCTURED_REPLY and base:allocation, GO: returns size and flags.
+    /// Greeting, flags, optional STRUCTURED_REPLY and SET_META_CONTEXT (of `contexts`), GO:
+    /// returns size and flags.
     @discardableResult
-    func negotiate(export: String, structured: Bool = true, blockStatus: Bool = false) throws -> (size: UInt64, flags: UInt16) {
+    func negotiate(export: String, structured: Bool = true, blockStatus: Bool = false,
+                   contexts: [String] = [NbdProtocol.baseAllocation]) throws -> (size: UInt64, flags: UInt16) {
         try greeting()
         try sendClientFlags()
         if structured {
@@ -143,7 +147,7 @@ final class RawPeer {
             guard try optionReply().type == NbdOptionReply.ack else { throw TestFailure("structured reply refused") }
         }
         if blockStatus {
-            try option(NbdOption.setMetaContext, Self.metaData(export, queries: [NbdProtocol.baseAllocation]))
+            try option(NbdOption.setMetaContext, Self.metaData(export, queries: contexts))
             while try optionReply().type != NbdOptionReply.ack {}
         }
         try option(NbdOption.go, Self.goData(export))
@@ -204,8 +208,11 @@ final class RawPeer {
             let length = Int(payload.u16()!)
             reply.message = String(decoding: payload.take(length)!, as: UTF8.self)
         case NbdReplyChunk.blockStatus:
-            _ = payload.u32()
-            while let length = payload.u32(), let flags = payload.u32() { reply.extents.append((length, flags)) }
+            let contextID = payload.u32()!
+            var extents: [(length: UInt32, flags: UInt32)] = []
+            while let length = payload.u32(), let flags = payload.u32() { extents.append((length, flags)) }
+            reply.extents += extents
+            reply.statusChunks.append((contextID, extents, flags & NbdProtocol.replyFlagDone != 0))
         default:
             break
         }

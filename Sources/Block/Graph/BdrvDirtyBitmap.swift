@@ -11,7 +11,7 @@ public final class BdrvDirtyBitmap {
     /// False after `block-dirty-bitmap-disable`: writes no longer set bits.
     public internal(set) var isEnabled: Bool
     /// In use by an operation (a job, an export of it) that others must not change it under.
-    public internal(set) var isBusy = false
+    public private(set) var isBusy = false
     private var words: [UInt64]
     /// Bits set, kept up to date so `count` costs nothing.
     private var setBits = 0
@@ -29,6 +29,9 @@ public final class BdrvDirtyBitmap {
     }
 
     public var isRecording: Bool { isEnabled }
+
+    /// bdrv_dirty_bitmap_set_busy: an operation (an NBD export of it) takes or lets go of it.
+    public func setBusy(_ busy: Bool) { isBusy = busy }
 
     /// bdrv_get_dirty_count: dirty bytes, whole granules.
     public var count: Int64 { Int64(setBits) * granularity }

@@ -69,7 +69,7 @@ extension BlockGraph {
     }
 
     /// block_dirty_bitmap_lookup.
-    func dirtyBitmap(node nodeName: String, name: String) throws(BlockError) -> (BlockNode, BdrvDirtyBitmap) {
+    public func dirtyBitmap(node nodeName: String, name: String) throws(BlockError) -> (BlockNode, BdrvDirtyBitmap) {
         guard let node = try? lookup(nodeName) else { throw BlockError("Node '\(nodeName)' not found", errno: ENOENT) }
         guard let bitmap = node.dirtyBitmaps.first(where: { $0.name == name }) else {
             throw BlockError("Dirty bitmap '\(name)' not found", errno: ENOENT)
@@ -77,9 +77,21 @@ extension BlockGraph {
         return (node, bitmap)
     }
 
+    /// The bitmap `name` on `node` or the first node below it that has one, following filtered
+    /// children and backing files (nbd_export_create's bdrv_find_dirty_bitmap loop over
+    /// bdrv_filter_or_cow_bs): the node it is on, and the bitmap.
+    public func findDirtyBitmap(_ name: String, from node: BlockNode) -> (BlockNode, BdrvDirtyBitmap)? {
+        var current: BlockNode? = node
+        while let searched = current {
+            if let bitmap = searched.dirtyBitmaps.first(where: { $0.name == name }) { return (searched, bitmap) }
+            current = searched.filterOrCowChild
+        }
+        return nil
+    }
+
     /// bdrv_dirty_bitmap_check: a busy bitmap is refused (svmm's bitmaps are never read-only or
     /// inconsistent, the other states QEMU checks, since none is loaded from an image).
-    private static func checkNotBusy(_ bitmap: BdrvDirtyBitmap) throws(BlockError) {
+    public static func checkNotBusy(_ bitmap: BdrvDirtyBitmap) throws(BlockError) {
         if bitmap.isBusy {
             throw BlockError("Bitmap '\(bitmap.name)' is currently in use by another operation and cannot be used", errno: EBUSY)
         }

@@ -52,6 +52,13 @@ public final class BlockNode: BlockParent {
     public var file: BlockNode? { child(named: "file")?.node }
     public var backing: BlockNode? { child(named: "backing")?.node }
 
+    /// bdrv_filter_or_cow_bs: the node a filter passes requests to (its filtered child), or the
+    /// backing file of a format node; nil for a protocol node.
+    public var filterOrCowChild: BlockNode? {
+        if let filtered = children.first(where: { $0.role.contains(.filtered) }) { return filtered.node }
+        return children.first(where: { $0.role.contains(.cow) })?.node
+    }
+
     /// bdrv_get_cumulative_perm: the union of what parents use, the intersection of what they share.
     public var cumulativePermissions: (perm: BlockPermission, shared: BlockPermission) {
         parents.reduce(([], .all)) { ($0.0.union($1.perm), $0.1.intersection($1.sharedPerm)) }

@@ -4,7 +4,8 @@ plus host fio on the same file as the physical limit. Prints medians and ratios 
 import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SVMM = os.path.join(ROOT, ".build/release/svmm")
+# SVMM_BIN compares another build (e.g. the commit before a change) against the same QEMU run.
+SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
 GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = "qemu-system-x86_64"
 

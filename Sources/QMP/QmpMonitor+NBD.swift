@@ -38,6 +38,12 @@ extension QmpMonitor {
                                             .optional("bitmaps", .array)]) { [unowned self] arguments throws(QmpError) in
                 let type = arguments.string("type")!
                 guard type == "nbd" else { throw QmpError("Parameter 'type' does not accept value '\(type)'") }
+                // Options whose non-default values svmm does not implement are refused, not ignored.
+                if arguments.bool("allocation-depth") == true {
+                    throw QmpError("allocation-depth is not supported: svmm offers no qemu:allocation-depth meta context")
+                }
+                if arguments.bool("writethrough") == true { throw QmpError("writethrough is not supported by svmm's exports") }
+                if arguments.string("iothread") != nil { throw QmpError("svmm has no iothreads: 'iothread' cannot be used") }
                 let id = arguments.string("id")!
                 let bitmaps: [NbdExportBitmap] = try Self.bitmapSources(arguments.values["bitmaps"]).map { source in
                     source.node.map { .external(node: $0, name: source.name) } ?? .local(source.name)

@@ -124,6 +124,10 @@ def run_scenario(target: str, workdir: Path, blockdevs, running: bool) -> dict:
         assert answer == {"return": {}}, answer
         if not running:
             assert guest.qmp.cmd("cont") == {"return": {}}
+        else:
+            # A node added and deleted while the guest writes (blockdev-del drains it first).
+            assert guest.qmp.cmd("blockdev-add", driver="null-co", **{"node-name": "spare"}) == {"return": {}}
+            assert guest.qmp.request({"execute": "blockdev-del", "arguments": {"node-name": "spare"}}) == {"return": {}}
         guest.wait_rounds(2)
         nodes = {n["node-name"]: n for n in guest.qmp.cmd("query-named-block-nodes")["return"]}
         device = guest.qmp.cmd("query-block")["return"][0]["inserted"]

@@ -115,3 +115,18 @@ def test_writable_export_takes_nbdcopy_and_qemu_img_convert(vm, raw_qmp, tmp_pat
     assert "Images are identical" in run("qemu-img", "compare", "-f", "raw", "-F", "raw", str(other), uri).stdout
     assert qmp.cmd("block-export-del", id="exp0") == {"return": {}}
     assert filecmp.cmp(target, other, shallow=False)
+
+
+def test_export_options_svmm_does_not_implement_are_refused_not_ignored(vm, raw_qmp):
+    if is_qemu():
+        pytest.skip("QEMU implements these options")
+    qmp = raw_qmp(vm.sock)
+    start_server(qmp, str(vm.dir / "nbd.sock"))
+    for option, value, text in (("allocation-depth", True, "allocation-depth is not supported"),
+                                ("writethrough", True, "writethrough is not supported"),
+                                ("iothread", "io0", "svmm has no iothreads")):
+        reply = qmp.cmd("block-export-add", type="nbd", id="e0", **{"node-name": "d0", option: value})
+        assert text in reply["error"]["desc"], reply
+    assert qmp.cmd("query-block-exports") == {"return": []}
+    # The defaults are fine.
+    assert qmp.cmd("block-export-add", type="nbd", id="e0", **{"node-name": "d0", "allocation-depth": False}) == {"return": {}}

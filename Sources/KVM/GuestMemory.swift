@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import Synchronization
 
@@ -52,28 +53,28 @@ public final class GuestMemory: @unchecked Sendable {
         bytes.storeBytes(of: value.littleEndian, as: T.self)
     }
 
-    // Ring indices and descriptors are shared with a guest running on another CPU: they must be
-    // read and written with single loads and stores (a generic, unspecialized access may copy
-    // byte by byte and tear). These concrete accessors compile to one instruction each.
+    // Ring indices and descriptors are shared with a guest running on another CPU: they are read
+    // and written with single-copy atomic accesses of their exact width (C11 atomics in the shim),
+    // which no build configuration can split into byte copies that tear.
 
     public func loadUInt16(at address: UInt64) throws(GuestMemoryError) -> UInt16 {
-        UInt16(littleEndian: try region(at: address, length: 2).baseAddress!.loadUnaligned(as: UInt16.self))
+        UInt16(littleEndian: ckvm_atomic_load16(try region(at: address, length: 2).baseAddress!))
     }
 
     public func loadUInt32(at address: UInt64) throws(GuestMemoryError) -> UInt32 {
-        UInt32(littleEndian: try region(at: address, length: 4).baseAddress!.loadUnaligned(as: UInt32.self))
+        UInt32(littleEndian: ckvm_atomic_load32(try region(at: address, length: 4).baseAddress!))
     }
 
     public func loadUInt64(at address: UInt64) throws(GuestMemoryError) -> UInt64 {
-        UInt64(littleEndian: try region(at: address, length: 8).baseAddress!.loadUnaligned(as: UInt64.self))
+        UInt64(littleEndian: ckvm_atomic_load64(try region(at: address, length: 8).baseAddress!))
     }
 
     public func storeUInt16(_ value: UInt16, at address: UInt64) throws(GuestMemoryError) {
-        try region(at: address, length: 2).baseAddress!.storeBytes(of: value.littleEndian, as: UInt16.self)
+        ckvm_atomic_store16(try region(at: address, length: 2).baseAddress!, value.littleEndian)
     }
 
     public func storeUInt32(_ value: UInt32, at address: UInt64) throws(GuestMemoryError) {
-        try region(at: address, length: 4).baseAddress!.storeBytes(of: value.littleEndian, as: UInt32.self)
+        ckvm_atomic_store32(try region(at: address, length: 4).baseAddress!, value.littleEndian)
     }
 
     public func readBytes(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {

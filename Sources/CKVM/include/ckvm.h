@@ -62,4 +62,13 @@ static inline int ckvm_fdt_property_string(void *fdt, const char *name, const ch
     return fdt_property_string(fdt, name, value);
 }
 
+/* Single-copy atomic accesses to memory the guest shares (virtqueue indices, flags, event
+ * indices, used elements): one load or store of the exact width in every build configuration,
+ * relaxed; callers order them with fences as virtio requires. */
+static inline uint16_t ckvm_atomic_load16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED); }
+static inline uint32_t ckvm_atomic_load32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
+static inline uint64_t ckvm_atomic_load64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
+static inline void ckvm_atomic_store16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED); }
+static inline void ckvm_atomic_store32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); }
+
 #endif

@@ -9,7 +9,7 @@ struct CommandLineError: Error {
     }
 
     var line: String {
-        if let option { return "svmm: \(option): \(message)" }
-        return "svmm: \(message)"
+        if let option { return "\(Console.programName): \(option): \(message)" }
+        return "\(Console.programName): \(message)"
     }
 }

@@ -39,7 +39,7 @@ func launch() throws(MachineError) -> (Machine, QmpMonitor) {
         do throws(QmpError) { try monitor.listen(address) } catch { throw MachineError("-qmp \(address): \(error.desc)") }
     }
     try machine.start { message, status in
-        if !message.isEmpty { Console.error("svmm: \(message)") }
+        if !message.isEmpty { Console.error("\(Console.programName): \(message)") }
         _exit(status)
     }
     return (machine, monitor)
@@ -49,7 +49,7 @@ let running: (Machine, QmpMonitor)
 do {
     running = try launch()
 } catch {
-    Console.error("svmm: \(error)")
+    Console.error("\(Console.programName): \(error)")
     exit(1)
 }
 

@@ -121,3 +121,22 @@ import Testing
         #expect(result.stderr == "svmm: \(path): \(problem)\n")
     }
 }
+
+/// Error lines and the usage text name the program as it was started (QEMU's error_report uses
+/// argv[0]'s basename), so a wrapper or a symlink such as QEMU_PROG works with tools that strip it.
+@Suite struct ProgramNameTests {
+    @Test func errorsAndUsageNameTheProgramAsItWasStarted() throws {
+        try TestEnvironment.requireKVMAndImages()
+        let link = FileManager.default.temporaryDirectory.appendingPathComponent("qemu-system-x86_64-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: TestEnvironment.svmm)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        let name = URL(fileURLWithPath: link).lastPathComponent
+        let failed = try ProcessResult.run(link, ["-m", "abc"], timeout: 30)
+        #expect(failed.status == 1)
+        #expect(failed.stderr == "\(name): -m abc: Parameter 'size' expects a non-negative number below 2^64\n")
+        let help = try ProcessResult.run(link, ["-help"], timeout: 30)
+        #expect(help.status == 0 && help.stdout.contains("usage: \(name) [options]"))
+        let version = try ProcessResult.run(TestEnvironment.svmm, ["-version", "-m", "abc"], timeout: 30)
+        #expect(version.status == 0 && version.stdout.hasPrefix("svmm emulator version "))
+    }
+}

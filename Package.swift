@@ -30,7 +30,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD", "Block", "CKVM"]),
-        .testTarget(name: "QMPTests", dependencies: ["QMP"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

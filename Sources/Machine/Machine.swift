@@ -162,11 +162,19 @@ public final class Machine: @unchecked Sendable {
 
     public var isRunning: Bool { runState == .running }
 
+    /// runstate_set: every change of run state goes through QEMU's transition table.
+    func changeRunState(to next: RunState) throws(MachineError) {
+        guard runState.canChange(to: next) else {
+            throw MachineError("invalid runstate transition: '\(runState.rawValue)' -> '\(next.rawValue)'")
+        }
+        runState = next
+    }
+
     /// QMP `stop`: a running guest is paused (STOP); other states are left as they are.
     public func stop() {
         guard runState == .running else { return }
         vcpuRunner?.pause()
-        runState = .paused
+        try? changeRunState(to: .paused)  // running → paused is always in the table
         onEvent?(.stop)
     }
 
@@ -183,7 +191,7 @@ public final class Machine: @unchecked Sendable {
             throw MachineError(error.description)
         }
         guard runState != .running else { return }
-        runState = .running
+        try changeRunState(to: .running)
         vcpuRunner?.resume()
         onEvent?(.resume)
     }

@@ -56,9 +56,11 @@ public final class Vcpu: @unchecked Sendable {
     }
 
     /// Makes the next (or the current) `KVM_RUN` return `.interrupted` at once; used with a signal
-    /// to pull the vCPU out of the guest without a race.
+    /// to pull the vCPU out of the guest without a race. Another thread sets it while this one
+    /// runs the vCPU, so the field is written atomically.
     public func requestImmediateExit(_ on: Bool) {
-        run.pointee.immediate_exit = on ? 1 : 0
+        let field = UnsafeMutableRawPointer(run) + MemoryLayout<kvm_run>.offset(of: \kvm_run.immediate_exit)!
+        ckvm_atomic_store8(field, on ? 1 : 0)
     }
 
     /// Enters the guest until the next exit to user space.

@@ -145,8 +145,21 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         return done.wait()
     }
 
-    /// Runs the queued jobs now; for the loop thread while it waits on a vCPU (see VcpuRunner.pause).
-    func serviceJobs() { runJobs() }
+    /// Blocks the loop thread until a job is queued (or `timeoutMilliseconds` pass), then runs the
+    /// queued jobs: for the loop while it waits on a vCPU, which may need it meanwhile (see
+    /// VcpuRunner.pause). The counter is read here so that poll does not see it ready again;
+    /// jobs queued later signal anew, and the epoll loop gets its own edge for them.
+    func waitForJobs(timeoutMilliseconds: Int32) {
+        var descriptor = pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)
+        if poll(&descriptor, 1, timeoutMilliseconds) > 0 {
+            var counter: UInt64 = 0
+            _ = read(wakeup.fd, &counter, 8)
+        }
+        runJobs()
+    }
+
+    /// Wakes a loop blocked in `waitForJobs` (or in epoll) without queuing anything.
+    func wake() { wakeup.signal() }
 
     private func runJobs() {
         let pending = jobs.withLock { queue in

@@ -12,12 +12,13 @@ final class VcpuRunner: @unchecked Sendable {
     private struct Control {
         var pauseRequested: Bool
         var paused = false
+        /// The vCPU thread, once it runs (the loop signals it to leave KVM_RUN).
+        var thread: pthread_t?
     }
 
     private let vcpu: Vcpu
     private let control: Mutex<Control>
     private let resumed: UnsafeMutablePointer<sem_t>
-    private var thread: pthread_t?
     private let ports: PortBus
     private let transports: [(base: UInt64, transport: VirtioMmioTransport)]
     private let loop: EventLoop
@@ -39,7 +40,7 @@ final class VcpuRunner: @unchecked Sendable {
     func start() throws(MachineError) {
         do {
             try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
-                self.thread = pthread_self()
+                self.control.withLock { $0.thread = pthread_self() }
                 self.run()
             }
         } catch {
@@ -50,12 +51,15 @@ final class VcpuRunner: @unchecked Sendable {
     /// Takes the vCPU out of the guest and keeps it out; returns once it is parked. Called on the
     /// loop thread, which keeps serving the vCPU's pending MMIO hand-offs meanwhile.
     func pause() {
-        control.withLock { $0.pauseRequested = true }
+        let thread = control.withLock { state -> pthread_t? in
+            state.pauseRequested = true
+            return state.thread
+        }
         vcpu.requestImmediateExit(true)
         if let thread { pthread_kill(thread, VcpuKick.signal) }
+        // Blocks until the vCPU says it is parked, running its MMIO hand-offs meanwhile: no spinning.
         while !control.withLock({ $0.paused }) {
-            loop.serviceJobs()
-            usleep(100)
+            loop.waitForJobs(timeoutMilliseconds: 50)
         }
     }
 
@@ -69,8 +73,8 @@ final class VcpuRunner: @unchecked Sendable {
 
     private func parkIfRequested() {
         guard control.withLock({ $0.pauseRequested }) else { return }
-        vcpu.requestImmediateExit(false)
         control.withLock { $0.paused = true }
+        loop.wake()
         while true {
             while sem_wait(resumed) != 0 {}
             let stillPaused = control.withLock { state -> Bool in
@@ -85,7 +89,11 @@ final class VcpuRunner: @unchecked Sendable {
         while true {
             parkIfRequested()
             do {
-                try handle(try vcpu.runOnce())
+                let exit = try vcpu.runOnce()
+                // An immediate exit stays requested until cleared; clearing it after every
+                // interruption (then checking for a pause) can neither lose a pause nor spin.
+                if case .interrupted = exit { vcpu.requestImmediateExit(false) }
+                try handle(exit)
             } catch {
                 return onStop("\(error)", 1)
             }

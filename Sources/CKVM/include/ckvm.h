@@ -70,5 +70,7 @@ static inline uint32_t ckvm_atomic_load32(const void *p) { return __atomic_load_
 static inline uint64_t ckvm_atomic_load64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
 static inline void ckvm_atomic_store16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED); }
 static inline void ckvm_atomic_store32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); }
+/* kvm_run.immediate_exit is set by the loop thread and cleared by the vCPU thread. */
+static inline void ckvm_atomic_store8(void *p, uint8_t v) { __atomic_store_n((uint8_t *)p, v, __ATOMIC_SEQ_CST); }
 
 #endif

@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd clean kvm-check
+.PHONY: all deps guest build run test interop-test graph bench bench-nbd clean kvm-check check-sanitizers
 
 all: build
 
@@ -43,6 +43,10 @@ test: deps guest kvm-check
 interop-test: deps guest kvm-check
 	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) PYTHONDONTWRITEBYTECODE=1 \
 	    venv/bin/python -m pytest -q Tests/interop $(PYTEST_ARGS)
+
+# svmm under ThreadSanitizer and AddressSanitizer through the interop suite (slow: not in `make test`).
+check-sanitizers: deps guest kvm-check
+	scripts/check-sanitizers.sh
 
 # Renders the block graph of a running svmm as SVG with Graphviz:
 #   make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]

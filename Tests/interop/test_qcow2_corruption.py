@@ -36,6 +36,8 @@ def outcome(target: str, workdir: Path) -> dict:
                                capture_output=True, text=True, timeout=60)
         second = subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x44 1M 4k", f"nbd+unix:///x?socket={sock}"],
                                 capture_output=True, text=True, timeout=60)
+        read = subprocess.run(["qemu-io", "-f", "raw", "-c", "read 0 4k", f"nbd+unix:///x?socket={sock}"],
+                              capture_output=True, text=True, timeout=60)
         guest.qmp.cmd("query-status")  # the event, if any, has been read by now
         events = [{k: v for k, v in e.items() if k != "timestamp"} for e in guest.qmp.events
                   if e["event"] == "BLOCK_IMAGE_CORRUPTED"]
@@ -49,6 +51,8 @@ def outcome(target: str, workdir: Path) -> dict:
     return {
         "first-write-failed": "failed" in write.stdout + write.stderr,
         "second-write-failed": "failed" in second.stdout + second.stderr,
+        # After a fatal corruption the node is unusable, reads included.
+        "read-after": (read.stdout + read.stderr).strip().splitlines()[-1:],
         "events": events,
         "corrupt": info["format-specific"]["data"].get("corrupt"),
         # The header is intact but for the corrupt bit in the incompatible features (byte 0x4f).

@@ -2,6 +2,8 @@ import Glibc
 
 extension Qcow2Driver {
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
+        // qcow2_signal_corruption makes the node unusable after a fatal corruption (bs->drv = NULL).
+        if metadata.isCorrupt { return completion(.failure(BlockError("No medium found", errno: ENOMEDIUM))) }
         let length = vector.totalLength
         guard length > 0 else { return completion(.success(0)) }
         if let park = parking(offset, Int64(length), writing: false) {

@@ -15,6 +15,11 @@ public final class Machine: @unchecked Sendable {
     /// Started on first use: only `aio=threads` nodes need it.
     private var threadPool: ThreadPoolIo?
     public let graph = BlockGraph()
+    /// NBD connections negotiated off the loop for the blockdev-add that is opening now.
+    private var negotiatedNbd: [NbdConnection] = []
+    /// blockdev-adds waiting for their NBD handshakes, by number.
+    private var pendingOpens: [Int: (BlockdevOptions, (Result<Void, BlockError>) -> Void)] = [:]
+    private var nextOpen = 0
     /// BlockBackends by name: `-drive` ids.
     private(set) var namedBackends: [String: BlockBackend] = [:]
     private(set) var deviceBackends: [BlockBackend] = []
@@ -67,7 +72,12 @@ public final class Machine: @unchecked Sendable {
     private func openBlockNodes() throws(MachineError) {
         graph.runSoon = { [unowned self] job in self.loop.runSoon(job) }
         opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
-        opener.nbdConnector = { [unowned self] options throws(BlockError) in try NbdClientDriver.connect(options, watcher: self.loop) }
+        opener.nbdConnector = { [unowned self] options throws(BlockError) in
+            if let index = negotiatedNbd.firstIndex(where: { $0.options == options }) {
+                return try NbdClientDriver.adopt(negotiatedNbd.remove(at: index), watcher: self.loop)
+            }
+            return try NbdClientDriver.connect(options, watcher: self.loop)
+        }
         for blockdev in config.blockdevs {
             do { try opener.open(blockdev.options) } catch { throw MachineError("-blockdev \(blockdev.source): \(error)") }
         }
@@ -157,6 +167,57 @@ public final class Machine: @unchecked Sendable {
     public func onLoop(_ job: @escaping @Sendable () -> Void) { loop.perform(job) }
 
     public var eventLoop: FdWatcher { loop }
+
+    /// `blockdev-add` (on the loop thread): NBD client nodes in the options are connected and
+    /// negotiated on a thread of their own first, so the loop is not held up by a slow server;
+    /// then the nodes open on the loop, with those connections.
+    public func openBlockdev(_ options: BlockdevOptions, completion: @escaping (Result<Void, BlockError>) -> Void) {
+        let clients = options.nbdClients
+        guard !clients.isEmpty else {
+            return completion(Result { () throws(BlockError) in try opener.open(options) }.map { _ in })
+        }
+        nextOpen += 1
+        let id = nextOpen
+        pendingOpens[id] = (options, completion)
+        let loop = self.loop
+        do {
+            try NativeThread.start(name: "svmm-nbd-connect") { [unowned self] in
+                let result = Self.negotiateAll(clients)
+                loop.perform { [unowned self] in self.finishOpen(id, with: result) }
+            }
+        } catch {
+            pendingOpens[id] = nil
+            completion(.failure(error))
+        }
+    }
+
+    /// The handshakes, one after the other; on a failure the ones done are closed.
+    private static func negotiateAll(_ clients: [NbdClientOptions]) -> Result<[NbdConnection], BlockError> {
+        var connections: [NbdConnection] = []
+        for client in clients {
+            do throws(BlockError) {
+                connections.append(try NbdClientDriver.negotiate(client))
+            } catch {
+                connections.forEach { $0.close() }
+                return .failure(error)
+            }
+        }
+        return .success(connections)
+    }
+
+    private func finishOpen(_ id: Int, with connections: Result<[NbdConnection], BlockError>) {
+        guard let (options, completion) = pendingOpens.removeValue(forKey: id) else { return }
+        switch connections {
+        case .failure(let error): completion(.failure(error))
+        case .success(let negotiated):
+            negotiatedNbd = negotiated
+            defer {
+                negotiatedNbd.forEach { $0.close() }  // opening failed before it used them
+                negotiatedNbd = []
+            }
+            completion(Result { () throws(BlockError) in try opener.open(options) }.map { _ in })
+        }
+    }
 
     // MARK: run state (loop thread)
 

@@ -18,31 +18,43 @@ public final class NbdClientDriver: BlockDriver {
     /// Connects to the server and negotiates the export; the connection then runs on `watcher`.
     /// The blocking handshake runs on a thread of its own while the loop keeps serving the block
     /// layer (`pollBlockLayer`), so an NBD server in this process can answer it and guest I/O
-    /// completes meanwhile.
+    /// completes meanwhile. (QMP's blockdev-add negotiates before it opens: `negotiate(_:)`.)
     public static func connect(_ options: NbdClientOptions, watcher: FdWatcher) throws(BlockError) -> NbdClientDriver {
+        let outcome = Mutex<Result<NbdConnection, BlockError>?>(nil)
+        try NativeThread.start(name: "svmm-nbd-connect") {
+            let result = Result { () throws(BlockError) in try negotiate(options) }
+            outcome.withLock { $0 = result }
+        }
+        while true {
+            if let result = outcome.withLock({ $0 }) { return try adopt(try result.get(), watcher: watcher) }
+            watcher.pollBlockLayer(timeoutMilliseconds: 5)
+        }
+    }
+
+    /// Connects and runs the handshake, blocking the calling thread (any thread: nothing of the
+    /// loop's is touched). `adopt` then runs the connection on the loop.
+    public static func negotiate(_ options: NbdClientOptions) throws(BlockError) -> NbdConnection {
         let fd = try NbdSocket.connect(options.server)
-        do {
-            let info = try negotiate(fd: fd, exportName: options.export, watcher: watcher)
-            NbdSocket.setNonBlocking(fd)
-            return try NbdClientDriver(options: options, info: info, fd: fd, watcher: watcher)
+        do throws(BlockError) {
+            var handshake = NbdClientHandshake(fd: fd, exportName: options.export)
+            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 30)
+            let info = try handshake.run()
+            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 0)
+            return NbdConnection(options: options, fd: fd, info: info)
         } catch {
             Glibc.close(fd)
             throw error
         }
     }
 
-    private static func negotiate(fd: Int32, exportName: String, watcher: FdWatcher) throws(BlockError) -> NbdExportInfo {
-        let outcome = Mutex<Result<NbdExportInfo, BlockError>?>(nil)
-        try NativeThread.start(name: "svmm-nbd-connect") {
-            var handshake = NbdClientHandshake(fd: fd, exportName: exportName)
-            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 30)
-            let result = Result { () throws(BlockError) in try handshake.run() }
-            BlockingSocket(fd: fd).setReceiveTimeout(seconds: 0)
-            outcome.withLock { $0 = result }
-        }
-        while true {
-            if let result = outcome.withLock({ $0 }) { return try result.get() }
-            watcher.pollBlockLayer(timeoutMilliseconds: 5)
+    /// A negotiated connection becomes a driver whose requests run on `watcher`.
+    public static func adopt(_ connection: NbdConnection, watcher: FdWatcher) throws(BlockError) -> NbdClientDriver {
+        NbdSocket.setNonBlocking(connection.fd)
+        do throws(BlockError) {
+            return try NbdClientDriver(options: connection.options, info: connection.info, fd: connection.fd, watcher: watcher)
+        } catch {
+            Glibc.close(connection.fd)
+            throw error
         }
     }
 

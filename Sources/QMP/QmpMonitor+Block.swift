@@ -4,15 +4,17 @@ import Machine
 extension QmpMonitor {
     func blockCommands() -> [QmpCommand] {
         [
-            QmpCommand("blockdev-add", nil) { [unowned self] arguments throws(QmpError) in
-                guard case .object(let members) = arguments.values.optionValue else { throw QmpError("QMP input member 'arguments' must be an object") }
-                do throws(BlockError) {
-                    let options = try BlockdevOptions(members, fromCommandLine: false)
-                    try machine.opener.open(options)
-                } catch {
-                    throw QmpError(error)
+            QmpCommand(async: "blockdev-add", nil) { [unowned self] arguments, reply in
+                guard case .object(let members) = arguments.values.optionValue else {
+                    return reply(.failure(QmpError("QMP input member 'arguments' must be an object")))
                 }
-                return .emptyObject
+                let options: BlockdevOptions
+                do throws(BlockError) {
+                    options = try BlockdevOptions(members, fromCommandLine: false)
+                } catch {
+                    return reply(.failure(QmpError(error)))
+                }
+                machine.openBlockdev(options) { result in reply(result.map { .emptyObject }.mapError(QmpError.init)) }
             },
             QmpCommand(async: "blockdev-del", [.required("node-name", .string)]) { [unowned self] arguments, reply in
                 deleteNode(arguments.string("node-name")!, reply: reply)

@@ -58,3 +58,41 @@ def test_qcow2_over_an_nbd_export_of_the_same_process(tmp_path):
     assert svmm == {"export-file": {"return": {}}, "add-qcow2-over-own-nbd": {"return": {}},
                     "export-qcow2": {"return": {}}, "read": 0, "write": 0, "read-back": 0,
                     "del-qcow2": {"return": {}}, "status": "prelaunch", "check": 0, "data": 0}, svmm
+
+
+def test_a_silent_nbd_server_does_not_hold_up_the_loop(tmp_path):
+    """blockdev-add of an NBD node whose server accepts and then says nothing: the handshake runs
+    off the loop, so another QMP client (and the guest) are served meanwhile; when the server goes
+    away the blockdev-add fails with the handshake's error."""
+    import socket
+    import threading
+
+    from conftest import RawQMP
+
+    workdir = tmp_path / "svmm"
+    workdir.mkdir()
+    with open(workdir / "d.raw", "wb") as disk:
+        disk.truncate(MiB)
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(str(workdir / "silent.sock"))
+    silent.listen(1)
+    guest = Guest("svmm", workdir, [f"driver=file,node-name=top,filename={workdir / 'd.raw'}"], mode="idle")
+    try:
+        answer = {}
+        adding = threading.Thread(target=lambda: answer.update(guest.qmp.request({
+            "execute": "blockdev-add", "arguments": {"driver": "nbd", "node-name": "n",
+                                                     "server": {"type": "unix", "path": str(workdir / "silent.sock")}}})))
+        adding.start()
+        peer, _ = silent.accept()  # the handshake has started and waits for the greeting
+        other = RawQMP(guest.sock)
+        assert other.cmd("query-status")["return"]["status"] == "prelaunch"
+        assert "return" in other.cmd("query-named-block-nodes")
+        assert adding.is_alive() and not answer
+        peer.close()
+        adding.join(30)
+        assert "error" in answer, answer
+        other.close()
+        guest.quit()
+    finally:
+        silent.close()
+        guest.kill()

@@ -7,3 +7,22 @@ extension BlockdevOptions.Driver {
         }
     }
 }
+
+extension BlockdevOptions {
+    /// Every NBD client node these options open, children included, in the order the opener opens them.
+    public var nbdClients: [NbdClientOptions] {
+        switch driver {
+        case .nbd(let nbd): [nbd]
+        case .raw(let file, _, _): file.nbdClients
+        case .qcow2(let file, let backing): file.nbdClients + (backing?.nbdClients ?? [])
+        case .file, .nullCo: []
+        }
+    }
+}
+
+extension BlockdevOptions.Reference {
+    var nbdClients: [NbdClientOptions] {
+        if case .options(let options) = self { return options.nbdClients }
+        return []
+    }
+}

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import CommandLineOptions
 import Machine
 import QMP
 

@@ -1,5 +1,5 @@
 /// A command-line problem: printed as `svmm: <option>: <message>`, exit status 1, as QEMU does.
-struct CommandLineError: Error {
+public struct CommandLineError: Error {
     var option: String?
     let message: String
 
@@ -8,7 +8,7 @@ struct CommandLineError: Error {
         self.option = option
     }
 
-    var line: String {
+    public var line: String {
         if let option { return "svmm: \(option): \(message)" }
         return "svmm: \(message)"
     }

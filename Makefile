@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd clean kvm-check
+.PHONY: all deps guest build run test interop-test graph bench bench-nbd fuzz clean kvm-check
 
 all: build
 
@@ -43,6 +43,11 @@ test: deps guest kvm-check
 interop-test: deps guest kvm-check
 	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) PYTHONDONTWRITEBYTECODE=1 \
 	    venv/bin/python -m pytest -q Tests/interop $(PYTEST_ARGS)
+
+# libFuzzer over every parser of outside input (README "Fuzzing"): FUZZ_SECONDS=N per target
+# (default 60), FUZZ_TARGETS="elf qmp" for some of them. Crashes land in Tests/fuzz-corpus/<target>/crashes/.
+fuzz:
+	scripts/fuzz.sh
 
 # Renders the block graph of a running svmm as SVG with Graphviz:
 #   make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]

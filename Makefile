@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd clean kvm-check check-sanitizers
+.PHONY: all deps guest build run test interop-test graph bench bench-nbd fuzz clean kvm-check check-sanitizers
 
 all: build
 
@@ -47,6 +47,11 @@ interop-test: deps guest kvm-check
 # svmm under ThreadSanitizer and AddressSanitizer through the interop suite (slow: not in `make test`).
 check-sanitizers: deps guest kvm-check
 	scripts/check-sanitizers.sh
+
+# libFuzzer over every parser of outside input (README "Fuzzing"): FUZZ_SECONDS=N per target
+# (default 60), FUZZ_TARGETS="elf qmp" for some of them. Crashes land in Tests/fuzz-corpus/<target>/crashes/.
+fuzz:
+	scripts/fuzz.sh
 
 # Renders the block graph of a running svmm as SVG with Graphviz:
 #   make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]

@@ -25,13 +25,24 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM"]),
-        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM"]),
+        .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
+        // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
+        .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM"]),
+        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD", "Block", "CKVM"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer binary has no main of its own (libFuzzer brings one), so it only exists in the
+// sanitized build `make fuzz` runs (scripts/fuzz.sh sets SVMM_FUZZ=1); a plain build never links it.
+if Context.environment["SVMM_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "svmm-fuzz", dependencies: ["FuzzTargets"]))
+    package.products.append(.executable(name: "svmm-fuzz", targets: ["svmm-fuzz"]))
+}

@@ -105,40 +105,39 @@ public final class BlockBackend: BlockParent {
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
         guard let root = checked(offset, Int64(vector.totalLength), needs: [], completion) else { return }
-        if holdBack({ [self] in read(at: offset, into: vector, completion: completion) }) { return }
+        if root.node.isQuiesced { return holdBack { [self] in read(at: offset, into: vector, completion: completion) } }
         root.read(at: offset, into: vector, completion: completion)
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard let root = checked(offset, Int64(vector.totalLength), needs: .write, completion) else { return }
-        if holdBack({ [self] in write(at: offset, from: vector, completion: completion) }) { return }
+        if root.node.isQuiesced { return holdBack { [self] in write(at: offset, from: vector, completion: completion) } }
         root.write(at: offset, from: vector, completion: completion)
     }
 
     public func flush(completion: @escaping IoCompletion) {
         guard let root else { return completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM))) }
-        if holdBack({ [self] in flush(completion: completion) }) { return }
+        if root.node.isQuiesced { return holdBack { [self] in flush(completion: completion) } }
         root.flush(completion: completion)
     }
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
         guard let root = checked(offset, length, needs: .write, completion) else { return }
-        if holdBack({ [self] in discard(at: offset, length: length, completion: completion) }) { return }
+        if root.node.isQuiesced { return holdBack { [self] in discard(at: offset, length: length, completion: completion) } }
         root.discard(at: offset, length: length, completion: completion)
     }
 
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
         guard let root = checked(offset, length, needs: .write, completion) else { return }
-        if holdBack({ [self] in writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion) }) { return }
+        if root.node.isQuiesced { return holdBack { [self] in writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion) } }
         root.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion)
     }
 
     /// blk_wait_while_drained: while the node under the root is in a drained section, a new
     /// request waits here and starts again (through whatever edge the root is then) at its end.
-    private func holdBack(_ request: @escaping () -> Void) -> Bool {
-        guard let root, root.node.isQuiesced else { return false }
+    /// (Callers test `isQuiesced` first, so the fast path makes no closure.)
+    private func holdBack(_ request: @escaping () -> Void) {
         heldBack.append(request)
-        return true
     }
 
     /// Starts the requests held back by a drained section that has ended.

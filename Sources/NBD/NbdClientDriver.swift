@@ -58,7 +58,8 @@ public final class NbdClientDriver: BlockDriver {
         }
     }
 
-    private init(options: NbdClientOptions, info: NbdExportInfo, fd: Int32, watcher: FdWatcher) throws(BlockError) {
+    /// Over a negotiated connection (`adopt`, or the fuzz target over a socket pair).
+    init(options: NbdClientOptions, info: NbdExportInfo, fd: Int32, watcher: FdWatcher) throws(BlockError) {
         self.options = options
         self.info = info
         self.watcher = watcher

@@ -2,12 +2,6 @@ import Glibc
 
 /// Unbuffered writes to stderr, safe from any thread (no shared `FILE *`).
 enum Console {
-    /// The name svmm was started as (argv[0]'s basename), as QEMU's usage text names itself.
-    static var programName: String {
-        let path = CommandLine.arguments.first ?? "svmm"
-        return path.split(separator: "/").last.map(String.init) ?? path
-    }
-
     static func error(_ line: String) {
         let bytes = Array((line + "\n").utf8)
         var offset = 0

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import CommandLineOptions
 import Machine
 import QMP
 
@@ -23,7 +24,7 @@ do {
         print(UsageText.versionLines, terminator: "")
         exit(0)
     case .help:
-        print(UsageText.help(program: Console.programName), terminator: "")
+        print(UsageText.help(program: ProgramName.basename), terminator: "")
         exit(0)
     }
 } catch {
@@ -39,7 +40,7 @@ func launch() throws(MachineError) -> (Machine, QmpMonitor) {
         do throws(QmpError) { try monitor.listen(address) } catch { throw MachineError("-qmp \(address): \(error.desc)") }
     }
     try machine.start { message, status in
-        if !message.isEmpty { Console.error("\(Console.programName): \(message)") }
+        if !message.isEmpty { Console.error("\(ProgramName.basename): \(message)") }
         _exit(status)
     }
     return (machine, monitor)
@@ -49,7 +50,7 @@ let running: (Machine, QmpMonitor)
 do {
     running = try launch()
 } catch {
-    Console.error("\(Console.programName): \(error)")
+    Console.error("\(ProgramName.basename): \(error)")
     exit(1)
 }
 

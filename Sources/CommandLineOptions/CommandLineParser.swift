@@ -4,7 +4,7 @@ import Machine
 
 /// Turns QEMU-shaped arguments (`-m 512 -kernel guest.elf -blockdev ... -device ...`) into a
 /// `MachineConfig`. Each problem is one `CommandLineError` naming the option, as QEMU reports it.
-struct CommandLineParser {
+public struct CommandLineParser {
     /// Options and whether they take an argument.
     static let options: [String: Bool] = [
         "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "drive": true, "device": true,
@@ -17,7 +17,7 @@ struct CommandLineParser {
     private var chardevs: [String: SocketAddress] = [:]
     private var debugExitSeen = false
 
-    static func parse(_ arguments: [String]) throws(CommandLineError) -> CommandLineRequest {
+    public static func parse(_ arguments: [String]) throws(CommandLineError) -> CommandLineRequest {
         var parser = CommandLineParser()
         var remaining = arguments[...]
         while let word = remaining.popFirst() {

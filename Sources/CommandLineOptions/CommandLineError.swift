@@ -1,5 +1,5 @@
 /// A command-line problem: printed as `svmm: <option>: <message>`, exit status 1, as QEMU does.
-struct CommandLineError: Error {
+public struct CommandLineError: Error {
     var option: String?
     let message: String
 
@@ -8,8 +8,8 @@ struct CommandLineError: Error {
         self.option = option
     }
 
-    var line: String {
-        if let option { return "\(Console.programName): \(option): \(message)" }
-        return "\(Console.programName): \(message)"
+    public var line: String {
+        if let option { return "\(ProgramName.basename): \(option): \(message)" }
+        return "\(ProgramName.basename): \(message)"
     }
 }

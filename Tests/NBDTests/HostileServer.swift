@@ -86,25 +86,13 @@ final class HostileServer: @unchecked Sendable {
     }
 
     static func optionReply(_ option: UInt32, _ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        var writer = WireWriter()
-        writer.u64(NbdProtocol.optionReplyMagic)
-        writer.u32(option)
-        writer.u32(type)
-        writer.u32(UInt32(payload.count))
-        writer.append(payload)
-        return writer.bytes
+        NbdReplyEncoder.optionReply(option, type: type, payload: payload)
     }
 
-    /// A structured reply chunk.
+    /// A structured reply chunk (the server's own encoder, with a payload the test makes up).
     static func chunk(handle: UInt64, type: UInt16, done: Bool, _ payload: [UInt8]) -> [UInt8] {
-        var writer = WireWriter()
-        writer.u32(NbdProtocol.structuredReplyMagic)
-        writer.u16(done ? NbdProtocol.replyFlagDone : 0)
-        writer.u16(type)
-        writer.u64(handle)
-        writer.u32(UInt32(payload.count))
-        writer.append(payload)
-        return writer.bytes
+        NbdReplyEncoder.chunkHeader(handle: handle, type: type, flags: done ? NbdProtocol.replyFlagDone : 0, length: payload.count)
+            + payload
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -35,6 +35,7 @@ static inline void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 #define EXIT_REQ_STATUS 4
 #define EXIT_SETUP      5
 #define EXIT_WRITER     6
+#define EXIT_RAMDIRTY   7
 #define EXIT_EXCEPTION  0x7f
 
 /* ---- serial.c ---- */
@@ -85,5 +86,6 @@ void tsc_calibrate(void);
 NORETURN void selftest(void);
 NORETURN void bench(const char *cmdline);
 NORETURN void writer(const char *cmdline);
+NORETURN void ramdirty(const char *cmdline);
 
 #endif

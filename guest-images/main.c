@@ -110,6 +110,8 @@ NORETURN void main(uint32_t start_info_pa)
         serial_flush();
         halt_forever();
     }
+    if (str_is(mode, ml, "ramdirty"))
+        ramdirty(cmdline);                      /* RAM only: no disk needed */
     int m_self = str_is(mode, ml, "selftest"), m_bench = str_is(mode, ml, "bench"),
         m_writer = str_is(mode, ml, "writer");
     if (!m_self && !m_bench && !m_writer) {

@@ -24,11 +24,14 @@ let package = Package(
             "KVM", "Block", "Devices", "CKVM", "NBD",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM"]),
+        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
+        // zlib's crc32 for the migration stream's checksums.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CZlib"]),
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM"]),
-        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions"]),
+        .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions", "Migration"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
@@ -36,6 +39,7 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "KVM"]),
     ],
     swiftLanguageModes: [.v6]
 )

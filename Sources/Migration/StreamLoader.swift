@@ -1,0 +1,54 @@
+/// The destination's reading of a whole stream (QEMU's qemu_loadvm_state): the machine
+/// record first (checked against this VM), then pages, iterations, device sections and the
+/// global state in any order, each device section once, then `end`. Pages go to RAM as they
+/// come; device state is returned, to be loaded on the loop.
+public enum StreamLoader {
+    public static func load<Input: StreamInput>(_ decoder: inout StreamDecoder<Input>, into ram: RamSink,
+                                                 expecting mine: MachineDescription) throws(StreamError) -> LoadedStream {
+        try decoder.readHeader()
+        let first = try decoder.next()
+        guard first.type == .machine else {
+            throw first.error("the stream must start with the machine record, not a \(first.type) record")
+        }
+        let source = try MachineDescription.decode(first)
+        try mine.check(source: source)
+        var loaded = LoadedStream(source: source)
+        var globalStateSeen = false
+        let expected = Set(mine.sections)
+        while true {
+            let record = try decoder.next()
+            switch record.type {
+            case .machine:
+                throw record.error("a second machine record")
+            case .ram:
+                for entry in try RamPageEntries.parse(record, pageCount: mine.pageCount) {
+                    try ram.writePage(entry.index, from: entry.data ?? ZeroPage.page)
+                    loaded.pages += 1
+                    if entry.data == nil { loaded.zeroPages += 1 }
+                }
+            case .ramEndOfIteration:
+                guard record.payload.isEmpty else { throw record.error("an end-of-iteration record carries no payload") }
+                loaded.iterations += 1
+            case .device:
+                let id = SectionID(name: record.name, instance: record.instance)
+                guard expected.contains(id) else {
+                    throw record.error("Unknown savevm section or instance \(id). Make sure that your current VM setup matches your saved VM setup, including any hotplugged devices")
+                }
+                guard !loaded.devices.contains(where: { $0.id == id }) else { throw record.error("the section came twice") }
+                loaded.devices.append(DeviceStateRecord(id: id, version: record.version, payload: Array(record.payload)))
+            case .globalState:
+                var reader = PayloadReader(record)
+                loaded.sourceRunState = try reader.string("run state")
+                try reader.expectEnd()
+                globalStateSeen = true
+            case .end:
+                let arrived = Set(loaded.devices.map(\.id))
+                if let missing = mine.sections.first(where: { !arrived.contains($0) }) {
+                    throw record.error("the stream ended without device section \(missing)")
+                }
+                guard globalStateSeen else { throw record.error("the stream ended without the globalstate section") }
+                return loaded
+            }
+        }
+    }
+}

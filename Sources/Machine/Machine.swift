@@ -25,6 +25,12 @@ public final class Machine: @unchecked Sendable {
     private(set) var deviceBackends: [BlockBackend] = []
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     var vcpuRunner: VcpuRunner?
+    /// The port devices, for their state sections (owned by the vCPU thread; see Machine+State).
+    var serialDevice: Serial16550?
+    var debugExitDevice: DebugExit?
+    /// Set by `loadState`: the restored queues are looked at once the VM resumes (a kick the
+    /// source took but did not act on is not lost).
+    var kickQueuesOnResume = false
     /// The KVM memory slot of guest RAM.
     static let ramSlot: UInt32 = 0
     private let serialFd: Int32?
@@ -266,15 +272,20 @@ public final class Machine: @unchecked Sendable {
         }
         guard runState != .running else { return }
         try changeRunState(to: .running)
+        if kickQueuesOnResume { kickRestoredQueues() }
         vcpuRunner?.resume()
         onEvent?(.resume)
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {
         var bus = PortBus()
-        bus.add(Serial16550(outputFd: serialFd), base: Serial16550.defaultBase, count: Serial16550.portCount)
+        let serial = Serial16550(outputFd: serialFd)
+        serialDevice = serial
+        bus.add(serial, base: Serial16550.defaultBase, count: Serial16550.portCount)
         if let port = config.debugExitPort {
-            bus.add(DebugExit { status in onStop("", status) }, base: port, count: 1)
+            let debugExit = DebugExit(iobase: port) { status in onStop("", status) }
+            debugExitDevice = debugExit
+            bus.add(debugExit, base: port, count: 1)
         }
         return bus
     }

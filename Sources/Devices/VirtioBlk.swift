@@ -21,7 +21,7 @@ public final class VirtioBlk: VirtioDevice {
     private var generation = 0
     /// Requests submitted and not yet completed. While there are some, the device looks at the
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
-    private var inFlight = 0
+    var inFlight = 0
     private var processing = false
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
@@ -176,7 +176,10 @@ public final class VirtioBlk: VirtioDevice {
         if isWrite {
             backend.write(at: offset, from: vector) { self.finish(pending, $0, written: 0) }
         } else {
-            backend.read(at: offset, into: vector) { self.finish(pending, $0, written: UInt32(buffers.length)) }
+            backend.read(at: offset, into: vector) {
+                buffers.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
+                self.finish(pending, $0, written: UInt32(buffers.length))
+            }
         }
     }
 

@@ -10,7 +10,7 @@ public struct CommandLineParser {
         "m": true, "smp": true, "kernel": true, "append": true, "blockdev": true, "drive": true, "device": true,
         "serial": true, "display": true, "name": true, "nographic": false, "nodefaults": false, "S": false,
         "no-user-config": false, "enable-kvm": false, "qmp": true, "chardev": true, "mon": true,
-        "version": false, "help": false, "h": false,
+        "version": false, "help": false, "h": false, "incoming": true,
     ]
 
     private(set) var config = MachineConfig()
@@ -60,6 +60,7 @@ public struct CommandLineParser {
             let (id, address) = try MonitorOption.parseChardev(argument)
             chardevs[id] = address
         case "mon": config.qmpAddresses.append(try MonitorOption.parseMon(argument, chardevs: chardevs))
+        case "incoming": config.incoming = argument  // checked when the machine starts listening
         default: break  // accepted for compatibility, no effect here
         }
     }

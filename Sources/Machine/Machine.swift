@@ -36,13 +36,17 @@ public final class Machine: @unchecked Sendable {
     private let serialFd: Int32?
     /// Loop-thread state from here on.
     public private(set) var runState: RunState
+    /// QEMU's autostart: run once an incoming migration is in (no `-S`; `cont`/`stop` during
+    /// `inmigrate` set and clear it).
+    public internal(set) var autostart: Bool
     public var onEvent: ((MachineEvent) -> Void)?
     /// Opens `-blockdev`/`blockdev-add` nodes; the NBD layer plugs in its client here.
     public private(set) var opener: BlockNodeOpener!
 
     public init(config: MachineConfig) throws(MachineError) {
         self.config = config
-        runState = config.startPaused ? .prelaunch : .running
+        runState = config.incoming != nil ? .inmigrate : config.startPaused ? .prelaunch : .running
+        autostart = !config.startPaused
         guard config.memorySize >= 2 << 20, config.memorySize <= MemoryMap.ramLimit else {
             throw MachineError("-m: memory size must be between 2 MiB and \(MemoryMap.ramLimit >> 20) MiB")
         }
@@ -80,6 +84,7 @@ public final class Machine: @unchecked Sendable {
     private func openBlockNodes() throws(MachineError) {
         graph.runSoon = { [unowned self] job in self.loop.runSoon(job) }
         opener = BlockNodeOpener(graph: graph) { [unowned self] mode throws(BlockError) in try self.engine(for: mode) }
+        opener.opensInactive = config.incoming != nil
         opener.nbdConnector = { [unowned self] options throws(BlockError) in
             if let index = negotiatedNbd.firstIndex(where: { $0.options == options }) {
                 return try NbdClientDriver.adopt(negotiatedNbd.remove(at: index), watcher: self.loop)
@@ -127,7 +132,7 @@ public final class Machine: @unchecked Sendable {
             do {
                 backend = try self.backend(forDrive: device.drive)
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
-                try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: false)
+                try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
             } catch {
                 throw MachineError("-device \(device.source): \(error)")
             }
@@ -252,6 +257,7 @@ public final class Machine: @unchecked Sendable {
 
     /// QMP `stop`: a running guest is paused (STOP); other states are left as they are.
     public func stop() {
+        if runState == .inmigrate { autostart = false }
         guard runState == .running else { return }
         vcpuRunner?.pause()
         try? changeRunState(to: .paused)  // running → paused is always in the table
@@ -264,8 +270,11 @@ public final class Machine: @unchecked Sendable {
     public func cont() throws(MachineError) {
         if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
+        do { try graph.activateAll() } catch { throw MachineError(error.description) }
+        // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
+        // when the stream is in, and the devices' permissions apply then.
+        if runState == .inmigrate { autostart = true; return }
         do {
-            try graph.activateAll()
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {
             throw MachineError(error.description)

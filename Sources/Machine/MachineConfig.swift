@@ -55,6 +55,8 @@ public struct MachineConfig: Sendable {
     /// QMP sockets to listen on (`-qmp`, or `-chardev socket` + `-mon mode=control`).
     public var qmpAddresses: [SocketAddress] = []
     public var name: String?
+    /// `-incoming URI` (or `defer`): the VM waits in run state `inmigrate` for a migration stream.
+    public var incoming: String?
 
     public init() {}
 

@@ -1,6 +1,7 @@
 import Block
 import Glibc
 import Machine
+import Migration
 import NBD
 
 /// The QMP monitor: listening sockets, client sessions, the command table and events.
@@ -13,10 +14,14 @@ public final class QmpMonitor: @unchecked Sendable {
     /// The built-in NBD server (`nbd-server-start`) and the exports' ids (`block-export-add`).
     var nbdServer: NbdServer?
     var exportIDs: [ObjectIdentifier: String] = [:]
+    /// Live migration: capabilities, parameters, the outgoing and incoming migrations.
+    public let migration: MigrationController
 
     public init(machine: Machine) {
         self.machine = machine
-        for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() { commands[command.name] = command }
+        migration = MigrationController(machine: machine)
+        for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() + migrationCommands() { commands[command.name] = command }
+        migration.onEvent = { [unowned self] event in self.emit(event) }
         machine.onEvent = { [unowned self] event in self.emit(event) }
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
     }

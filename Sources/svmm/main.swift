@@ -2,6 +2,7 @@ import CKVM
 import Glibc
 import CommandLineOptions
 import Machine
+import Migration
 import QMP
 
 /// svmm: parse a QEMU-shaped command line, build the machine, run until the guest exits.
@@ -39,7 +40,13 @@ func launch() throws(MachineError) -> (Machine, QmpMonitor) {
     for address in config.qmpAddresses {
         do throws(QmpError) { try monitor.listen(address) } catch { throw MachineError("-qmp \(address): \(error.desc)") }
     }
-    try machine.start { message, status in
+    if let incoming = config.incoming {
+        // qemu_start_incoming_migration: listen (or start the command) before the VM is up.
+        do throws(MigrationError) { try monitor.migration.startIncoming(incoming, fromCommandLine: true) } catch {
+            throw MachineError(error.description)
+        }
+    }
+    try machine.start(incoming: config.incoming != nil) { message, status in
         if !message.isEmpty { Console.error("\(ProgramName.basename): \(message)") }
         _exit(status)
     }

@@ -18,6 +18,8 @@ extension BlockNodeOpener {
         let fileEdge = try graph.attachChild(file, to: node, name: "file", role: .image)
         let driver = try Qcow2Driver(file: fileEdge, readOnly: !writable)
         node.driver = driver
+        // Opened for an incoming migration: nothing cached is trusted; activation reads it all again.
+        if node.inactive { try driver.inactivate() }
         driver.onCorruption = { [weak graph, weak node] report in
             if let graph, let node { graph.onImageCorrupted?(node, report) }
         }

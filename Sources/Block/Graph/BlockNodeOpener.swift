@@ -7,6 +7,9 @@ public final class BlockNodeOpener {
     private let engineFor: (FileOptions.AioMode) throws(BlockError) -> FileIoEngine
     /// Connects an NBD client (the NBD module provides it; Block cannot import it).
     public var nbdConnector: ((NbdClientOptions) throws(BlockError) -> BlockDriver)?
+    /// BDRV_O_INACTIVE for every node opened now: an incoming migration's destination opens its
+    /// images without taking write locks until the source hands them over (bds_tree_init, blockdev_init).
+    public var opensInactive = false
 
     public init(graph: BlockGraph, engineFor: @escaping (FileOptions.AioMode) throws(BlockError) -> FileIoEngine) {
         self.graph = graph
@@ -82,6 +85,7 @@ public final class BlockNodeOpener {
             return try openQcow2(name: name, options: options, file: fileReference, backing: backingReference,
                                  inherited: children, created: &created)
         }
+        node.inactive = opensInactive
         try graph.add(node)
         created.append(node)
         return node
@@ -119,6 +123,7 @@ public final class BlockNodeOpener {
                     created: inout [BlockNode]) throws(BlockError) -> BlockNode {
         let node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: driverName,
                              driver: UnopenedDriver(), readOnly: readOnly, forceShare: options.forceShare, filename: filename)
+        node.inactive = opensInactive
         try graph.add(node)
         created.append(node)
         return node

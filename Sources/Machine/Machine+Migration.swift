@@ -1,0 +1,77 @@
+import Block
+
+// Run-state changes and image hand-over for live migration (QEMU's migration.c around
+// migration_completion, migration_iteration_finish and process_incoming_migration_bh).
+// All on the loop thread.
+extension Machine {
+    /// migration_completion's vm_stop_force_state(FINISH_MIGRATE): the vCPU leaves the guest
+    /// (STOP if it was running). Returns whether the guest was running.
+    public func stopForMigration() -> Bool {
+        let wasRunning = runState == .running
+        if wasRunning {
+            vcpuRunner?.pause()
+            onEvent?(.stop)
+        }
+        try? changeRunState(to: .finishMigrate)  // every state a migration starts from may go there
+        return wasRunning
+    }
+
+    /// The source after a completed migration: paused for good (`cont` re-activates the images).
+    public func finishOutgoingMigration() {
+        try? changeRunState(to: .postmigrate)
+    }
+
+    /// bdrv_activate_all after a failed or cancelled migration, with every device taking its
+    /// permissions back (blk_root_activate).
+    public func reactivateImages() throws(MachineError) {
+        do {
+            try graph.activateAll()
+            for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
+        } catch {
+            throw MachineError(error.description)
+        }
+    }
+
+    /// migration_iteration_finish on failure or cancel: a guest that ran runs again (RESUME);
+    /// one that was paused and reached finish-migrate goes to postmigrate, as QEMU 7.2 does.
+    public func resumeAfterFailedMigration(wasRunning: Bool) {
+        if wasRunning {
+            guard (try? changeRunState(to: .running)) != nil else { return }
+            vcpuRunner?.resume()
+            onEvent?(.resume)
+        } else if runState == .finishMigrate {
+            try? changeRunState(to: .postmigrate)
+        }
+    }
+
+    /// process_incoming_migration_bh, after the stream and the device state are in. Images are
+    /// activated unless `late-block-activate` and the VM does not start now; the VM then runs
+    /// (autostart, the source was running), or takes the source's run state, or stays paused.
+    /// Following DECISIONS.md §2, devices apply the permissions they recorded before the VM
+    /// runs; a conflict leaves it paused (reported through `report`).
+    public func finishIncomingMigration(sourceRunState: String, lateBlockActivate: Bool, report: (String) -> Void) {
+        let sourceRan = sourceRunState.isEmpty || sourceRunState == RunState.running.rawValue
+        var start = autostart && sourceRan
+        opener.opensInactive = false
+        if !lateBlockActivate || start {
+            do { try graph.activateAll() } catch {
+                report(error.description)
+                start = false
+            }
+        }
+        if start {
+            do {
+                for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
+                try changeRunState(to: .running)
+                if kickQueuesOnResume { kickRestoredQueues() }
+                vcpuRunner?.resume()
+                onEvent?(.resume)
+                return
+            } catch {
+                report(String(describing: error))
+            }
+        }
+        let adopted = sourceRan ? RunState.paused : (RunState(rawValue: sourceRunState) ?? .paused)
+        if (try? changeRunState(to: adopted)) == nil { try? changeRunState(to: .paused) }
+    }
+}

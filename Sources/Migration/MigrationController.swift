@@ -1,0 +1,171 @@
+import Glibc
+import Machine
+
+/// The migration state of one VM (QEMU's MigrationState and MigrationIncomingState): the
+/// capabilities and parameters, the outgoing migration (one at a time) and the incoming one.
+/// What QMP's migration commands call; events go out through `onEvent`.
+public final class MigrationController: @unchecked Sendable {  // loop-owned; threads reach it via machine.onLoop
+    public let machine: Machine
+    public var onEvent: ((MigrationEvent) -> Void)?
+    public private(set) var capabilities: Set<MigrationCapability> = []
+    public private(set) var parameters = MigrationParameters()
+    private var outgoing: OutgoingMigration?
+    public private(set) var outgoingStatus: MigrationStatus = .none
+    private var outgoingError: String?
+    private var incoming: IncomingMigration?
+    public private(set) var incomingStatus: MigrationStatus = .none
+    /// `-incoming defer`: migrate-incoming may start it.
+    private var deferred = false
+
+    public init(machine: Machine) {
+        self.machine = machine
+    }
+
+    /// QEMU's migration_is_running(s->state): the outgoing side only (a destination may still
+    /// set its capabilities while it waits).
+    private var isRunning: Bool { outgoingStatus.isRunning }
+
+    private func emit(_ status: MigrationStatus) {
+        if capabilities.contains(.events) { onEvent?(.status(status)) }
+    }
+
+    private func setOutgoing(_ status: MigrationStatus) {
+        outgoingStatus = status
+        emit(status)
+    }
+
+    private func setIncoming(_ status: MigrationStatus) {
+        incomingStatus = status
+        emit(status)
+    }
+
+    // MARK: capabilities and parameters
+
+    /// migrate-set-capabilities: all or nothing; none while a migration runs.
+    public func setCapabilities(_ changes: [(MigrationCapability, Bool)]) throws(MigrationError) {
+        if isRunning { throw .inProgress }
+        for (capability, state) in changes where state && !capability.isImplemented {
+            throw MigrationError("Capability '\(capability.rawValue)' is not supported by svmm")
+        }
+        for (capability, state) in changes {
+            if state { capabilities.insert(capability) } else { capabilities.remove(capability) }
+        }
+    }
+
+    public func setParameters(maxBandwidth: Int64?, downtimeLimit: Int64?) throws(MigrationError) {
+        var next = parameters
+        if let downtimeLimit { next.downtimeLimit = try MigrationParameters.checkDowntime(downtimeLimit) }
+        if let maxBandwidth { next.maxBandwidth = try MigrationParameters.checkBandwidth(maxBandwidth) }
+        parameters = next
+        outgoing?.setParameters(next)
+    }
+
+    // MARK: outgoing
+
+    /// qmp_migrate: checks, then the sender thread; `{}` at once, progress in events and query-migrate.
+    public func migrate(to text: String) throws(MigrationError) {
+        if isRunning { throw .inProgress }
+        if machine.runState == .inmigrate { throw .waitingForIncoming }
+        outgoingError = nil
+        setOutgoing(.setup)
+        guard let uri = MigrationUri(text) else {
+            outgoingError = nil
+            setOutgoing(.failed)
+            throw .badProtocol
+        }
+        let migration = OutgoingMigration(
+            machine: machine, uri: uri, parameters: parameters,
+            pauseBeforeSwitchover: capabilities.contains(.pauseBeforeSwitchover),
+            setStatus: { [unowned self] status in self.setOutgoing(status) },
+            emitPass: { [unowned self] pass in if self.capabilities.contains(.events) { self.onEvent?(.pass(pass)) } },
+            finished: { [unowned self] result in self.outgoingFinished(result) })
+        outgoing = migration
+        do { try migration.start() } catch {
+            outgoingError = error.description
+            setOutgoing(.failed)
+            throw error
+        }
+    }
+
+    private func outgoingFinished(_ result: Result<Void, MigrationFailure>) {
+        switch result {
+        case .success: setOutgoing(.completed)
+        case .failure(.cancelled): setOutgoing(.cancelled)
+        case .failure(.failed(let message)):
+            outgoingError = message
+            setOutgoing(.failed)
+        }
+    }
+
+    /// migrate_cancel: cancelling now, cancelled once the sender has stopped and the VM is back.
+    public func cancel() {
+        guard let outgoing, outgoingStatus.isRunning, outgoingStatus != .cancelling else { return }
+        setOutgoing(.cancelling)
+        outgoing.cancel()
+    }
+
+    /// migrate-continue {state}: only in that state (pause-before-switchover).
+    public func continueSwitchover(from state: String) throws(MigrationError) {
+        guard outgoingStatus.rawValue == state, let outgoing else {
+            throw MigrationError("Migration not in expected state: \(outgoingStatus.rawValue)")
+        }
+        outgoing.continueSwitchover()
+    }
+
+    // MARK: incoming
+
+    /// `-incoming URI` at startup, or migrate-incoming after `-incoming defer`. The `setup`
+    /// event is sent whether or not `events` is on, as QEMU's qemu_start_incoming_migration does.
+    public func startIncoming(_ text: String, fromCommandLine: Bool) throws(MigrationError) {
+        if !fromCommandLine {
+            if incoming != nil || incomingStatus != .none { throw MigrationError("The incoming migration has already been started") }
+            guard deferred else { throw MigrationError("'-incoming' was not specified on the command line") }
+        }
+        if text == "defer" {
+            guard fromCommandLine else { throw MigrationError("unknown migration protocol: defer") }
+            deferred = true
+            return
+        }
+        guard let uri = MigrationUri(text) else { throw MigrationError("unknown migration protocol: \(text)") }
+        let migration = try IncomingMigration(
+            machine: machine, uri: uri,
+            setStatus: { [unowned self] status in self.setIncoming(status) },
+            lateBlockActivate: { [unowned self] in self.capabilities.contains(.lateBlockActivate) })
+        incoming = migration
+        try migration.start()
+        deferred = false
+        incomingStatus = .setup
+        onEvent?(.status(.setup))
+    }
+
+    // MARK: query-migrate
+
+    public var info: MigrationInfo {
+        var info = MigrationInfo()
+        if incomingStatus != .none {
+            // QEMU shows no status until the source connects, and the address while it can come.
+            if incomingStatus != .setup { info.status = incomingStatus }
+            if incomingStatus == .setup || incomingStatus == .active, let uri = incoming?.uri, uri.isSocket {
+                info.listeningOn = uri
+            }
+            return info
+        }
+        guard outgoingStatus != .none else { return info }
+        info.status = outgoingStatus
+        switch outgoingStatus {
+        case .active, .preSwitchover, .device, .cancelling, .postcopyActive:
+            var stats = outgoing?.shared.withLock { $0.stats } ?? MigrationStats()
+            stats.totalTime = outgoing?.elapsed ?? 0
+            info.stats = stats
+            info.showsExpectedDowntime = true
+        case .completed:
+            info.stats = outgoing?.shared.withLock { $0.stats }
+            info.showsDowntime = true
+        case .failed:
+            info.errorDescription = outgoingError
+        case .none, .setup, .cancelled:
+            break
+        }
+        return info
+    }
+}

@@ -1,0 +1,10 @@
+/// What the loop and the sender thread of an outgoing migration both touch (behind a Mutex).
+struct OutgoingShared: Sendable {
+    var cancelRequested = false
+    /// migrate-continue came (pause-before-switchover).
+    var continueRequested = false
+    var stats = MigrationStats()
+    var maxBandwidth: UInt64
+    var downtimeLimit: UInt64
+    var channel: MigrationChannel?
+}

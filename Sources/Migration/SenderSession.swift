@@ -1,0 +1,256 @@
+import Machine
+
+/// The sender thread's side of one outgoing migration: the stream it writes, the throttle,
+/// the statistics, and what it changed that a failure must undo. Used by the sender thread,
+/// then once on the loop (cleanUp) after the thread is done with it.
+final class SenderSession: @unchecked Sendable {  // owned by one thread at a time (sender, then loop)
+    private let migration: OutgoingMigration
+    private var machine: Machine { migration.machine }
+    private var channel: MigrationChannel?
+    private var encoder = StreamEncoder(buffer: RecordBuffer(capacity: 2 << 20))
+    private var throttle = BandwidthThrottle()
+    private var stats = MigrationStats()
+    private let pageCount: Int
+    // What the loop changed, for cleanUp.
+    private var trackingStarted = false
+    /// nil until the VM was stopped for switch-over; then whether it had been running.
+    private var stoppedVM: Bool?
+    private var inactivated = false
+    private var sourceRunState = ""
+    private var stopTime: Int64 = 0
+    // Bandwidth over the last phase (bulk pass or iteration).
+    private var phaseStart = MonotonicClock.microseconds
+    private var phaseBytes: UInt64 = 0
+
+    init(migration: OutgoingMigration) {
+        self.migration = migration
+        pageCount = migration.machine.ramPageCount
+        stats.total = UInt64(migration.machine.ramSize)
+    }
+
+    func run() throws(MigrationFailure) {
+        try connect()
+        try startTracking()
+        stats.setupTime = migration.elapsed
+        stats.dirtySyncCount = 1
+        stats.remaining = stats.total
+        publish()
+        migration.pass(1)
+        migration.onLoop(.active)
+        encoder.header()
+        encoder.record(.machine, name: "machine", payload: MachineDescription.of(machine).encoded())
+        try write(throttled: true)
+        try sendPages(0..<pageCount, count: pageCount, throttled: true)
+        let rest = try iterate()
+        try switchOver(sending: rest)
+    }
+
+    // MARK: phases
+
+    private func connect() throws(MigrationFailure) {
+        let opened: MigrationChannel
+        do { opened = try MigrationChannel.connect(migration.uri) } catch { throw MigrationFailure(error) }
+        channel = opened
+        let cancelled = migration.shared.withLock { state -> Bool in
+            state.channel = opened
+            return state.cancelRequested
+        }
+        if cancelled { throw .cancelled }
+    }
+
+    private func startTracking() throws(MigrationFailure) {
+        let machine = self.machine
+        let problem = LoopBridge<String?>.call(on: machine) {
+            do throws(MachineError) { try machine.startDirtyTracking() } catch { return error.description }
+            return nil
+        }
+        if let problem { throw .failed(problem) }
+        trackingStarted = true
+    }
+
+    /// Dirty passes until the rest fits the downtime limit at the bandwidth measured
+    /// (migration_iteration_run / migration_should_complete); returns the rest.
+    private func iterate() throws(MigrationFailure) -> [Int] {
+        while true {
+            if migration.isCancelled { throw .cancelled }
+            let iterationStart = MonotonicClock.microseconds
+            let pages = try fetchDirty().dirtyPages
+            stats.dirtySyncCount += 1
+            migration.pass(Int(stats.dirtySyncCount))
+            let bytesPerMillisecond = max(Double(phaseBytes) * 1000 / Double(max(MonotonicClock.microseconds - phaseStart, 1)), 1)
+            let remaining = UInt64(pages.count * MigrationStream.pageSize)
+            stats.remaining = remaining
+            stats.mbps = bytesPerMillisecond * 0.008
+            stats.expectedDowntime = Int64(Double(remaining) / bytesPerMillisecond)
+            publish()
+            let limit = migration.shared.withLock { $0.downtimeLimit }
+            if stats.expectedDowntime <= Int64(limit) { return pages }
+            phaseStart = MonotonicClock.microseconds
+            phaseBytes = 0
+            try sendPages(pages, count: pages.count, throttled: true)
+            encoder.record(.ramEndOfIteration, name: "ram")
+            try write(throttled: true)
+            let seconds = Double(max(MonotonicClock.microseconds - iterationStart, 1)) / 1_000_000
+            stats.dirtyPagesRate = UInt64(Double(pages.count) / seconds)
+            stats.pagesPerSecond = UInt64(Double(pages.count) / seconds)
+            publish()
+        }
+    }
+
+    /// migration_completion: stop the VM, (pause-before-switchover), drain and inactivate the
+    /// images and save the device state on the loop; send the rest, the state and the end;
+    /// wait for the destination's verdict.
+    private func switchOver(sending rest: [Int]) throws(MigrationFailure) {
+        let machine = self.machine
+        _ = LoopBridge<Bool>.call(on: machine) { [self] in
+            // global_state_store comes before the stop: the destination resumes in this state.
+            sourceRunState = machine.runState.rawValue
+            stoppedVM = machine.stopForMigration()
+            stopTime = MonotonicClock.milliseconds
+            return true
+        }
+        if migration.pauseBeforeSwitchover {
+            migration.onLoop(.preSwitchover)
+            try migration.waitForContinue()
+            migration.onLoop(.device)
+        }
+        if migration.isCancelled { throw .cancelled }
+        let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] done in
+            machine.graph.inactivateAll { result in
+                if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)")) }
+                self.inactivated = true
+                do throws(MachineError) { done(.saved(try machine.saveState())) } catch { done(.failed(error.description)) }
+            }
+        }
+        guard case .saved(let sections) = outcome else {
+            if case .failed(let problem) = outcome { throw .failed(problem) }
+            return
+        }
+        var final = Set(rest)
+        final.formUnion(try fetchDirty().dirtyPages)
+        stats.dirtySyncCount += 1
+        try sendPages(final.sorted(), count: final.count, throttled: false)
+        encoder.record(.ramEndOfIteration, name: "ram")
+        for section in sections {
+            encoder.record(.device, name: section.name, instance: section.instanceId, version: section.version, payload: section.payload)
+        }
+        encoder.record(.globalState, name: "globalstate", payload: [UInt8(sourceRunState.utf8.count)] + Array(sourceRunState.utf8))
+        encoder.record(.end, name: "end")
+        try write(throttled: false)
+        channel?.finishWriting()
+        try awaitVerdict()
+        stats.remaining = 0
+        stats.downtime = MonotonicClock.milliseconds - stopTime
+        stats.totalTime = migration.elapsed
+        publish()
+    }
+
+    /// The destination answers `OK` once it loaded everything, or `ERR <why>`; an `exec:` command
+    /// that says nothing is judged by its exit status.
+    private func awaitVerdict() throws(MigrationFailure) {
+        guard let channel else { return }
+        let line = channel.readLine(timeoutMilliseconds: 120_000)
+        if migration.isCancelled { throw .cancelled }
+        if line == "OK" {
+            _ = channel.waitForChild()
+            return
+        }
+        if let line, line.hasPrefix("ERR ") {
+            _ = channel.waitForChild()
+            throw .failed("the destination refused the stream: \(line.dropFirst(4))")
+        }
+        if case .exec(let command) = migration.uri {
+            let status = channel.waitForChild() ?? 0
+            if status == 0 { return }
+            throw .failed("exec: '\(command)' exited with status \(status)")
+        }
+        throw .failed("the destination closed the connection before accepting the stream")
+    }
+
+    // MARK: pages and bytes
+
+    private func fetchDirty() throws(MigrationFailure) -> DirtyPages {
+        do { return DirtyPages(try machine.fetchDirtyPages()) } catch { throw .failed(error.description) }
+    }
+
+    private func sendPages<S: Sequence<Int>>(_ pages: S, count: Int, throttled: Bool) throws(MigrationFailure) {
+        var left = count
+        var inRecord = 0
+        for page in pages {
+            if inRecord == 0 { encoder.open(.ram, name: "ram") }
+            let machine = self.machine
+            let kind: RamPageKind
+            do {
+                kind = try encoder.page(UInt32(page)) { room in try machine.readRamPage(page, into: room) }
+            } catch {
+                throw .failed("\(error)")
+            }
+            if kind == .zero { stats.duplicate += 1 } else { stats.normal += 1 }
+            inRecord += 1
+            left -= 1
+            if inRecord == MigrationStream.pagesPerRecord {
+                encoder.close()
+                inRecord = 0
+                stats.remaining = UInt64(max(left, 0) * MigrationStream.pageSize)
+                try write(throttled: throttled)
+            }
+        }
+        if inRecord > 0 {
+            encoder.close()
+            stats.remaining = 0
+            try write(throttled: throttled)
+        }
+    }
+
+    private func write(throttled: Bool) throws(MigrationFailure) {
+        if migration.isCancelled { throw .cancelled }
+        guard let channel else { return }
+        let bytes = encoder.buffer.contents
+        do { try channel.writeAll(bytes) } catch {
+            throw migration.isCancelled ? .cancelled : .failed(describeWriteFailure(error))
+        }
+        let count = UInt64(bytes.count)
+        encoder.buffer.removeAll()
+        stats.transferred += count
+        phaseBytes += count
+        if stoppedVM == nil { stats.precopyBytes += count } else { stats.downtimeBytes += count }
+        stats.totalTime = migration.elapsed
+        publish()
+        if throttled {
+            let limit = migration.shared.withLock { $0.maxBandwidth }
+            throttle.sent(Int(count), limit: limit)
+        }
+    }
+
+    /// A write that failed because the destination gave up says why, if it managed to.
+    private func describeWriteFailure(_ error: MigrationError) -> String {
+        if let line = channel?.readLine(timeoutMilliseconds: 200), line.hasPrefix("ERR ") {
+            return "\(error.description) (the destination refused the stream: \(line.dropFirst(4)))"
+        }
+        return error.description
+    }
+
+    private func publish() {
+        let snapshot = stats
+        migration.publish { $0 = snapshot }
+    }
+
+    func close() { channel?.close() }
+
+    // MARK: on the loop, after the thread
+
+    /// migration_iteration_finish: on success the source stays stopped (postmigrate); on failure
+    /// or cancel the images come back and a guest that ran runs again.
+    func cleanUp(after result: Result<Void, MigrationFailure>) {
+        if trackingStarted { machine.stopDirtyTracking() }
+        switch result {
+        case .success:
+            machine.finishOutgoingMigration()
+        case .failure:
+            if inactivated {
+                do throws(MachineError) { try machine.reactivateImages() } catch { Console.report("migration: re-activating the images failed: \(error)") }
+            }
+            if let wasRunning = stoppedVM { machine.resumeAfterFailedMigration(wasRunning: wasRunning) }
+        }
+    }
+}

@@ -90,6 +90,7 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
     /// process_incoming_migration_co's failure path: status failed, the message on stderr, exit.
     private func fail(_ message: String, channel: MigrationChannel?) {
         channel?.sendVerdict("ERR \(message)")
+        channel?.drainBeforeClose(milliseconds: 2000)
         channel?.close()
         let setStatus = self.setStatus
         machine.onLoop {

@@ -13,6 +13,8 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
     let isSocket: Bool
     /// exec: the command's stdin is still open (closed once, by finishWriting or close).
     private var outputOpen: Bool
+    /// Bytes of a verdict line read so far.
+    private var pendingLine: [UInt8] = []
 
     private init(output: Int32, input: Int32, child: pid_t?, isSocket: Bool) {
         self.output = output
@@ -118,24 +120,46 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
         }
     }
 
-    /// One line from the peer (the destination's verdict), waiting at most `timeoutMilliseconds`;
-    /// nil if the channel closes or stays silent.
+    /// One line from the peer (the destination's verdict), waiting at most `timeoutMilliseconds`
+    /// (0: only what has arrived); nil if the channel closes or stays silent. A partial line is
+    /// kept for the next call.
     func readLine(timeoutMilliseconds: Int32) -> String? {
         guard input >= 0 else { return nil }
-        var line: [UInt8] = []
         var byte: UInt8 = 0
-        while line.count < 4096 {
+        while pendingLine.count < 4096 {
             var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, timeoutMilliseconds)
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { return nil }
             let count = Glibc.read(input, &byte, 1)
             if count < 0 && errno == EINTR { continue }
-            guard count == 1 else { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
-            if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
-            line.append(byte)
+            guard count == 1 else { return takeLine() }
+            if byte == UInt8(ascii: "\n") { return takeLine() }
+            pendingLine.append(byte)
         }
-        return String(decoding: line, as: UTF8.self)
+        return takeLine()
+    }
+
+    private func takeLine() -> String? {
+        guard !pendingLine.isEmpty else { return nil }
+        defer { pendingLine.removeAll() }
+        return String(decoding: pendingLine, as: UTF8.self)
+    }
+
+    /// The destination after refusing: its verdict is out; it reads (and drops) what the source
+    /// still sends for a moment, so closing does not reset the connection under the verdict.
+    func drainBeforeClose(milliseconds: Int32) {
+        guard isSocket else { return }
+        shutdown(output, Int32(SHUT_WR))
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        let deadline = MonotonicClock.milliseconds + Int64(milliseconds)
+        while MonotonicClock.milliseconds < deadline {
+            var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 50) >= 0 else { return }
+            if descriptor.revents == 0 { continue }
+            let count = scratch.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+            if count <= 0 { return }
+        }
     }
 
     /// The destination's verdict back to the source (sockets only).

@@ -21,6 +21,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     // Bandwidth over the last phase (bulk pass or iteration).
     private var phaseStart = MonotonicClock.microseconds
     private var phaseBytes: UInt64 = 0
+    /// A verdict line that arrived while the last bytes were written.
+    private var earlyVerdict: String?
 
     init(migration: OutgoingMigration) {
         self.migration = migration
@@ -149,7 +151,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// that says nothing is judged by its exit status.
     private func awaitVerdict() throws(MigrationFailure) {
         guard let channel else { return }
-        let line = channel.readLine(timeoutMilliseconds: 120_000)
+        let line = earlyVerdict ?? channel.readLine(timeoutMilliseconds: 120_000)
         if migration.isCancelled { throw .cancelled }
         if line == "OK" {
             _ = channel.waitForChild()
@@ -211,6 +213,11 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         }
         let count = UInt64(bytes.count)
         encoder.buffer.removeAll()
+        // The destination may refuse before the stream ends: stop at once, saying why.
+        if let line = channel.readLine(timeoutMilliseconds: 0) {
+            if line.hasPrefix("ERR ") { throw .failed("the destination refused the stream: \(line.dropFirst(4))") }
+            earlyVerdict = line
+        }
         stats.transferred += count
         phaseBytes += count
         if stoppedVM == nil { stats.precopyBytes += count } else { stats.downtimeBytes += count }

@@ -43,6 +43,7 @@ final class VcpuRunner: @unchecked Sendable {
     func start() throws(MachineError) {
         do {
             try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
+                VcpuKick.unblockOnThisThread()
                 self.control.withLock { $0.thread = pthread_self() }
                 self.run()
             }

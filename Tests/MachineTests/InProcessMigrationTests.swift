@@ -1,0 +1,72 @@
+import Block
+import Foundation
+import Machine
+import Synchronization
+import Testing
+
+/// The whole state path in one process: a writer guest runs on machine A, is stopped and drained,
+/// its state sections and every RAM page are copied to machine B (same config, same disk), and
+/// B continues the guest, which keeps verifying every sector it reads.
+@Suite(.serialized) struct InProcessMigrationTests {
+    @Test func writerGuestContinuesOnASecondMachineFromSavedStateAndRam() throws {
+        try MachineFixture.requireKVMAndGuest()
+        let directory = try MachineFixture.scratchDirectory()
+        let disk = directory.appendingPathComponent("disk.raw").path
+        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let serialA = directory.appendingPathComponent("a.log").path
+        let serialB = directory.appendingPathComponent("b.log").path
+
+        let source = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialA))
+        let sourceStops = StopRecorder()
+        try source.start { sourceStops.record($0, $1) }
+        try MachineFixture.waitForSerial(serialA) { MachineFixture.lastWriterRound($0) >= 2 }
+
+        // Stop with requests in flight, drain, save; the source lets go of its image.
+        let sections = try MachineFixture.onLoop(source) { () throws -> [StateSection] in
+            source.stop()
+            try source.drainDeviceRequests()
+            return try source.saveState()
+        }
+        try inactivate(source)
+        let roundsOnSource = MachineFixture.lastWriterRound(MachineFixture.contents(serialA))
+        #expect(Set(sections.map(\.name)) == ["cpu", "kvm-clock", "kvm-irqchip", "kvm-pit", "serial", "debug-exit",
+                                              "virtio-mmio", "virtqueue", "virtio-blk"])
+
+        let destination = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialB))
+        let destinationStops = StopRecorder()
+        try destination.start(incoming: true) { destinationStops.record($0, $1) }
+        #expect(destination.ramSize == source.ramSize)
+        try copyRam(from: source, to: destination)
+        try MachineFixture.onLoop(destination) {
+            try destination.loadState(sections)
+            try destination.cont()
+        }
+
+        // The guest goes on where it was: more rounds, each sector verified, no new start.
+        let text = try MachineFixture.waitForSerial(serialB) { MachineFixture.lastWriterRound($0) >= roundsOnSource + 2 }
+        #expect(!text.contains("WRITER start") && !text.contains("WRITER resume"))
+        #expect(sourceStops.all.isEmpty && destinationStops.all.isEmpty)
+    }
+
+    private func copyRam(from source: Machine, to destination: Machine) throws {
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: Machine.ramPageSize, alignment: 64)
+        defer { page.deallocate() }
+        for index in 0..<source.ramPageCount {
+            try source.readRamPage(index, into: page)
+            try destination.writeRamPage(index, from: UnsafeRawBufferPointer(page))
+        }
+    }
+
+    private func inactivate(_ machine: Machine) throws {
+        let outcome = Mutex<Result<Void, BlockError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        machine.onLoop {
+            machine.graph.inactivateAll { result in
+                outcome.withLock { $0 = result }
+                done.signal()
+            }
+        }
+        done.wait()
+        try outcome.withLock { $0! }.get()
+    }
+}

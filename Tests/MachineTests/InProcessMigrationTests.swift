@@ -1,6 +1,6 @@
 import Block
 import Foundation
-import Machine
+@testable import Machine
 import Synchronization
 import Testing
 
@@ -27,7 +27,7 @@ import Testing
             try source.drainDeviceRequests()
             return try source.saveState()
         }
-        try inactivate(source)
+        try Self.inactivate(source)
         let roundsOnSource = MachineFixture.lastWriterRound(MachineFixture.contents(serialA))
         #expect(Set(sections.map(\.name)) == ["cpu", "kvm-clock", "kvm-irqchip", "kvm-pit", "serial", "debug-exit",
                                               "virtio-mmio", "virtqueue", "virtio-blk"])
@@ -36,7 +36,7 @@ import Testing
         let destinationStops = StopRecorder()
         try destination.start(incoming: true) { destinationStops.record($0, $1) }
         #expect(destination.ramSize == source.ramSize)
-        try copyRam(from: source, to: destination)
+        try Self.copyRam(from: source, to: destination)
         try MachineFixture.onLoop(destination) {
             try destination.loadState(sections)
             try destination.cont()
@@ -46,9 +46,10 @@ import Testing
         let text = try MachineFixture.waitForSerial(serialB) { MachineFixture.lastWriterRound($0) >= roundsOnSource + 2 }
         #expect(!text.contains("WRITER start") && !text.contains("WRITER resume"))
         #expect(sourceStops.all.isEmpty && destinationStops.all.isEmpty)
+        try MachineFixture.onLoop(destination) { destination.stop() }  // parked: no CPU for the rest of the run
     }
 
-    private func copyRam(from source: Machine, to destination: Machine) throws {
+    static func copyRam(from source: Machine, to destination: Machine) throws {
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: Machine.ramPageSize, alignment: 64)
         defer { page.deallocate() }
         for index in 0..<source.ramPageCount {
@@ -57,7 +58,7 @@ import Testing
         }
     }
 
-    private func inactivate(_ machine: Machine) throws {
+    static func inactivate(_ machine: Machine) throws {
         let outcome = Mutex<Result<Void, BlockError>?>(nil)
         let done = DispatchSemaphore(value: 0)
         machine.onLoop {

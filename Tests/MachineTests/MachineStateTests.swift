@@ -125,6 +125,21 @@ import Testing
                 == "Unknown state section 'virtio-mmio' instance 0: this machine has no such device")
     }
 
+    /// Straight after `start(incoming:)` the vCPU may not have parked yet: state requests wait for it.
+    @Test func aMachineStartedForIncomingIsParkedAndTakesItsOwnState() throws {
+        try MachineFixture.requireKVMAndGuest()
+        let directory = try MachineFixture.scratchDirectory()
+        let disk = directory.appendingPathComponent("disk.raw").path
+        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk),
+                                                                    serial: directory.appendingPathComponent("a.log").path))
+        try machine.start(incoming: true) { _, _ in }
+        let sections = try MachineFixture.onLoop(machine) { try machine.saveState() }
+        #expect(machine.runState == .inmigrate)
+        #expect(sections.count == 11, "cpu, clock, 3 irqchips, pit, serial, debug-exit, virtio-mmio, virtqueue, virtio-blk … \(sections.map(\.label))")
+        #expect(try Self.loadError(machine, sections) == "loaded")
+    }
+
     @Test func stateIsOnlyTakenFromAStoppedMachine() throws {
         try MachineFixture.requireKVMAndGuest()
         let directory = try MachineFixture.scratchDirectory()

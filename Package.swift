@@ -40,6 +40,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration", "Machine", "KVM"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "Devices", "KVM", "Block", "CKVM", "CommandLineOptions"]),
     ],
     swiftLanguageModes: [.v6]
 )

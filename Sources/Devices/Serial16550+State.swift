@@ -5,7 +5,8 @@ extension Serial16550 {
                     scratch: scratch, divisor: divisor)
     }
 
-    /// Refuses bits a driver could never have set (IER above bit 3, MCR above bit 4).
+    /// Refuses bits a driver could never have set (IER above bit 3, MCR above bit 4). Like `save`,
+    /// only while the owning vCPU thread is parked: its resume hands the values over.
     public func restore(_ state: SerialState) throws(DeviceStateError) {
         func refuse(_ field: String, _ value: UInt8, _ mask: UInt8) -> DeviceStateError {
             DeviceStateError(section: SerialState.sectionName, field: field,

@@ -1,5 +1,6 @@
 import CKVM
 import Devices
+import Glibc
 import KVM
 
 // The contract the Migration module codes against (issue 12). Compatible additions to the brief's
@@ -55,7 +56,25 @@ extension Machine {
         do { try memory.fillPage(index, from: buffer) } catch { throw MachineError("RAM page \(index): \(error)") }
     }
 
-    /// The VM is stopped (vCPUs parked, block I/O drained). Called on the loop.
+    /// On the loop, with the VM stopped: serves I/O completions until no guest device has a request
+    /// in flight (QEMU's blk_drain for each device; the loop's AIO_WAIT_WHILE). Completions may
+    /// start requests for chains the driver published before the stop; those finish too. Refuses
+    /// after `timeoutSeconds`, naming the device (a hung NBD server, say).
+    public func drainDeviceRequests(timeoutSeconds: Int = 30) throws(MachineError) {
+        let devices = transports.compactMap { $0.1.device as? VirtioBlk }
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        while let busy = devices.first(where: { $0.requestsInFlight > 0 }) {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if now.tv_sec - start.tv_sec > timeoutSeconds {
+                throw MachineError("virtio-blk \(busy.id.map { "'\($0)'" } ?? "(anonymous)"): \(busy.requestsInFlight) requests still in flight after \(timeoutSeconds) s")
+            }
+            loop.pollBlockLayer(timeoutMilliseconds: 100)
+        }
+    }
+
+    /// The VM is stopped (vCPUs parked, block I/O drained: `drainDeviceRequests`). Called on the loop.
     /// Sections in load order: VM-wide KVM state, the vCPU, the port devices, then per virtio-mmio
     /// slot its transport, its queues and its device.
     public func saveState() throws(MachineError) -> [StateSection] {

@@ -180,6 +180,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func startIncoming(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        runState = .inmigrate  // as QEMU starts with -incoming: `cont` (or the migration's end) leaves it
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)

@@ -26,7 +26,8 @@ enum MachineStateChecks {
         for (index, channel) in channels.enumerated() {
             let field = "channels[\(index)]"
             guard channel.count <= 0x10000 else { throw refuse("kvm-pit", 0, "\(field).count", "\(channel.count) is above 65536") }
-            guard channel.mode <= 5 else { throw refuse("kvm-pit", 0, "\(field).mode", "\(channel.mode) is not an 8254 mode") }
+            // 0xff: never programmed (KVM's kvm_pit_reset).
+            guard channel.mode <= 5 || channel.mode == 0xff else { throw refuse("kvm-pit", 0, "\(field).mode", "\(channel.mode) is not an 8254 mode") }
             guard channel.rw_mode <= 3, channel.read_state <= 4, channel.write_state <= 4 else {
                 throw refuse("kvm-pit", 0, "\(field).rw_mode", "access state \(channel.rw_mode)/\(channel.read_state)/\(channel.write_state) out of range")
             }

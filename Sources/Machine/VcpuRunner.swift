@@ -43,6 +43,7 @@ final class VcpuRunner: @unchecked Sendable {
     func start() throws(MachineError) {
         do {
             try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
+                VcpuKick.unblockOnThisThread()
                 self.control.withLock { $0.thread = pthread_self() }
                 self.run()
             }
@@ -76,14 +77,20 @@ final class VcpuRunner: @unchecked Sendable {
 
     /// Runs `request` on the parked vCPU thread and returns its answer. Called on the loop thread,
     /// which blocks on its job eventfd until the vCPU thread wakes it (as `pause` does): no spinning.
+    /// A vCPU asked to pause (`pause`, or started paused for `-S` or an incoming migration) that
+    /// has not parked yet is waited for.
     func perform(_ request: VcpuRequest) -> VcpuResponse {
-        let parked = control.withLock { state -> Bool in
-            guard state.paused, state.request == nil else { return false }
-            state.request = request
-            state.response = nil
-            return true
+        while true {
+            let (parked, parking) = control.withLock { state -> (Bool, Bool) in
+                guard state.paused, state.request == nil else { return (false, state.pauseRequested) }
+                state.request = request
+                state.response = nil
+                return (true, true)
+            }
+            if parked { break }
+            guard parking else { return .notParked }
+            loop.waitForJobs(timeoutMilliseconds: 50)
         }
-        guard parked else { return .notParked }
         sem_post(resumed)
         while true {
             if let response = control.withLock({ state -> VcpuResponse? in

@@ -274,7 +274,8 @@ public final class Machine: @unchecked Sendable {
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
         // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
         // when the stream is in, and the devices' permissions apply then.
-        if runState == .inmigrate { autostart = true; return }
+        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
+        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
         do {
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {

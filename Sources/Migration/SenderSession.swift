@@ -118,6 +118,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         }
         if migration.isCancelled { throw .cancelled }
         let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] done in
+            // Requests the guest published before it stopped complete first (blk_drain per device).
+            do throws(MachineError) { try machine.drainDeviceRequests() } catch { return done(.failed(error.description)) }
             machine.graph.inactivateAll { result in
                 if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)")) }
                 self.inactivated = true

@@ -521,3 +521,60 @@ def test_migration_events_and_shapes_match_qemu(nodes, tmp_path):
     qemu = event_flow(nodes, tmp_path, "qemu")
     for key in qemu:
         assert svmm[key] == qemu[key], f"{key}:\n svmm {svmm[key]}\n QEMU {qemu[key]}"
+
+
+def test_tcp_transport(nodes, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    src = nodes("svmm", "src", "ramdirty mb=4")
+    dst = nodes("svmm", "dst", "ramdirty mb=4", extra=("-incoming", f"tcp:127.0.0.1:{port}"))
+    listening = dst.ok("query-migrate")
+    assert listening["socket-address"][0]["type"] == "inet" and listening["socket-address"][0]["port"] == str(port), listening
+    src.ok("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+    wait_for_progress(src, count=1)
+    src.ok("migrate", uri=f"tcp:127.0.0.1:{port}")
+    assert wait_migration(src)["status"] == "completed"
+    assert wait_migration(dst)["status"] == "completed"
+    wait_for_progress(dst, beyond=last_pass(src), count=3)
+
+
+def lock_probe(disk) -> bool:
+    """Whether another process could open the image for writing now (no writes are made)."""
+    probe = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "quit", str(disk)], capture_output=True, text=True)
+    return probe.returncode == 0 and "lock" not in probe.stderr
+
+
+def late_activation_flow(nodes, tmp_path, target, late: bool) -> dict:
+    disk = tmp_path / f"{target}-{late}.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    uri = f"unix:{tmp_path / f'{target}-{late}.sock'}"
+    src = nodes(target, f"{target}-src-{late}", "writer size=4096", disk=disk, disk_format="qcow2")
+    dst = nodes(target, f"{target}-dst-{late}", "writer size=4096", disk=disk, disk_format="qcow2",
+                extra=("-incoming", "defer", "-S"))
+    enable_events(src, dst)
+    if late:
+        dst.ok("migrate-set-capabilities", capabilities=[{"capability": "late-block-activate", "state": True}])
+    dst.ok("migrate-incoming", uri=uri)
+    src.ok("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+    wait_for_progress(src, word="WRITER", count=1)
+    out = {"probe while the source runs": lock_probe(disk)}
+    src.ok("migrate", uri=uri)
+    assert wait_migration(src)["status"] == "completed"
+    assert wait_migration(dst)["status"] == "completed"
+    out["destination after"] = dst.status()
+    out["probe after migration"] = lock_probe(disk)
+    dst.ok("cont")
+    out["probe after cont"] = lock_probe(disk)
+    wait_for_progress(dst, word="WRITER", beyond=last_pass(src, "WRITER"), count=2)
+    out["destination events"] = [(e, d["status"]) if e == "MIGRATION" else (e,) for e, d in dst.events("MIGRATION", "RESUME", "STOP")]
+    return out
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["activate-at-end", "late-block-activate"])
+def test_a_destination_with_S_stays_paused_and_activates_as_qemu(nodes, tmp_path, late):
+    svmm = late_activation_flow(nodes, tmp_path, "svmm", late)
+    qemu = late_activation_flow(nodes, tmp_path, "qemu", late)
+    assert svmm == qemu, f"svmm {svmm}\nQEMU {qemu}"
+    assert svmm["destination after"] == "paused" and svmm["probe after cont"] is False
+    assert svmm["probe after migration"] is late

@@ -142,7 +142,8 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
 
     public var info: MigrationInfo {
         var info = MigrationInfo()
-        if incomingStatus != .none {
+        // A VM that came in and went out again reports its outgoing migration.
+        if incomingStatus != .none && outgoingStatus == .none {
             // QEMU shows no status until the source connects, and the address while it can come.
             if incomingStatus != .setup { info.status = incomingStatus }
             if incomingStatus == .setup || incomingStatus == .active, let uri = incoming?.uri, uri.isSocket {

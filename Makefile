@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd fuzz clean kvm-check check-sanitizers
+.PHONY: all deps guest build run test interop-test graph bench bench-nbd bench-migrate fuzz clean kvm-check check-sanitizers
 
 all: build
 
@@ -69,6 +69,10 @@ bench: deps build kvm-check
 # nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios.
 bench-nbd: deps build
 	python3 bench/nbd.py
+
+# Live migration of a 512 MiB guest (idle, writer, ramdirty mb=64) and restore from exec:, svmm vs QEMU 7.2.
+bench-migrate: deps build
+	python3 bench/migrate.py
 
 clean:
 	rm -rf .build $(SCRATCH)

@@ -2,6 +2,7 @@ import Block
 import CommandLineOptions
 import Devices
 import Machine
+import Migration
 import NBD
 import QMP
 
@@ -16,6 +17,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case nbdClient = "nbd-client"
     case qcow2
     case virtio
+    case migrationStream = "migration-stream"
 
     /// Feeds one input to the target's entry; an input that traps is a bug in that parser.
     public func run(_ data: [UInt8]) {
@@ -27,6 +29,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .nbdClient: NbdClientFuzzEntry.fuzz(data)
         case .qcow2: Qcow2FuzzEntry.fuzz(data)
         case .virtio: VirtioFuzzEntry.fuzz(data)
+        case .migrationStream: MigrationStreamFuzzEntry.fuzz(data)
         }
     }
 }

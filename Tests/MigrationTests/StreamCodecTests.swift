@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Migration
 
@@ -177,5 +178,23 @@ final class MemoryRam: RamSink {
             bytes += (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             #expect(throws: StreamError.self) { try Self.load(bytes) }
         }
+    }
+
+    /// The committed fuzz seed was written by an independent encoder (Python's struct and zlib):
+    /// the format is what MigrationStream documents, not only what this encoder happens to write.
+    @Test func aStreamWrittenByAnotherEncoderLoads() throws {
+        let path = String(#filePath).split(separator: "/").dropLast(2).joined(separator: "/")
+        let file = "/" + path + "/fuzz-corpus/migration-stream/complete"
+        guard let handle = fopen(file, "rb") else { Issue.record("missing \(file)"); return }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while case let count = fread(&chunk, 1, chunk.count, handle), count > 0 { bytes += chunk.prefix(count) }
+        let machine = MachineDescription(ramSize: 16 * 4096, sections: [])
+        let (loaded, ram) = try Self.load(bytes, machine: machine)
+        #expect(ram.pages[0] == (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) })
+        #expect(ram.pages[5] == [UInt8](repeating: 0, count: 4096))
+        #expect(loaded.devices == [DeviceStateRecord(id: SectionID(name: "serial", instance: 0), version: 1, payload: [1, 2, 3])])
+        #expect(loaded.sourceRunState == "running" && loaded.iterations == 1)
     }
 }

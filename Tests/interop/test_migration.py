@@ -57,6 +57,14 @@ class Node:
         self.args = args
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        try:
+            self._connect()
+        except BaseException:
+            self.kill()  # never leave a VMM behind when it did not come up
+            raise
+
+    def _connect(self):
+        name, target = self.name, self.target
         deadline = time.monotonic() + 20
         while not os.path.exists(self.sock):
             assert self.proc.poll() is None, f"{name} ({target}) exited {self.proc.returncode}: {self.errors()}"

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""make bench-migrate: live migration of a 512 MiB guest between two svmm processes vs two QEMU 7.2
+processes (-M microvm,accel=kvm) on this machine, alternating, in one invocation: the guest idle,
+in mode=writer (on a shared raw disk) and in mode=ramdirty mb=64; total time and downtime as each
+source reports them; plus the restore time of a VM saved with exec: (process start to `completed`
+on the destination). Prints medians and svmm/QEMU ratios (markdown)."""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
+GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
+QEMU = shutil.which("qemu-system-x86_64")
+MEMORY = "512M"
+UNLIMITED = 1 << 40   # max-bandwidth for both: the machine, not the throttle, sets the pace
+
+
+class Qmp:
+    def __init__(self, path):
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    sys.exit(f"no QMP socket {path}")
+                time.sleep(0.02)
+        self.stream = self.sock.makefile("rwb")
+        self.stream.readline()
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **arguments):
+        message = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        self.stream.write(json.dumps(message).encode() + b"\n")
+        self.stream.flush()
+        while True:
+            reply = json.loads(self.stream.readline())
+            if "event" not in reply:
+                break
+        if "error" in reply:
+            sys.exit(f"QMP {name} {arguments}: {reply['error']}")
+        return reply["return"]
+
+
+class Vmm:
+    def __init__(self, target, work, name, mode, disk=None, extra=()):
+        self.sock = os.path.join(work, f"{name}.qmp")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        args = [SVMM] if target == "svmm" else [
+            QEMU, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config", "-display", "none",
+            "-global", "virtio-mmio.force-legacy=false", "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
+        args += ["-m", MEMORY, "-serial", "none", "-kernel", GUEST, "-append", f"mode={mode}",
+                 "-qmp", f"unix:{self.sock},server=on,wait=off"]
+        if disk:
+            args += ["-blockdev", f"driver=file,node-name=f0,filename={disk}", "-blockdev", "driver=raw,node-name=d0,file=f0",
+                     "-device", "virtio-blk-device,drive=d0,id=vblk0"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(args + list(extra), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.qmp = Qmp(self.sock)
+
+    def wait(self, statuses=("completed", "failed", "cancelled"), timeout=300):
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp.cmd("query-migrate")
+            if info.get("status") in statuses:
+                return info
+            if time.monotonic() > deadline:
+                sys.exit(f"migration did not finish: {info}")
+            time.sleep(0.01)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def live(target, work, mode, disk):
+    uri = f"unix:{os.path.join(work, 'mig.sock')}"
+    src = Vmm(target, work, "src", mode, disk)
+    dst = Vmm(target, work, "dst", mode, disk, extra=("-incoming", "defer"))
+    try:
+        dst.qmp.cmd("migrate-incoming", uri=uri)
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": UNLIMITED})
+        time.sleep(1.0)   # the guest is at work
+        src.qmp.cmd("migrate", uri=uri)
+        info = src.wait()
+        if info["status"] != "completed":
+            sys.exit(f"{target} {mode}: {info}")
+        dst.wait()
+        return info["total-time"], info["downtime"]
+    finally:
+        src.kill()
+        dst.kill()
+
+
+def restore(target, work):
+    state = os.path.join(work, f"{target}.state")
+    src = Vmm(target, work, "src", "idle")
+    try:
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": UNLIMITED})
+        src.qmp.cmd("migrate", uri=f"exec:cat > {state}")
+        src.wait()
+    finally:
+        src.kill()
+    dst = Vmm(target, work, "dst", "idle", extra=("-incoming", f"exec:cat {state}"))
+    try:
+        dst.wait()
+        return (time.monotonic() - dst.started) * 1000
+    finally:
+        dst.kill()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    for path, what in ((SVMM, "svmm (make build)"), (GUEST, "the guest (make guest)"), (QEMU or "", "qemu-system-x86_64")):
+        if not path or not os.access(path, os.R_OK):
+            sys.exit(f"missing {what}: {path}")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="svmm-bench-migrate-") as work:
+        disk = os.path.join(work, "disk.raw")
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
+        scenarios = [("idle", "idle", None), ("writer", "writer size=65536", disk), ("ramdirty mb=64", "ramdirty mb=64", None)]
+        for _ in range(args.runs):
+            for target in ("svmm", "qemu"):
+                for label, mode, scenario_disk in scenarios:
+                    total, downtime = live(target, work, mode, scenario_disk)
+                    results.setdefault((label, target, "total"), []).append(total)
+                    results.setdefault((label, target, "downtime"), []).append(downtime)
+                results.setdefault(("restore", target, "total"), []).append(restore(target, work))
+    median = lambda key: statistics.median(results[key])
+    print(f"Live migration of a {MEMORY} guest, unix socket, max-bandwidth unlimited, downtime-limit 300 ms, "
+          f"{args.runs} runs each, medians (ms, as the source's query-migrate reports them):\n")
+    print("| scenario | figure | svmm | QEMU 7.2 | svmm/QEMU |")
+    print("|---|---|---|---|---|")
+    for label, _, _ in scenarios:
+        for figure in ("total", "downtime"):
+            ours, theirs = median((label, "svmm", figure)), median((label, "qemu", figure))
+            print(f"| {label} | {figure} time | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |")
+    ours, theirs = median(("restore", "svmm", "total")), median(("restore", "qemu", "total"))
+    print(f"| restore from an exec: file (idle guest) | process start → completed | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

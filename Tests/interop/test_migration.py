@@ -232,11 +232,11 @@ def test_exec_save_of_a_paused_vm_restores_paused_until_cont(nodes, tmp_path):
     src = nodes("svmm", "src", "ramdirty mb=8")
     wait_for_progress(src, count=2)
     src.ok("stop")
-    stopped_at = last_pass(src)
     src.ok("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
     src.ok("migrate", uri=f"exec:cat > {state}")
     assert wait_migration(src)["status"] == "completed"
     assert src.status() == "postmigrate"
+    stopped_at = last_pass(src)  # read now: the UART's last bytes may reach the file after `stop`
     src.kill()
     assert state.stat().st_size > 8 * MiB
 

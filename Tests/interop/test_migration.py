@@ -268,8 +268,9 @@ def test_exec_save_of_a_running_vm_restores_running(nodes, tmp_path):
 
 # ---------------------------------------------------------------- faults
 
-def test_destination_killed_mid_stream_leaves_the_source_running(nodes, tmp_path):
-    src, dst, uri = migrate_pair(nodes, tmp_path, mode="ramdirty mb=16", bandwidth=4 * MiB)
+@pytest.mark.parametrize("target", ["svmm", "qemu"])
+def test_destination_killed_mid_stream_leaves_the_source_running(nodes, tmp_path, target):
+    src, dst, uri = migrate_pair(nodes, tmp_path, target=target, mode="ramdirty mb=16", bandwidth=4 * MiB)
     wait_for_progress(src, count=1)
     src.ok("migrate", uri=uri)
     wait_migration(src, statuses=("active",))
@@ -364,8 +365,9 @@ def test_corruption_in_flight_is_refused_and_the_source_resumes(nodes, tmp_path)
     wait_for_progress(src, beyond=last_pass(src), count=3)
 
 
-def test_migrate_cancel_mid_way(nodes, tmp_path):
-    src, dst, uri = migrate_pair(nodes, tmp_path, mode="ramdirty mb=16", bandwidth=4 * MiB)
+@pytest.mark.parametrize("target", ["svmm", "qemu"])
+def test_migrate_cancel_mid_way(nodes, tmp_path, target):
+    src, dst, uri = migrate_pair(nodes, tmp_path, target=target, mode="ramdirty mb=16", bandwidth=4 * MiB)
     wait_for_progress(src, count=1)
     src.ok("migrate", uri=uri)
     wait_migration(src, statuses=("active",))

@@ -22,7 +22,7 @@ public enum StreamLoader {
                 throw record.error("a second machine record")
             case .ram:
                 for entry in try RamPageEntries.parse(record, pageCount: mine.pageCount) {
-                    try ram.writePage(entry.index, from: entry.data ?? ZeroPage.page)
+                    if let data = entry.data { try ram.writePage(entry.index, from: data) } else { try ram.zeroPage(entry.index) }
                     loaded.pages += 1
                     if entry.data == nil { loaded.zeroPages += 1 }
                 }

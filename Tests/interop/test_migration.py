@@ -37,7 +37,7 @@ class Node:
     """One VMM process (svmm or QEMU 7.2) running the test guest, with QMP and a serial log."""
 
     def __init__(self, target: str, workdir: Path, name: str, mode: str, memory: str = "64M",
-                 disk: Path = None, disk_format: str = "raw", extra: tuple = ()):
+                 disk: Path = None, disk_format: str = "raw", extra: tuple = (), monitor: bool = True):
         svmm, guest, qemu = binaries()
         self.target = target
         self.name = name
@@ -58,7 +58,8 @@ class Node:
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
         try:
-            self._connect()
+            if monitor:  # (a VMM expected to exit at once is not asked anything)
+                self._connect()
         except BaseException:
             self.kill()  # never leave a VMM behind when it did not come up
             raise
@@ -236,7 +237,9 @@ def test_exec_save_of_a_paused_vm_restores_paused_until_cont(nodes, tmp_path):
     src.ok("migrate", uri=f"exec:cat > {state}")
     assert wait_migration(src)["status"] == "completed"
     assert src.status() == "postmigrate"
-    stopped_at = last_pass(src)  # read now: the UART's last bytes may reach the file after `stop`
+    # Read now (the UART's last bytes may reach the file after `stop`); the pass being printed
+    # when the VM stopped counts: its " ok" comes from the destination.
+    stopped_at = max(int(n) for n in re.findall(r"RAMDIRTY pass (\d+)", src.serial()))
     src.kill()
     assert state.stat().st_size > 8 * MiB
 
@@ -247,8 +250,9 @@ def test_exec_save_of_a_paused_vm_restores_paused_until_cont(nodes, tmp_path):
     assert not passes(dst.serial()), "the restored VM ran before cont"
     dst.ok("cont")
     assert dst.status() == "running"
-    resumed = wait_for_progress(dst, beyond=stopped_at, count=3)
-    assert resumed[0] <= stopped_at + 1
+    resumed = wait_for_progress(dst, beyond=stopped_at - 1, count=3)
+    # It continues where it stopped (not from pass 1); a line the UART held at the stop may be lost.
+    assert resumed[0] <= stopped_at + 2, (resumed, stopped_at)
 
 
 def test_exec_save_of_a_running_vm_restores_running(nodes, tmp_path):
@@ -298,7 +302,7 @@ def test_a_corrupt_saved_stream_is_refused_naming_the_section(nodes, tmp_path):
     data[where] ^= 0xFF
     data[where + 1] ^= 0x55
     (tmp_path / "bad.state").write_bytes(bytes(data))
-    dst = nodes("svmm", "dst", "ramdirty mb=8", extra=("-incoming", f"exec:cat {tmp_path / 'bad.state'}"))
+    dst = nodes("svmm", "dst", "ramdirty mb=8", extra=("-incoming", f"exec:cat {tmp_path / 'bad.state'}"), monitor=False)
     assert dst.proc.wait(30) == 1
     message = dst.errors()
     assert "load of migration failed" in message, message

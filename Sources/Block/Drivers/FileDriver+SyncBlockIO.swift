@@ -63,6 +63,13 @@ extension FileDriver: SyncBlockIO {
                 pointer.initializeMemory(as: UInt8.self, repeating: 0, count: remaining)
                 return
             }
+            // A short read of a regular file is its end (another process may be growing it, as a
+            // migration source does): the rest reads as zeroes. Reading on from an unaligned
+            // position would fail under O_DIRECT with EINVAL.
+            if !write && result < remaining {
+                (pointer + result).initializeMemory(as: UInt8.self, repeating: 0, count: remaining - result)
+                return
+            }
             done += result
         }
     }

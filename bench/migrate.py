@@ -143,7 +143,8 @@ def main():
     for label, _, _ in scenarios:
         for figure in ("total", "downtime"):
             ours, theirs = median((label, "svmm", figure)), median((label, "qemu", figure))
-            print(f"| {label} | {figure} time | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |")
+            name = "total time" if figure == "total" else "downtime"
+            print(f"| {label} | {name} | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |")
     ours, theirs = median(("restore", "svmm", "total")), median(("restore", "qemu", "total"))
     print(f"| restore from an exec: file (idle guest) | process start → completed | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
 

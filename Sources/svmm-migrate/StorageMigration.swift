@@ -1,0 +1,146 @@
+import QmpClient
+import QmpJSON
+
+/// Non-shared storage migration between two VMMs over QMP, in iotest 194's order
+/// (qemu-semantics.md J.2): the destination exports its disk writable over NBD, the source
+/// mirrors into it, then RAM and devices migrate, the mirror ends, the export stops, and the
+/// destination resumes. A small state machine: each `Step` is one short function; before the
+/// switch-over every failure undoes what the tool set up (newest first), so the source runs on
+/// untouched; after it there is nothing to undo, and the flow stops where it is.
+final class StorageMigration {
+    enum Step: CaseIterable {
+        case inspect, exportTarget, attachNbdTarget, startMirror, waitReady
+        case startIncoming, migrate, waitSourceCompleted, waitDestinationCompleted
+        case earlyResumeCheck, endMirror, stopExport, resume, verifyPermissions
+    }
+
+    /// What the mirror job did last, from its events and query-block-jobs.
+    enum JobState: Equatable {
+        case notStarted, running, ready
+        case ended(error: String?)
+    }
+
+    let plan: MigrationPlan
+    let log: MigrationLog
+    var source: QmpClient!
+    var destination: QmpClient!
+    var undo: [(what: String, action: () throws(MigrationFailure) -> Void)] = []
+    var switchedOver = false
+    var job = JobState.notStarted
+    var progress = MigrationProgress()
+    var guestDevice = ""
+    var needsIncoming = false
+    var destinationRunning = false
+    let pollInterval = 0.2
+
+    init(plan: MigrationPlan, log: MigrationLog) {
+        self.plan = plan
+        self.log = log
+    }
+
+    /// Runs the whole flow and says how it ended.
+    func run() -> ExitStatus {
+        do {
+            try connect()
+            let steps = Step.allCases.filter { $0 != .earlyResumeCheck || plan.earlyResumeCheck }
+            for step in steps { try perform(step) }
+            return .permissionsInForce
+        } catch {
+            log.refusal(error.message)
+            if !switchedOver { undoAll() }
+            return error.status
+        }
+    }
+
+    private func perform(_ step: Step) throws(MigrationFailure) {
+        switch step {
+        case .inspect: try inspect()
+        case .exportTarget: try exportTarget()
+        case .attachNbdTarget: try attachNbdTarget()
+        case .startMirror: try startMirror()
+        case .waitReady: try waitReady()
+        case .startIncoming: try startIncoming()
+        case .migrate: try migrate()
+        case .waitSourceCompleted: try waitSourceCompleted()
+        case .waitDestinationCompleted: try waitDestinationCompleted()
+        case .earlyResumeCheck: try earlyResumeCheck()
+        case .endMirror: try endMirror()
+        case .stopExport: try stopExport()
+        case .resume: try resume()
+        case .verifyPermissions: try verifyPermissions()
+        }
+    }
+
+    private func connect() throws(MigrationFailure) {
+        func open(_ side: String, _ address: QmpAddress) throws(MigrationFailure) -> QmpClient {
+            do {
+                let client = try QmpClient(connectingTo: address, timeout: min(plan.timeout, 10))
+                log.step("\(side): connected to \(address) (version \(client.version))")
+                return client
+            } catch {
+                throw MigrationFailure(.unreachable, "\(side): \(error)")
+            }
+        }
+        source = try open("source", plan.source)
+        destination = try open("destination", plan.destination)
+    }
+
+    /// The exit status of a failure now: before the switch-over the source runs on.
+    var failureStatus: ExitStatus { switchedOver ? .destinationNotRunning : .failedBeforeSwitchOver }
+
+    /// Runs one command; a refusal becomes a failure naming the side and QEMU's own text.
+    @discardableResult
+    func call(_ side: String, _ command: String, _ arguments: JSONValue? = nil, timeout: Double = 60) throws(MigrationFailure) -> JSONValue {
+        let client: QmpClient = side == "source" ? source : destination
+        do {
+            return try client.execute(command, arguments, timeout: timeout)
+        } catch {
+            if case .commandFailed(_, _, let desc) = error {
+                throw MigrationFailure(switchedOver ? .destinationNotRunning : .refusedBeforeSwitchOver,
+                                       "\(side) refused \(command): \(desc)")
+            }
+            throw MigrationFailure(failureStatus, "\(side): \(error)")
+        }
+    }
+
+    /// Registers how to take back what a step just set up.
+    func onFailureUndo(_ what: String, _ action: @escaping () throws(MigrationFailure) -> Void) {
+        undo.append((what, action))
+    }
+
+    private func undoAll() {
+        while let (what, action) = undo.popLast() {
+            do {
+                try action()
+                log.step("undone: \(what)")
+            } catch {
+                log.refusal("could not undo \(what): \(error.message)")
+            }
+        }
+    }
+
+    /// Reads the source's events into `job`; the mirror's end (COMPLETED or CANCELLED) with its error.
+    func observeSourceEvents() throws(MigrationFailure) {
+        let events: [QmpEvent]
+        do { events = try source.takeEvents() } catch { throw MigrationFailure(failureStatus, "source: \(error)") }
+        for event in events where event.data["device"]?.stringValue == plan.jobId {
+            switch event.name {
+            case "BLOCK_JOB_READY": if job == .running { job = .ready }
+            case "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED": job = .ended(error: event.data["error"]?.stringValue)
+            default: break
+            }
+        }
+    }
+
+    /// Samples the mirror's and the migration's progress on the source and shows the line.
+    func sampleProgress(migration: JSONValue? = nil) throws(MigrationFailure) {
+        progress.update(jobs: try call("source", "query-block-jobs"), jobId: plan.jobId)
+        if let migration { progress.update(migration: migration) }
+        log.progress(progress, now: Deadline.now())
+    }
+
+    /// Waits a poll interval for the source's events.
+    func pause() throws(MigrationFailure) {
+        do { try source.pump(timeout: pollInterval) } catch { throw MigrationFailure(failureStatus, "source: \(error)") }
+    }
+}

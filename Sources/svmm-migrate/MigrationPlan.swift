@@ -22,4 +22,6 @@ struct MigrationPlan: Sendable {
     /// How long each wait (READY, the migration, the job's end) may take, in seconds.
     var timeout: Double
     var earlyResumeCheck: Bool
+    /// Leave the destination paused once the export is gone (virsh migrate --suspend).
+    var suspend: Bool
 }

@@ -49,6 +49,11 @@ extension StorageMigration {
     }
 
     func resume() throws(MigrationFailure) {
+        if plan.suspend, !destinationRunning {
+            suspended = true
+            log.report("destination left paused as --suspend asks; its guest device's permissions are applied when it is resumed")
+            return
+        }
         if !destinationRunning {
             do {
                 try destination.execute("cont")
@@ -66,6 +71,10 @@ extension StorageMigration {
 
     func verifyPermissions() throws(MigrationFailure) {
         let device = try devicePermissions()
+        if suspended {
+            log.step("destination: paused, \(device.summary)")
+            return
+        }
         guard device.inForce else {
             throw MigrationFailure(.permissionsNotInForce,
                                    "destination runs, but its guest device's permissions are not in force: \(device.summary)")

@@ -31,6 +31,8 @@ final class StorageMigration {
     var guestDevice = ""
     var needsIncoming = false
     var destinationRunning = false
+    /// Left paused as --suspend asks: no resume, no permission check.
+    var suspended = false
     let pollInterval = 0.2
 
     init(plan: MigrationPlan, log: MigrationLog) {
@@ -42,7 +44,7 @@ final class StorageMigration {
     func run() -> ExitStatus {
         do {
             try connect()
-            let steps = Step.allCases.filter { $0 != .earlyResumeCheck || plan.earlyResumeCheck }
+            let steps = Step.allCases.filter { $0 != .earlyResumeCheck || (plan.earlyResumeCheck && !plan.suspend) }
             for step in steps { try perform(step) }
             return .permissionsInForce
         } catch {

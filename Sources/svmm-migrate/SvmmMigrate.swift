@@ -64,6 +64,11 @@ struct SvmmMigrate: ParsableCommand {
           help: "Do not try to resume the destination while the NBD export is still writable.")
     var noEarlyResumeCheck = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Leave the destination paused once its NBD server is stopped (as virsh migrate --suspend); implies --no-early-resume-check.",
+        discussion: "Exit status 0 then means: migrated, export gone, destination paused; its permissions apply at its cont."))
+    var suspend = false
+
     func validate() throws {
         for (name, value) in [("--source", source), ("--destination", destination), ("--nbd", nbd)] where QmpAddress(parsing: value) == nil {
             throw ValidationError("\(name) \(value): expected unix:PATH or tcp:HOST:PORT")
@@ -83,7 +88,7 @@ struct SvmmMigrate: ParsableCommand {
             device: device, targetNode: targetNode, guestDevice: guestDevice,
             nbd: QmpAddress(parsing: nbd)!, exportName: exportName ?? targetNode, nbdNodeName: nbdNodeName,
             jobId: jobId, migrateURI: migrateURI, incomingURI: incomingURI ?? migrateURI,
-            timeout: timeout, earlyResumeCheck: !noEarlyResumeCheck)
+            timeout: timeout, earlyResumeCheck: !noEarlyResumeCheck, suspend: suspend)
         let status = StorageMigration(plan: plan, log: MigrationLog()).run()
         if status != .permissionsInForce { throw ExitCode(status.rawValue) }
     }

@@ -17,9 +17,11 @@ extension StorageMigration {
         let device = try DevicePermissions.find(in: try call("destination", "x-debug-query-block-graph"),
                                                 device: plan.guestDevice, node: plan.targetNode).get()
         guestDevice = device.device
-        // Nothing started yet (`-incoming defer`): {}; listening already: a status or the socket address.
+        // `-incoming defer` before migrate-incoming: {} (or status none); listening already
+        // (`-incoming unix:PATH`, or migrate-incoming done): the socket address, or a status.
         let incoming = try call("destination", "query-migrate")
-        needsIncoming = incoming["status"] == nil && incoming["socket-address"] == nil
+        let status = incoming["status"]?.stringValue ?? "none"
+        needsIncoming = incoming["socket-address"] == nil && status == "none"
         log.step("source: status \(sourceStatus); destination: status \(destinationStatus), \(device.summary)"
                  + (needsIncoming ? "" : ", already listening for the migration"))
     }

@@ -11,10 +11,12 @@ a destination not waiting for a migration, and VMMs that refuse a step, each wit
 message, its exit status, and nothing left behind that could be undone.
 """
 
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -51,36 +53,48 @@ class Peer:
     """One VMM (svmm or QEMU 7.2) with the tiny guest on a raw disk (node d0, device vblk0)."""
 
     def __init__(self, target: str, workdir: Path, name: str, mode: str = "writer",
-                 incoming: bool = False, paused: bool = False):
+                 incoming=False, paused: bool = False, qmp: str = ""):
         svmm, _, guest, qemu = tools()
         self.name = name
         self.disk = workdir / f"{name}.raw"
         with open(self.disk, "wb") as disk:
             disk.truncate(DISK)
         self.sock = str(workdir / f"{name}.qmp")
+        # QMP over TCP when asked (`qmp="127.0.0.1:PORT"`); the tests reach it as tcp:HOST:PORT.
+        self.address = f"tcp:{qmp}" if qmp else self.sock
+        monitor = f"tcp:{qmp},server=on,wait=off" if qmp else f"unix:{self.sock},server=on,wait=off"
         self.log = workdir / f"{name}.serial"
         args = [svmm] if target == "svmm" else [
             qemu, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config", "-display", "none",
             "-global", "virtio-mmio.force-legacy=false", "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
         args += ["-m", "64M", "-serial", "stdio", "-kernel", guest, "-append", f"mode={mode}",
-                 "-qmp", f"unix:{self.sock},server=on,wait=off",
+                 "-qmp", monitor,
                  "-blockdev", f"driver=file,node-name=d0,filename={self.disk}",
                  "-device", "virtio-blk-device,drive=d0,id=vblk0"]
         if incoming:
-            args += ["-incoming", "defer"]
+            args += ["-incoming", "defer" if incoming is True else incoming]
         if paused:
             args.append("-S")
         self.output = open(self.log, "wb")
         self.proc = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.sock):
+        while not self.listening():
             assert self.proc.poll() is None, f"{name} ({target}) exited: {self.serial()}"
             assert time.monotonic() < deadline, f"{name}: no QMP socket"
             time.sleep(0.02)
 
+    def listening(self) -> bool:
+        if not self.address.startswith("tcp:"):
+            return os.path.exists(self.sock)
+        host, port = self.address[4:].rsplit(":", 1)
+        with socket.socket() as probe:
+            return probe.connect_ex((host, int(port))) == 0
+
     def cmd(self, name: str, **arguments) -> dict:
         """One command on a connection of its own: QEMU serves one QMP client at a time, and
         svmm-migrate needs the monitor while it runs."""
+        if self.address.startswith("tcp:"):
+            return tcp_command(self.address[4:], name, arguments)
         client = RawQMP(self.sock)
         try:
             return client.cmd(name, **arguments)
@@ -117,6 +131,25 @@ class Peer:
         self.output.close()
 
 
+def tcp_command(hostport: str, name: str, arguments: dict) -> dict:
+    """RawQMP speaks unix sockets only: the same exchange over TCP."""
+    host, port = hostport.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        reader = conn.makefile("rb")
+        json.loads(reader.readline())
+        for message in ({"execute": "qmp_capabilities"}, {"execute": name, "arguments": arguments}):
+            conn.sendall(json.dumps(message).encode() + b"\n")
+            while "event" in (reply := json.loads(reader.readline())):
+                pass
+        return reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def peers(tmp_path):
     """peers(target, name, **options) -> Peer; every one is killed at the end."""
@@ -132,10 +165,11 @@ def peers(tmp_path):
         peer.kill()
 
 
-def migrate_tool(tmp_path, source: str, destination: str, *extra, timeout: float = 240) -> subprocess.CompletedProcess:
+def migrate_tool(tmp_path, source: str, destination: str, *extra, timeout: float = 240,
+                 nbd: str = "", migrate_uri: str = "") -> subprocess.CompletedProcess:
     _, migrate, _, _ = tools()
     args = [migrate, "--source", source, "--destination", destination, "--device", "d0", "--target-node", "d0",
-            "--nbd", f"unix:{tmp_path}/nbd.sock", "--migrate-uri", f"unix:{tmp_path}/migrate.sock",
+            "--nbd", nbd or f"unix:{tmp_path}/nbd.sock", "--migrate-uri", migrate_uri or f"unix:{tmp_path}/migrate.sock",
             "--timeout", "120", *extra]
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -222,6 +256,27 @@ def test_progress_goes_to_stderr_as_plain_lines(peers, tmp_path):
     assert progress, explain(result)
     assert all("\r" not in line and "\x1b" not in line for line in progress)
     assert re.search(r"Migration: \[mirror +\d+ %, RAM +(\d+|-) %\]", progress[0]), progress
+
+
+def test_an_already_listening_destination_and_everything_over_tcp(peers, tmp_path):
+    """QMP, NBD and the migration stream on 127.0.0.1; the destination started with
+    `-incoming tcp:...` listens already, so no migrate-incoming is sent."""
+    migrate_port, nbd_port = free_port(), free_port()
+    source = peers("qemu", "source", qmp=f"127.0.0.1:{free_port()}")
+    source.wait_rounds(1)
+    destination = peers("qemu", "destination", incoming=f"tcp:127.0.0.1:{migrate_port}", paused=True,
+                        qmp=f"127.0.0.1:{free_port()}")
+    result = migrate_tool(tmp_path, source.address, destination.address, "--suspend",
+                          nbd=f"tcp:127.0.0.1:{nbd_port}", migrate_uri=f"tcp:127.0.0.1:{migrate_port}")
+    assert result.returncode == 0, explain(result)
+    assert "already listening for the migration" in result.stdout
+    assert "destination: listening for the migration on" not in result.stdout
+    assert f"exported writable as 'd0' on tcp:127.0.0.1:{nbd_port}" in result.stdout
+    compare = subprocess.run(["qemu-img", "compare", "-U", "-f", "raw", "-F", "raw",
+                              str(source.disk), str(destination.disk)], capture_output=True, text=True, timeout=60)
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    assert destination.cmd("cont") == {"return": {}}
+    destination.wait_rounds(2)
 
 
 # -- bad input --------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 import Glibc
 
 /// What the user sees: one line a step on stdout; on stderr the live progress line (rewritten in
-/// place when stderr is a terminal, plain lines at most every few seconds otherwise) and refusals.
+/// place when stderr is a terminal; otherwise plain lines every few seconds and at each phase
+/// change) and refusals.
 final class MigrationLog {
     private let terminal = isatty(STDERR_FILENO) == 1
     private var progressShown = false
     private var lastPlainLine = ""
+    private var lastMilestone = ""
     private var lastPlainTime = 0.0
     private let plainInterval: Double
 
@@ -29,16 +31,20 @@ final class MigrationLog {
         if terminal {
             emit(STDERR_FILENO, "\r\u{1b}[K\(line)")
             progressShown = true
-        } else if line != lastPlainLine, now - lastPlainTime >= plainInterval {
+        } else if line != lastPlainLine, now - lastPlainTime >= plainInterval || sample.milestone != lastMilestone {
+            // Plain lines (a log, a pipe): every few seconds, and whenever a phase changes.
             emit(STDERR_FILENO, "\(line)\n")
             lastPlainLine = line
             lastPlainTime = now
+            lastMilestone = sample.milestone
         }
     }
 
+    /// Ends the live line where it is (as virsh leaves its last figure on screen), so the next
+    /// line starts on a fresh row.
     func clearProgress() {
         guard progressShown else { return }
-        emit(STDERR_FILENO, "\r\u{1b}[K")
+        emit(STDERR_FILENO, "\n")
         progressShown = false
     }
 

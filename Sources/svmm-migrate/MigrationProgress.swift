@@ -33,6 +33,9 @@ struct MigrationProgress: Sendable, Equatable {
         return Int((max(0, min(done, total)) * 100 / total).rounded(.down))
     }
 
+    /// What changes once a phase: the mirror caught up, the migration's status.
+    var milestone: String { "\(mirrorPercent == 100) \(migrationStatus ?? "")" }
+
     /// `Migration: [mirror 100 %, RAM  42 %] dirty rate 312 pages/s, expected downtime 30 ms`
     var line: String {
         func field(_ value: Int?) -> String {

@@ -12,15 +12,12 @@ extension StorageMigration {
     func earlyResumeCheck() throws(MigrationFailure) {
         let during = try devicePermissions()
         log.step("destination: while exported, \(during.summary)")
-        if destinationRunning {
-            log.report(Self.earlyResumeFinding + " (it started by itself at the end of the migration)")
-            return
-        }
+        if destinationRunning { return }  // reported when the migration completed
         do {
             try destination.execute("cont")
         } catch {
             guard case .commandFailed(_, _, let desc) = error else { throw MigrationFailure(.destinationNotRunning, "destination: \(error)") }
-            let status = try call("destination", "query-status")["status"]?.stringValue ?? "?"
+            let status = try call(.destination, "query-status")["status"]?.stringValue ?? "?"
             log.report("destination refused to resume while the NBD export is writable (status stays '\(status)'): \(desc)")
             if status == "running" { destinationRunning = true }
             return
@@ -37,14 +34,14 @@ extension StorageMigration {
         }
         log.step("source: mirror job '\(plan.jobId)' ended (block-job-cancel)")
         do {
-            try call("source", "blockdev-del", .members(["node-name": .string(plan.nbdNodeName)]))
+            try call(.source, "blockdev-del", .members(["node-name": .string(plan.nbdNodeName)]))
         } catch {
             log.refusal("\(error.message) (the NBD node stays on the source)")
         }
     }
 
     func stopExport() throws(MigrationFailure) {
-        try call("destination", "nbd-server-stop")
+        try call(.destination, "nbd-server-stop")
         log.step("destination: NBD server stopped")
     }
 
@@ -61,7 +58,7 @@ extension StorageMigration {
                 throw MigrationFailure(.destinationNotRunning, "destination refused to resume after nbd-server-stop: \(error)")
             }
         }
-        let status = try call("destination", "query-status")["status"]?.stringValue ?? "?"
+        let status = try call(.destination, "query-status")["status"]?.stringValue ?? "?"
         guard status == "running" else {
             throw MigrationFailure(.destinationNotRunning, "destination does not run after cont (status '\(status)')")
         }
@@ -83,7 +80,7 @@ extension StorageMigration {
     }
 
     private func devicePermissions() throws(MigrationFailure) -> DevicePermissions {
-        let graph = try call("destination", "x-debug-query-block-graph")
+        let graph = try call(.destination, "x-debug-query-block-graph")
         switch DevicePermissions.find(in: graph, device: guestDevice, node: plan.targetNode) {
         case .success(let device): return device
         case .failure(let failure): throw MigrationFailure(failureStatus, failure.message)

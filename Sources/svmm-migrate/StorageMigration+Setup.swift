@@ -5,21 +5,21 @@ import QmpJSON
 extension StorageMigration {
     /// Both sides are in a state the flow can start from, and the destination's guest device is known.
     func inspect() throws(MigrationFailure) {
-        let destinationStatus = try call("destination", "query-status")["status"]?.stringValue ?? "?"
+        let destinationStatus = try call(.destination, "query-status")["status"]?.stringValue ?? "?"
         guard destinationStatus == "inmigrate" else {
             throw MigrationFailure(.refusedBeforeSwitchOver,
                                    "destination is not waiting for an incoming migration (status '\(destinationStatus)'): start it with -incoming defer")
         }
-        let sourceStatus = try call("source", "query-status")["status"]?.stringValue ?? "?"
+        let sourceStatus = try call(.source, "query-status")["status"]?.stringValue ?? "?"
         guard ["running", "paused", "prelaunch"].contains(sourceStatus) else {
             throw MigrationFailure(.refusedBeforeSwitchOver, "source cannot migrate from status '\(sourceStatus)'")
         }
-        let device = try DevicePermissions.find(in: try call("destination", "x-debug-query-block-graph"),
+        let device = try DevicePermissions.find(in: try call(.destination, "x-debug-query-block-graph"),
                                                 device: plan.guestDevice, node: plan.targetNode).get()
         guestDevice = device.device
         // `-incoming defer` before migrate-incoming: {} (or status none); listening already
         // (`-incoming unix:PATH`, or migrate-incoming done): the socket address, or a status.
-        let incoming = try call("destination", "query-migrate")
+        let incoming = try call(.destination, "query-migrate")
         let status = incoming["status"]?.stringValue ?? "none"
         needsIncoming = incoming["socket-address"] == nil && status == "none"
         log.step("source: status \(sourceStatus); destination: status \(destinationStatus), \(device.summary)"
@@ -27,27 +27,27 @@ extension StorageMigration {
     }
 
     func exportTarget() throws(MigrationFailure) {
-        try call("destination", "nbd-server-start", .members(["addr": plan.nbd.legacySocketAddress]))
-        onFailureUndo("destination nbd-server-stop") { () throws(MigrationFailure) in try self.call("destination", "nbd-server-stop") }
-        try call("destination", "nbd-server-add", .members([
+        try call(.destination, "nbd-server-start", .members(["addr": plan.nbd.legacySocketAddress]))
+        onFailureUndo("destination nbd-server-stop") { () throws(MigrationFailure) in try self.call(.destination, "nbd-server-stop") }
+        try call(.destination, "nbd-server-add", .members([
             "device": .string(plan.targetNode), "name": .string(plan.exportName), "writable": .bool(true),
         ]))
         log.step("destination: node '\(plan.targetNode)' exported writable as '\(plan.exportName)' on \(plan.nbd)")
     }
 
     func attachNbdTarget() throws(MigrationFailure) {
-        try call("source", "blockdev-add", .members([
+        try call(.source, "blockdev-add", .members([
             "driver": .string("nbd"), "node-name": .string(plan.nbdNodeName),
             "server": plan.nbd.flatSocketAddress, "export": .string(plan.exportName),
         ]))
         onFailureUndo("source blockdev-del \(plan.nbdNodeName)") { () throws(MigrationFailure) in
-            try self.call("source", "blockdev-del", .members(["node-name": .string(self.plan.nbdNodeName)]))
+            try self.call(.source, "blockdev-del", .members(["node-name": .string(self.plan.nbdNodeName)]))
         }
         log.step("source: NBD node '\(plan.nbdNodeName)' connected to the export")
     }
 
     func startMirror() throws(MigrationFailure) {
-        try call("source", "blockdev-mirror", .members([
+        try call(.source, "blockdev-mirror", .members([
             "job-id": .string(plan.jobId), "device": .string(plan.device),
             "target": .string(plan.nbdNodeName), "sync": .string("full"),
         ]))
@@ -66,7 +66,7 @@ extension StorageMigration {
                 throw MigrationFailure(.failedBeforeSwitchOver, "source: mirror job '\(plan.jobId)' ended before READY"
                                        + (error.map { ": \($0)" } ?? ""))
             }
-            let jobs = try call("source", "query-block-jobs")
+            let jobs = try call(.source, "query-block-jobs")
             progress.update(jobs: jobs, jobId: plan.jobId)
             log.progress(progress, now: Deadline.now())
             let entry = jobs.arrayValue?.first { $0["device"]?.stringValue == plan.jobId }
@@ -93,12 +93,12 @@ extension StorageMigration {
     func cancelJob(force: Bool) throws(MigrationFailure) {
         try observeSourceEvents()
         if case .ended = job { return }
-        try call("source", "block-job-cancel", .members(["device": .string(plan.jobId), "force": .bool(force)]))
+        try call(.source, "block-job-cancel", .members(["device": .string(plan.jobId), "force": .bool(force)]))
         let deadline = Deadline(secondsFromNow: plan.timeout)
         while true {
             try observeSourceEvents()
             if case .ended = job { return }
-            let jobs = try call("source", "query-block-jobs")
+            let jobs = try call(.source, "query-block-jobs")
             if jobs.arrayValue?.contains(where: { $0["device"]?.stringValue == plan.jobId }) != true {
                 job = .ended(error: nil)
                 return

@@ -5,20 +5,20 @@ import QmpJSON
 extension StorageMigration {
     func startIncoming() throws(MigrationFailure) {
         guard needsIncoming else { return }
-        try call("destination", "migrate-incoming", .members(["uri": .string(plan.incomingURI)]))
+        try call(.destination, "migrate-incoming", .members(["uri": .string(plan.incomingURI)]))
         log.step("destination: listening for the migration on \(plan.incomingURI)")
     }
 
     func migrate() throws(MigrationFailure) {
-        try call("source", "migrate", .members(["uri": .string(plan.migrateURI)]))
+        try call(.source, "migrate", .members(["uri": .string(plan.migrateURI)]))
         onFailureUndo("source migrate_cancel") { () throws(MigrationFailure) in try self.cancelMigration() }
         log.step("source: migrating to \(plan.migrateURI)")
     }
 
     private func cancelMigration() throws(MigrationFailure) {
-        let status = try call("source", "query-migrate")["status"]?.stringValue
+        let status = try call(.source, "query-migrate")["status"]?.stringValue
         guard !["completed", "failed", "cancelled", nil].contains(status) else { return }
-        try call("source", "migrate_cancel")
+        try call(.source, "migrate_cancel")
     }
 
     /// Until the source reports `completed`: that is the switch-over (it stopped, its images
@@ -26,7 +26,7 @@ extension StorageMigration {
     func waitSourceCompleted() throws(MigrationFailure) {
         let deadline = Deadline(secondsFromNow: plan.timeout)
         while true {
-            let migration = try call("source", "query-migrate")
+            let migration = try call(.source, "query-migrate")
             let status = migration["status"]?.stringValue ?? "none"
             try sampleProgress(migration: migration)
             if status == "completed" { break }
@@ -47,7 +47,7 @@ extension StorageMigration {
         }
         switchedOver = true
         undo.removeAll()
-        let total = try call("source", "query-migrate")
+        let total = try call(.source, "query-migrate")
         let figures = ["total-time", "downtime"].compactMap { key in total[key]?.intValue.map { "\(key) \($0) ms" } }
         log.step("source: migration completed" + (figures.isEmpty ? "" : " (\(figures.joined(separator: ", ")))"))
     }
@@ -56,7 +56,7 @@ extension StorageMigration {
     func waitDestinationCompleted() throws(MigrationFailure) {
         let deadline = Deadline(secondsFromNow: plan.timeout)
         while true {
-            let migration = try call("destination", "query-migrate")
+            let migration = try call(.destination, "query-migrate")
             let status = migration["status"]?.stringValue ?? "none"
             if status == "completed" { break }
             if status == "failed" {
@@ -69,8 +69,11 @@ extension StorageMigration {
             }
             try pause()
         }
-        let status = try call("destination", "query-status")["status"]?.stringValue ?? "?"
+        let status = try call(.destination, "query-status")["status"]?.stringValue ?? "?"
         destinationRunning = status == "running"
         log.step("destination: migration completed, status '\(status)'")
+        if destinationRunning {
+            log.report(Self.earlyResumeFinding + " (it started by itself at the end of the migration)")
+        }
     }
 }

@@ -22,8 +22,8 @@ final class StorageMigration {
 
     let plan: MigrationPlan
     let log: MigrationLog
-    var source: QmpClient!
-    var destination: QmpClient!
+    let source: QmpClient
+    let destination: QmpClient
     var undo: [(what: String, action: () throws(MigrationFailure) -> Void)] = []
     var switchedOver = false
     var job = JobState.notStarted
@@ -35,15 +35,27 @@ final class StorageMigration {
     var suspended = false
     let pollInterval = 0.2
 
-    init(plan: MigrationPlan, log: MigrationLog) {
+    /// Connects to both monitors; either unreachable is `.unreachable`.
+    init(plan: MigrationPlan, log: MigrationLog) throws(MigrationFailure) {
         self.plan = plan
         self.log = log
+        source = try Self.open(.source, plan.source, timeout: min(plan.timeout, 10), log: log)
+        destination = try Self.open(.destination, plan.destination, timeout: min(plan.timeout, 10), log: log)
+    }
+
+    private static func open(_ side: Side, _ address: QmpAddress, timeout: Double, log: MigrationLog) throws(MigrationFailure) -> QmpClient {
+        do {
+            let client = try QmpClient(connectingTo: address, timeout: timeout)
+            log.step("\(side): connected to \(address) (version \(client.version))")
+            return client
+        } catch {
+            throw MigrationFailure(.unreachable, "\(side): \(error)")
+        }
     }
 
     /// Runs the whole flow and says how it ended.
     func run() -> ExitStatus {
         do {
-            try connect()
             let steps = Step.allCases.filter { $0 != .earlyResumeCheck || (plan.earlyResumeCheck && !plan.suspend) }
             for step in steps { try perform(step) }
             return .permissionsInForce
@@ -73,27 +85,13 @@ final class StorageMigration {
         }
     }
 
-    private func connect() throws(MigrationFailure) {
-        func open(_ side: String, _ address: QmpAddress) throws(MigrationFailure) -> QmpClient {
-            do {
-                let client = try QmpClient(connectingTo: address, timeout: min(plan.timeout, 10))
-                log.step("\(side): connected to \(address) (version \(client.version))")
-                return client
-            } catch {
-                throw MigrationFailure(.unreachable, "\(side): \(error)")
-            }
-        }
-        source = try open("source", plan.source)
-        destination = try open("destination", plan.destination)
-    }
-
     /// The exit status of a failure now: before the switch-over the source runs on.
     var failureStatus: ExitStatus { switchedOver ? .destinationNotRunning : .failedBeforeSwitchOver }
 
     /// Runs one command; a refusal becomes a failure naming the side and QEMU's own text.
     @discardableResult
-    func call(_ side: String, _ command: String, _ arguments: JSONValue? = nil, timeout: Double = 60) throws(MigrationFailure) -> JSONValue {
-        let client: QmpClient = side == "source" ? source : destination
+    func call(_ side: Side, _ command: String, _ arguments: JSONValue? = nil, timeout: Double = 60) throws(MigrationFailure) -> JSONValue {
+        let client = side == .source ? source : destination
         do {
             return try client.execute(command, arguments, timeout: timeout)
         } catch {
@@ -136,7 +134,7 @@ final class StorageMigration {
 
     /// Samples the mirror's and the migration's progress on the source and shows the line.
     func sampleProgress(migration: JSONValue? = nil) throws(MigrationFailure) {
-        progress.update(jobs: try call("source", "query-block-jobs"), jobId: plan.jobId)
+        progress.update(jobs: try call(.source, "query-block-jobs"), jobId: plan.jobId)
         if let migration { progress.update(migration: migration) }
         log.progress(progress, now: Deadline.now())
     }

@@ -89,7 +89,14 @@ struct SvmmMigrate: ParsableCommand {
             nbd: QmpAddress(parsing: nbd)!, exportName: exportName ?? targetNode, nbdNodeName: nbdNodeName,
             jobId: jobId, migrateURI: migrateURI, incomingURI: incomingURI ?? migrateURI,
             timeout: timeout, earlyResumeCheck: !noEarlyResumeCheck, suspend: suspend)
-        let status = StorageMigration(plan: plan, log: MigrationLog()).run()
+        let log = MigrationLog()
+        let status: ExitStatus
+        do {
+            status = try StorageMigration(plan: plan, log: log).run()
+        } catch {
+            log.refusal(error.message)
+            status = error.status
+        }
         if status != .permissionsInForce { throw ExitCode(status.rawValue) }
     }
 }

@@ -14,6 +14,7 @@ message, its exit status, and nothing left behind that could be undone.
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -277,6 +278,22 @@ def test_an_already_listening_destination_and_everything_over_tcp(peers, tmp_pat
     assert compare.returncode == 0, compare.stdout + compare.stderr
     assert destination.cmd("cont") == {"return": {}}
     destination.wait_rounds(2)
+
+
+def test_progress_on_a_terminal_is_one_line_rewritten_in_place(peers, tmp_path):
+    source, destination = start_pair(peers, "qemu", paused_destination=True)
+    _, migrate, _, _ = tools()
+    command = [migrate, "--source", source.sock, "--destination", destination.sock, "--device", "d0",
+               "--target-node", "d0", "--nbd", f"unix:{tmp_path}/nbd.sock",
+               "--migrate-uri", f"unix:{tmp_path}/migrate.sock", "--suspend"]
+    # script(1) gives the tool a pseudo-terminal for stdout and stderr.
+    result = subprocess.run(["script", "-qefc", shlex.join(command), "/dev/null"], capture_output=True,
+                            timeout=240, stdin=subprocess.DEVNULL)
+    screen = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, screen
+    assert "\r\x1b[KMigration: [mirror" in screen, screen
+    # A step after progress starts on a fresh row; the last figure stays on screen.
+    assert re.search(r"Migration: \[mirror[^\r\n]*\r?\n(\r\x1b\[K)?source: mirror job 'svmm-migrate-mirror' READY", screen), screen
 
 
 # -- bad input --------------------------------------------------------------------------------

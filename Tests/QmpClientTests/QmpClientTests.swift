@@ -78,9 +78,18 @@ import Testing
     }
 
     @Test func aClosedTCPPortIsUnreachable() throws {
-        // Bind a port, then close it: nothing listens there afterwards.
-        let port: Int
-        do { port = try ScriptedQmpServer(ScriptedQmpServer.Script(), tcp: true).port }
+        // Bind a port and close it unlistened: nothing listens there afterwards.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, size) == 0 && getsockname(probe, $0, &size) == 0 }
+        }
+        close(probe)
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
         let error = failure { () throws(QmpClientError) in _ = try QmpClient(connectingTo: .tcp(host: "127.0.0.1", port: String(port)), timeout: 1) }
         #expect(error == .unreachable(address: "tcp:127.0.0.1:\(port)", reason: "Connection refused"))
     }

@@ -5,7 +5,9 @@ import QmpJSON
 /// A QMP peer in the test process, on a real unix or TCP socket: it sends a greeting, then
 /// answers each request from a table of canned messages (`ID` in them is replaced by the
 /// request's id). A command missing from the table gets QEMU's CommandNotFound. It serves one
-/// connection on a thread of its own and ends when the client goes away.
+/// connection on a thread of its own and ends when the client goes away. The thread alone
+/// touches the listening descriptor (it waits at most `acceptTimeout` for the client, then
+/// closes it): closing it from another thread let its number be reused under a pending accept.
 final class ScriptedQmpServer: Sendable {
     struct Script: Sendable {
         var greeting = #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2"}, "capabilities": []}}"#
@@ -17,25 +19,24 @@ final class ScriptedQmpServer: Sendable {
 
     let path: String
     let port: Int
-    private let listener: Int32
+    static let acceptTimeout: Int32 = 10_000
 
     /// A unix socket in a fresh temporary directory (`tcp: true`: 127.0.0.1 on a free port).
     init(_ script: Script, tcp: Bool = false) throws {
         if tcp {
-            (listener, port) = try Self.listenTCP()
+            let (fd, number) = try Self.listenTCP()
+            port = number
             path = ""
+            Thread.detachNewThread { Self.serve(fd, script) }
         } else {
             path = FileManager.default.temporaryDirectory.appendingPathComponent("qmp-\(UUID().uuidString.prefix(8)).sock").path
-            listener = try Self.listenUnix(path)
+            let fd = try Self.listenUnix(path)
             port = 0
+            Thread.detachNewThread { Self.serve(fd, script) }
         }
-        let fd = listener
-        Thread.detachNewThread { Self.serve(fd, script) }
     }
 
     deinit {
-        Glibc.shutdown(listener, Int32(SHUT_RDWR))
-        Glibc.close(listener)
         if !path.isEmpty { unlink(path) }
     }
 
@@ -75,7 +76,9 @@ final class ScriptedQmpServer: Sendable {
     }
 
     private static func serve(_ listener: Int32, _ script: Script) {
-        let fd = accept(listener, nil, nil)
+        var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        let fd = poll(&poller, 1, acceptTimeout) == 1 ? accept(listener, nil, nil) : -1
+        Glibc.close(listener)
         guard fd >= 0 else { return }
         defer { Glibc.close(fd) }
         send(fd, script.greeting)

@@ -16,6 +16,8 @@ struct MigrationPlan: Sendable {
     /// The source's NBD client node that the mirror writes.
     var nbdNodeName: String
     var jobId: String
+    /// blockdev-mirror's `speed` (bytes a second, 0: unlimited).
+    var mirrorSpeed: Int64
     var migrateURI: String
     /// What the destination listens on (`migrate-incoming`); usually `migrateURI`.
     var incomingURI: String

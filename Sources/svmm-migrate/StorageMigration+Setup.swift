@@ -49,7 +49,7 @@ extension StorageMigration {
     func startMirror() throws(MigrationFailure) {
         try call(.source, "blockdev-mirror", .members([
             "job-id": .string(plan.jobId), "device": .string(plan.device),
-            "target": .string(plan.nbdNodeName), "sync": .string("full"),
+            "target": .string(plan.nbdNodeName), "sync": .string("full"), "speed": .int(plan.mirrorSpeed),
         ]))
         job = .running
         onFailureUndo("source mirror job '\(plan.jobId)' cancelled") { () throws(MigrationFailure) in try self.cancelJob(force: true) }
@@ -83,8 +83,12 @@ extension StorageMigration {
 
     /// The job left query-block-jobs: its end event is on the way (or was lost with the job).
     private func awaitJobEndEvent() throws(MigrationFailure) {
-        _ = try? source.waitForEvent("BLOCK_JOB_COMPLETED", matching: { $0["device"]?.stringValue == self.plan.jobId }, timeout: 1)
-        if case .ended = job { return }
+        let deadline = Deadline(secondsFromNow: 2)
+        while !deadline.hasPassed {
+            try observeSourceEvents()
+            if case .ended = job { return }
+            try pause()
+        }
         job = .ended(error: "the job is gone from query-block-jobs")
     }
 

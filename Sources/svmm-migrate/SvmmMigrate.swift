@@ -51,6 +51,9 @@ struct SvmmMigrate: ParsableCommand {
     @Option(name: .customLong("job-id"), help: "The mirror job's id.")
     var jobId = "svmm-migrate-mirror"
 
+    @Option(name: .customLong("mirror-speed"), help: "The mirror's speed limit in bytes a second (0: none).")
+    var mirrorSpeed: Int64 = 0
+
     @Option(name: .customLong("migrate-uri"), help: ArgumentHelp("The migration stream's address.", valueName: "unix:PATH|tcp:HOST:PORT"))
     var migrateURI: String
 
@@ -76,6 +79,7 @@ struct SvmmMigrate: ParsableCommand {
         for uri in [migrateURI, incomingURI ?? migrateURI] where !(uri.hasPrefix("unix:") || uri.hasPrefix("tcp:")) || QmpAddress(parsing: uri) == nil {
             throw ValidationError("migration URI \(uri): expected unix:PATH or tcp:HOST:PORT")
         }
+        guard mirrorSpeed >= 0 else { throw ValidationError("--mirror-speed \(mirrorSpeed): expected a number of bytes >= 0") }
         guard timeout > 0, timeout <= 86400 else { throw ValidationError("--timeout \(timeout): expected 0 < seconds <= 86400") }
         for (name, value) in [("--device", device), ("--target-node", targetNode), ("--job-id", jobId), ("--nbd-node-name", nbdNodeName)] where value.isEmpty {
             throw ValidationError("\(name) must not be empty")
@@ -87,7 +91,7 @@ struct SvmmMigrate: ParsableCommand {
             source: QmpAddress(parsing: source)!, destination: QmpAddress(parsing: destination)!,
             device: device, targetNode: targetNode, guestDevice: guestDevice,
             nbd: QmpAddress(parsing: nbd)!, exportName: exportName ?? targetNode, nbdNodeName: nbdNodeName,
-            jobId: jobId, migrateURI: migrateURI, incomingURI: incomingURI ?? migrateURI,
+            jobId: jobId, mirrorSpeed: mirrorSpeed, migrateURI: migrateURI, incomingURI: incomingURI ?? migrateURI,
             timeout: timeout, earlyResumeCheck: !noEarlyResumeCheck, suspend: suspend)
         let log = MigrationLog()
         let status: ExitStatus

@@ -403,6 +403,40 @@ def test_a_refused_incoming_address_cancels_the_mirror(peers, tmp_path):
     source.wait_rounds(2)
 
 
+def test_a_destination_that_dies_during_the_mirror(peers, tmp_path):
+    """The mirror (slowed to 4 MiB/s: 4 s for the disk) fails when the destination's NBD server
+    goes; the tool ends with 4, removes the source's NBD node, and the source guest runs on."""
+    source = peers("qemu", "source")
+    source.wait_rounds(1)
+    destination = peers("qemu", "destination", incoming=True)
+    _, migrate, _, _ = tools()
+    tool = subprocess.Popen([migrate, "--source", source.sock, "--destination", destination.sock, "--device", "d0",
+                             "--target-node", "d0", "--nbd", f"unix:{tmp_path}/nbd.sock",
+                             "--migrate-uri", f"unix:{tmp_path}/migrate.sock", "--mirror-speed", str(4 * MiB)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        lines = []
+        for line in tool.stdout:
+            lines.append(line)
+            if line.startswith("source: blockdev-mirror"):
+                break
+        destination.kill()
+        out, err = tool.communicate(timeout=120)
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+    result = subprocess.CompletedProcess(tool.args, tool.returncode, "".join(lines) + out, err)
+    assert result.returncode == 4, explain(result)
+    assert "source: mirror job 'svmm-migrate-mirror' ended before READY" in result.stderr, explain(result)
+    assert "READY:" not in result.stdout
+    assert "undone: source blockdev-del svmm-migrate-nbd" in result.stdout, explain(result)
+    assert "could not undo destination nbd-server-stop" in result.stderr, explain(result)
+    names = [node["node-name"] for node in source.cmd("query-named-block-nodes")["return"]]
+    assert "svmm-migrate-nbd" not in names and source.cmd("query-block-jobs") == {"return": []}
+    assert source.status() == "running"
+    source.wait_rounds(2)
+
+
 def test_a_failed_migration_is_undone_and_the_source_runs_on(peers, tmp_path):
     source = peers("qemu", "source")
     source.wait_rounds(1)

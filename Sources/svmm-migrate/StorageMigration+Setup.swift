@@ -28,7 +28,7 @@ extension StorageMigration {
 
     func exportTarget() throws(MigrationFailure) {
         try call(.destination, "nbd-server-start", .members(["addr": plan.nbd.legacySocketAddress]))
-        onFailureUndo("destination nbd-server-stop") { () throws(MigrationFailure) in try self.call(.destination, "nbd-server-stop") }
+        setUp.append(.nbdServer)
         try call(.destination, "nbd-server-add", .members([
             "device": .string(plan.targetNode), "name": .string(plan.exportName), "writable": .bool(true),
         ]))
@@ -40,9 +40,7 @@ extension StorageMigration {
             "driver": .string("nbd"), "node-name": .string(plan.nbdNodeName),
             "server": plan.nbd.flatSocketAddress, "export": .string(plan.exportName),
         ]))
-        onFailureUndo("source blockdev-del \(plan.nbdNodeName)") { () throws(MigrationFailure) in
-            try self.call(.source, "blockdev-del", .members(["node-name": .string(self.plan.nbdNodeName)]))
-        }
+        setUp.append(.nbdNode(name: plan.nbdNodeName))
         log.step("source: NBD node '\(plan.nbdNodeName)' connected to the export")
     }
 
@@ -52,7 +50,7 @@ extension StorageMigration {
             "target": .string(plan.nbdNodeName), "sync": .string("full"), "speed": .int(plan.mirrorSpeed),
         ]))
         job = .running
-        onFailureUndo("source mirror job '\(plan.jobId)' cancelled") { () throws(MigrationFailure) in try self.cancelJob(force: true) }
+        setUp.append(.mirrorJob(id: plan.jobId))
         log.step("source: blockdev-mirror '\(plan.device)' -> '\(plan.nbdNodeName)' (job '\(plan.jobId)', sync full)")
     }
 
@@ -62,7 +60,7 @@ extension StorageMigration {
         while true {
             try observeSourceEvents()
             if case .ended(let error) = job {
-                undo.removeAll { $0.what.hasPrefix("source mirror job") }
+                setUp.removeAll { $0 == .mirrorJob(id: plan.jobId) }
                 throw MigrationFailure(.failedBeforeSwitchOver, "source: mirror job '\(plan.jobId)' ended before READY"
                                        + (error.map { ": \($0)" } ?? ""))
             }

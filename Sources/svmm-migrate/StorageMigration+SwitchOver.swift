@@ -11,11 +11,11 @@ extension StorageMigration {
 
     func migrate() throws(MigrationFailure) {
         try call(.source, "migrate", .members(["uri": .string(plan.migrateURI)]))
-        onFailureUndo("source migrate_cancel") { () throws(MigrationFailure) in try self.cancelMigration() }
+        setUp.append(.migration)
         log.step("source: migrating to \(plan.migrateURI)")
     }
 
-    private func cancelMigration() throws(MigrationFailure) {
+    func cancelMigration() throws(MigrationFailure) {
         let status = try call(.source, "query-migrate")["status"]?.stringValue
         guard !["completed", "failed", "cancelled", nil].contains(status) else { return }
         try call(.source, "migrate_cancel")
@@ -36,7 +36,7 @@ extension StorageMigration {
             }
             try observeSourceEvents()
             if case .ended(let error) = job {
-                undo.removeAll { $0.what.hasPrefix("source mirror job") }
+                setUp.removeAll { $0 == .mirrorJob(id: plan.jobId) }
                 throw MigrationFailure(.failedBeforeSwitchOver, "source: mirror job '\(plan.jobId)' ended during the migration"
                                        + (error.map { ": \($0)" } ?? ""))
             }
@@ -46,7 +46,7 @@ extension StorageMigration {
             try pause()
         }
         switchedOver = true
-        undo.removeAll()
+        setUp.removeAll()
         let total = try call(.source, "query-migrate")
         let figures = ["total-time", "downtime"].compactMap { key in total[key]?.intValue.map { "\(key) \($0) ms" } }
         log.step("source: migration completed" + (figures.isEmpty ? "" : " (\(figures.joined(separator: ", ")))"))

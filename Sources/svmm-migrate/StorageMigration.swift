@@ -24,7 +24,8 @@ final class StorageMigration {
     let log: MigrationLog
     let source: QmpClient
     let destination: QmpClient
-    var undo: [(what: String, action: () throws(MigrationFailure) -> Void)] = []
+    /// What to take back if the flow fails before the switch-over, oldest first.
+    var setUp: [SetUpStep] = []
     var switchedOver = false
     var job = JobState.notStarted
     var progress = MigrationProgress()
@@ -103,19 +104,23 @@ final class StorageMigration {
         }
     }
 
-    /// Registers how to take back what a step just set up.
-    func onFailureUndo(_ what: String, _ action: @escaping () throws(MigrationFailure) -> Void) {
-        undo.append((what, action))
+    private func undoAll() {
+        while let step = setUp.popLast() {
+            do {
+                try undo(step)
+                log.step("undone: \(step.undoDescription)")
+            } catch {
+                log.refusal("could not undo \(step.undoDescription): \(error.message)")
+            }
+        }
     }
 
-    private func undoAll() {
-        while let (what, action) = undo.popLast() {
-            do {
-                try action()
-                log.step("undone: \(what)")
-            } catch {
-                log.refusal("could not undo \(what): \(error.message)")
-            }
+    private func undo(_ step: SetUpStep) throws(MigrationFailure) {
+        switch step {
+        case .nbdServer: try call(.destination, "nbd-server-stop")
+        case .nbdNode(let name): try call(.source, "blockdev-del", .members(["node-name": .string(name)]))
+        case .mirrorJob: try cancelJob(force: true)
+        case .migration: try cancelMigration()
         }
     }
 

@@ -46,6 +46,7 @@ let package = Package(
             "QmpClient", "QmpJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "QmpClientTests", dependencies: ["QmpClient", "QmpJSON"]),
+        .testTarget(name: "SvmmMigrateTests", dependencies: ["svmm-migrate", "QmpClient", "QmpJSON"]),
     ],
     swiftLanguageModes: [.v6]
 )

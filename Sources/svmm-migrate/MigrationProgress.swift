@@ -15,14 +15,15 @@ struct MigrationProgress: Sendable, Equatable {
     /// Reads the job named `jobId` from a query-block-jobs answer.
     mutating func update(jobs: JSONValue, jobId: String) {
         guard let job = jobs.arrayValue?.first(where: { $0["device"]?.stringValue == jobId }) else { return }
-        mirrorPercent = Self.percent(done: job["offset"]?.doubleValue, of: job["len"]?.doubleValue)
+        // No len yet (0): keep the last figure.
+        if let percent = Self.percent(done: job["offset"]?.doubleValue, of: job["len"]?.doubleValue) { mirrorPercent = percent }
     }
 
     /// Reads a source's query-migrate answer (RAM done = total - remaining).
     mutating func update(migration: JSONValue) {
         migrationStatus = migration["status"]?.stringValue
         if let ram = migration["ram"], let total = ram["total"]?.doubleValue, let remaining = ram["remaining"]?.doubleValue {
-            ramPercent = Self.percent(done: total - remaining, of: total)
+            if let percent = Self.percent(done: total - remaining, of: total) { ramPercent = percent }
             dirtyPagesRate = ram["dirty-pages-rate"]?.intValue
         }
         if let downtime = migration["expected-downtime"]?.intValue { expectedDowntime = downtime }

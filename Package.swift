@@ -6,11 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "svmm", targets: ["svmm"]),
-        .executable(name: "svmm-migrate", targets: ["svmm-migrate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // Thin C shim: ioctl numbers and struct layouts Swift cannot import, libaio and libfdt linkage.
@@ -26,7 +24,7 @@ let package = Package(
             "KVM", "Block", "Devices", "CKVM", "NBD",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "QmpJSON"]),
+        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM"]),
@@ -38,15 +36,6 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
-        // JSON values, parser and stream splitter as QEMU's; no dependencies, so a QMP client can use them.
-        .target(name: "QmpJSON"),
-        // A QMP client (unix or tcp socket, negotiation, commands, events) for svmm-migrate.
-        .target(name: "QmpClient", dependencies: ["QmpJSON"]),
-        .executableTarget(name: "svmm-migrate", dependencies: [
-            "QmpClient", "QmpJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .testTarget(name: "QmpClientTests", dependencies: ["QmpClient", "QmpJSON"]),
-        .testTarget(name: "SvmmMigrateTests", dependencies: ["svmm-migrate", "QmpClient", "QmpJSON"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -57,3 +46,20 @@ if Context.environment["SVMM_FUZZ"] != nil {
     package.targets.append(.executableTarget(name: "svmm-fuzz", dependencies: ["FuzzTargets"]))
     package.products.append(.executable(name: "svmm-fuzz", targets: ["svmm-fuzz"]))
 }
+
+// svmm-migrate (the storage-migration driver) and the modules under it, appended here so that
+// merges of other targets above stay apart. QmpJSON holds the JSON values, parser and stream
+// splitter as QEMU's, with no dependencies; QMP re-exports it, QmpClient (a QMP client on a unix
+// or tcp socket) builds on it.
+package.dependencies.append(.package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"))
+package.products.append(.executable(name: "svmm-migrate", targets: ["svmm-migrate"]))
+package.targets.first { $0.name == "QMP" }?.dependencies.append("QmpJSON")
+package.targets += [
+    .target(name: "QmpJSON"),
+    .target(name: "QmpClient", dependencies: ["QmpJSON"]),
+    .executableTarget(name: "svmm-migrate", dependencies: [
+        "QmpClient", "QmpJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+    .testTarget(name: "QmpClientTests", dependencies: ["QmpClient", "QmpJSON"]),
+    .testTarget(name: "SvmmMigrateTests", dependencies: ["svmm-migrate", "QmpClient", "QmpJSON"]),
+]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, RawQMP
 from test_graph_io import binaries
 
@@ -117,6 +119,34 @@ def test_renders_svmm_with_its_backends_query(tmp_path):
         assert result.returncode == 0, result.stderr
         dot = (tmp_path / "svmm.dot").read_text()
         assert "root\\lrw\\lrus\\l" in dot and "deferred (applied" not in dot and "style=dashed" not in dot
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.xfail(strict=True, reason="needs -incoming (issue 12)")
+def test_an_incoming_svmm_draws_its_guest_device_deferred(tmp_path):
+    """A destination waiting with -incoming defer: vblk0's permissions are recorded, not
+    applied; the query says so and make graph draws them dashed, until cont applies them."""
+    svmm, guest, qemu = binaries()
+    disk = tmp_path / "d.raw"
+    subprocess.run(["truncate", "-s", "16M", str(disk)], check=True)
+    sock = str(tmp_path / "svmm.sock")
+    proc = _start([svmm, "-m", "64M", "-serial", "none", "-kernel", guest, "-append", "mode=idle",
+                   "-incoming", "defer", "-qmp", f"unix:{sock},server=on,wait=off",
+                   "-blockdev", f"driver=file,node-name=d0,filename={disk}",
+                   "-device", "virtio-blk-device,drive=d0,id=vblk0"], sock, tmp_path, "svmm")
+    try:
+        qmp = RawQMP(sock)
+        assert qmp.cmd("query-status")["return"]["status"] == "inmigrate"
+        backend = qmp.cmd("x-svmm-query-backends")["return"][0]
+        assert backend["name"] == "vblk0" and backend["applied"] is False, backend
+        assert backend["perm"] == ["write", "consistent-read"]
+        qmp.close()
+        result = _render(sock, tmp_path / "in.svg")
+        assert result.returncode == 0, result.stderr
+        dot = (tmp_path / "in.dot").read_text()
+        assert "vblk0\\npermissions deferred" in dot and "root\\lrw\\lrus\\ldeferred (applied: " in dot, dot
     finally:
         proc.kill()
         proc.wait()

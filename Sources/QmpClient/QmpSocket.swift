@@ -9,7 +9,7 @@ final class QmpSocket {
     init(connectingTo address: QmpAddress, timeout: Double) throws(QmpClientError) {
         self.address = address
         switch address {
-        case .unix(let path): fd = try Self.connectUnix(path, address: address)
+        case .unix(let path): fd = try Self.connectUnix(path, address: address, timeout: timeout)
         case .tcp(let host, let port): fd = try Self.connectTCP(host: host, port: port, timeout: timeout, address: address)
         }
     }
@@ -23,7 +23,10 @@ final class QmpSocket {
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 
-    private static func connectUnix(_ path: String, address: QmpAddress) throws(QmpClientError) -> Int32 {
+    /// Non-blocking, so a listener whose backlog is full (QEMU serves one QMP client at a time
+    /// and listens with a backlog of 1) costs a bounded wait, not a hang: EAGAIN is retried
+    /// until `timeout`.
+    private static func connectUnix(_ path: String, address: QmpAddress, timeout: Double) throws(QmpClientError) -> Int32 {
         var socketAddress = sockaddr_un()
         socketAddress.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -34,16 +37,23 @@ final class QmpSocket {
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .unreachable(address: address.description, reason: errnoText()) }
-        let connected = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let deadline = Deadline(secondsFromNow: timeout)
+        while true {
+            let connected = withUnsafePointer(to: &socketAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if connected == 0 { break }
+            let failure = errno
+            guard failure == EAGAIN, !deadline.hasPassed else {
+                Glibc.close(fd)
+                throw .unreachable(address: address.description, reason: failure == EAGAIN
+                    ? "the monitor accepts no more clients (QEMU serves one at a time)" : String(cString: strerror(failure)))
+            }
+            usleep(20_000)
         }
-        guard connected == 0 else {
-            let reason = errnoText()
-            Glibc.close(fd)
-            throw .unreachable(address: address.description, reason: reason)
-        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return fd
     }
 

@@ -50,7 +50,9 @@ final class StorageMigration {
             log.step("\(side): connected to \(address) (version \(client.version))")
             return client
         } catch {
-            throw MigrationFailure(.unreachable, "\(side): \(error)")
+            // QEMU takes the connection into its backlog but greets only once its one client has gone.
+            let hint = if case .timedOut = error { " (is another QMP client connected? QEMU serves one at a time)" } else { "" }
+            throw MigrationFailure(.unreachable, "\(side): \(error)\(hint)")
         }
     }
 

@@ -70,6 +70,15 @@ import Testing
         #expect(Deadline.now() - started >= 0.3)
     }
 
+    @Test func aPeerThatNeverGreetsTimesOut() throws {
+        var script = ScriptedQmpServer.Script()
+        script.greeting = nil
+        let server = try ScriptedQmpServer(script)
+        #expect(throws: QmpClientError.timedOut(address: "unix:\(server.path)", waitingFor: "the QMP greeting", seconds: 0.3)) {
+            try QmpClient(connectingTo: .unix(path: server.path), timeout: 0.3)
+        }
+    }
+
     @Test func aSocketNobodyListensOnIsUnreachable() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("nobody-\(UUID().uuidString.prefix(8)).sock").path
         #expect(throws: QmpClientError.unreachable(address: "unix:\(path)", reason: "No such file or directory")) {

@@ -10,7 +10,8 @@ import QmpJSON
 /// closes it): closing it from another thread let its number be reused under a pending accept.
 final class ScriptedQmpServer: Sendable {
     struct Script: Sendable {
-        var greeting = #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2"}, "capabilities": []}}"#
+        /// nil: accept and say nothing (a QEMU whose monitor is busy with another client).
+        var greeting: String? = #"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2"}, "capabilities": []}}"#
         /// Messages sent in answer to a command, in order, each written on its own.
         var replies: [String: [String]] = ["qmp_capabilities": [#"{"return": {}, "id": ID}"#]]
         /// Close the connection on receiving this command, without answering.
@@ -81,9 +82,13 @@ final class ScriptedQmpServer: Sendable {
         Glibc.close(listener)
         guard fd >= 0 else { return }
         defer { Glibc.close(fd) }
-        send(fd, script.greeting)
         var splitter = JSONStreamSplitter()
         var buffer = [UInt8](repeating: 0, count: 4096)
+        guard let greeting = script.greeting else {
+            while recv(fd, &buffer, buffer.count, 0) > 0 {}
+            return
+        }
+        send(fd, greeting)
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { return }

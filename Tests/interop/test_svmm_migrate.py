@@ -96,7 +96,14 @@ class Peer:
         svmm-migrate needs the monitor while it runs."""
         if self.address.startswith("tcp:"):
             return tcp_command(self.address[4:], name, arguments)
-        client = RawQMP(self.sock)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client = RawQMP(self.sock)
+                break
+            except ConnectionRefusedError:  # QEMU binds the socket file before it listens
+                assert time.monotonic() < deadline, f"{self.name}: QMP socket refuses connections"
+                time.sleep(0.05)
         try:
             return client.cmd(name, **arguments)
         finally:
@@ -305,6 +312,20 @@ def test_unreachable_sockets(tmp_path):
     result = migrate_tool(tmp_path, "tcp:127.0.0.1:1", str(tmp_path / "other.qmp"))
     assert result.returncode == 2, explain(result)
     assert "cannot connect to QMP socket tcp:127.0.0.1:1: Connection refused" in result.stderr
+
+
+def test_a_monitor_busy_with_another_client(peers, tmp_path):
+    source = peers("qemu", "source", mode="idle")
+    destination = peers("qemu", "destination", mode="idle", incoming=True)
+    holder = RawQMP(source.sock)  # QEMU serves this one and nobody else until it goes
+    try:
+        result = migrate_tool(tmp_path, source.sock, destination.sock, "--timeout", "1")
+    finally:
+        holder.close()
+    assert result.returncode == 2, explain(result)
+    assert (f"source: timed out after 1 s waiting for the QMP greeting on unix:{source.sock} "
+            "(is another QMP client connected? QEMU serves one at a time)") in result.stderr, explain(result)
+    assert source.status() == "running" and destination.status() == "inmigrate"
 
 
 def test_a_socket_that_is_not_qmp(tmp_path):

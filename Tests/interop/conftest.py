@@ -150,7 +150,9 @@ class RawQMP:
             try:
                 self.sock.connect(path)
                 break
-            except BlockingIOError:  # the listen backlog is full (QEMU listens with a backlog of 1)
+            # The listen backlog is full (QEMU listens with a backlog of 1), or the socket file is
+            # bound but not yet listening (svmm and QEMU bind, then listen: seen under load).
+            except (BlockingIOError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

@@ -35,6 +35,7 @@ extension StorageMigration {
         log.step("source: mirror job '\(plan.jobId)' ended (block-job-cancel)")
         do {
             try call(.source, "blockdev-del", .members(["node-name": .string(plan.nbdNodeName)]))
+            nbdNodeDeleted = true
         } catch {
             log.refusal("\(error.message) (the NBD node stays on the source)")
         }
@@ -42,6 +43,7 @@ extension StorageMigration {
 
     func stopExport() throws(MigrationFailure) {
         try call(.destination, "nbd-server-stop")
+        exportStopped = true
         log.step("destination: NBD server stopped")
     }
 

@@ -34,6 +34,9 @@ final class StorageMigration {
     var destinationRunning = false
     /// Left paused as --suspend asks: no resume, no permission check.
     var suspended = false
+    /// After the switch-over nothing is undone; these say what a failure leaves in place.
+    var nbdNodeDeleted = false
+    var exportStopped = false
     let pollInterval = 0.2
 
     /// Connects to both monitors; either unreachable is `.unreachable`.
@@ -64,7 +67,7 @@ final class StorageMigration {
             return .permissionsInForce
         } catch {
             log.refusal(error.message)
-            if !switchedOver { undoAll() }
+            if switchedOver { reportLeftovers() } else { undoAll() }
             return error.status
         }
     }
@@ -115,6 +118,17 @@ final class StorageMigration {
                 log.refusal("could not undo \(step.undoDescription): \(error.message)")
             }
         }
+    }
+
+    /// What is still in place after a failure past the switch-over, for the user to finish by hand.
+    private func reportLeftovers() {
+        var left: [String] = []
+        if case .ended = job {} else { left.append("source mirror job '\(plan.jobId)'") }
+        if !nbdNodeDeleted { left.append("source NBD node '\(plan.nbdNodeName)'") }
+        if !exportStopped { left.append("destination NBD server") }
+        guard !left.isEmpty else { return }
+        left.append(destinationRunning ? "the destination running" : "the destination paused")
+        log.refusal("after the switch-over nothing is undone; left as it is: \(left.joined(separator: ", "))")
     }
 
     private func undo(_ step: SetUpStep) throws(MigrationFailure) {

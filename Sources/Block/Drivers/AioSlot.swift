@@ -33,13 +33,13 @@ final class AioSlot {
         iocb.pointee.data = UnsafeMutableRawPointer(bitPattern: index)
     }
 
-    /// Ends the request with the kernel's result (bytes, or -errno) and returns the callback to run.
-    func complete(result: Int64) -> () -> Void {
-        guard let request else { return {} }
+    /// Ends the request with the kernel's result (bytes, or -errno) and returns its completion
+    /// with the outcome to call it with (no closure made: this runs for every request).
+    func complete(result: Int64) -> (completion: IoCompletion, outcome: Result<Int, BlockError>)? {
+        guard let request else { return nil }
         let outcome = request.finish(result: result, bounce: bounce)
         self.request = nil
         bounce = nil
-        let completion = request.completion
-        return { completion(outcome) }
+        return (request.completion, outcome)
     }
 }

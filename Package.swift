@@ -2,8 +2,8 @@
 import PackageDescription
 
 // The modules every guest request runs through (KVM's guest memory, virtio, the block layer):
-// the release build leaves out Swift's run-time exclusivity checks there, which cost about a
-// third of the loop's instructions per request (swift_beginAccess, a thread-local lookup in
+// the release build leaves out Swift's run-time exclusivity checks there, which cost almost
+// half of the loop's instructions per request (swift_beginAccess, a thread-local lookup in
 // libswiftCore each time). The debug build that `make test` runs keeps them, so a conflicting
 // access still traps in every test; compile-time checks stay on in both.
 let loopHotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]

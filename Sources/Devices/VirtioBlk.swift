@@ -170,7 +170,10 @@ public final class VirtioBlk: VirtioDevice {
     }
 
     private func transfer(sector: UInt64, buffers: GuestBuffers, isWrite: Bool, pending: VirtioBlkPendingRequest) {
-        guard let offset = byteRange(sector: sector, bytes: buffers.length),
+        // The used element counts the bytes written, status byte included, in 32 bits: a chain
+        // whose descriptors add up to more (they may overlap) fails instead.
+        guard buffers.length < UInt64(UInt32.max),
+              let offset = byteRange(sector: sector, bytes: buffers.length),
               let vector = try? buffers.ioVector() else {
             return complete(pending, .ioError, written: 0)
         }

@@ -150,8 +150,8 @@ class RawQMP:
             try:
                 self.sock.connect(path)
                 break
-            # The listen backlog is full (QEMU listens with a backlog of 1), or the socket file is
-            # bound but not yet listening (svmm and QEMU bind, then listen: seen under load).
+            # BlockingIOError: the listen backlog is full (QEMU listens with a backlog of 1);
+            # ConnectionRefusedError: the socket file exists (bind) but listen has not run yet.
             except (BlockingIOError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise

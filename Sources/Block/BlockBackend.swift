@@ -87,12 +87,14 @@ public final class BlockBackend: BlockParent {
         forceAllowInactivate || deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
     }
 
+    var inactivationRefusal: BlockError {
+        BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
+    }
+
     /// blk_root_inactivate: stop applying permissions and release the root edge's.
     func inactivate() throws(BlockError) {
         guard !disablePerm else { return }
-        guard allowsInactivation else {
-            throw BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
-        }
+        guard allowsInactivation else { throw inactivationRefusal }
         disablePerm = true
         if let root { try graph.setPermissions(of: root, perm: [], shared: .all) }
     }

@@ -14,7 +14,13 @@ extension BlockGraph {
     }
 
     private func inactivateAllDrained() throws(BlockError) {
-        for backend in allBackends where backend.root != nil {
+        let backends = allBackends.filter { $0.root != nil }
+        // bdrv_inactivate_recurse checks every parent before it changes anything: a refusal
+        // leaves all backends applying their permissions, so the source VM can carry on.
+        if let writer = backends.first(where: { !$0.disablePerm && !$0.allowsInactivation }) {
+            throw writer.inactivationRefusal
+        }
+        for backend in backends {
             try backend.inactivate()
         }
         let order = PermissionTransaction.topologicalOrder(from: rootNodes)

@@ -150,7 +150,9 @@ class RawQMP:
             try:
                 self.sock.connect(path)
                 break
-            except BlockingIOError:  # the listen backlog is full (QEMU listens with a backlog of 1)
+            # the listen backlog is full (QEMU listens with a backlog of 1), or the socket file is
+            # bound but not listening yet (the path appears at bind, before listen)
+            except (BlockingIOError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

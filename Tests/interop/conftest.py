@@ -150,8 +150,8 @@ class RawQMP:
             try:
                 self.sock.connect(path)
                 break
-            # the listen backlog is full (QEMU listens with a backlog of 1), or the socket file is
-            # bound but not listening yet (the path appears at bind, before listen)
+            # BlockingIOError: the listen backlog is full (QEMU listens with a backlog of 1);
+            # ConnectionRefusedError: the socket file exists (bind) but listen has not run yet.
             except (BlockingIOError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise

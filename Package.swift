@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "Devices", "KVM", "Block", "CKVM", "CommandLineOptions"]),
     ],
     swiftLanguageModes: [.v6]
 )

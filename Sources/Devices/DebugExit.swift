@@ -2,8 +2,11 @@
 public final class DebugExit: PortDevice {
     public static let defaultBase: UInt16 = 0x501
     private let onExit: @Sendable (Int32) -> Void
+    /// Where it sits, for its state section.
+    public let iobase: UInt16
 
-    public init(onExit: @escaping @Sendable (Int32) -> Void) {
+    public init(iobase: UInt16 = DebugExit.defaultBase, onExit: @escaping @Sendable (Int32) -> Void) {
+        self.iobase = iobase
         self.onExit = onExit
     }
 

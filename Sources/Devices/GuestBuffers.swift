@@ -50,6 +50,12 @@ struct GuestBuffers {
         }
     }
 
+    /// After I/O filled the range through `ioVector`: marks its pages for dirty tracking.
+    func markWritten() {
+        guard memory.vmmWrites.isEnabled else { return }
+        try? forEachPiece { address, count in memory.markWritten(at: address, length: count) }
+    }
+
     private func forEachPiece(_ body: (UInt64, Int) throws(GuestMemoryError) -> Void) throws(GuestMemoryError) {
         var toSkip = skip
         var remaining = length

@@ -10,11 +10,11 @@ public final class Serial16550: PortDevice, @unchecked Sendable {
     static let divisorLatch: UInt8 = 0x80
 
     private let outputFd: Int32?
-    private var interruptEnable: UInt8 = 0
-    private var lineControl: UInt8 = 0x03
-    private var modemControl: UInt8 = 0
-    private var scratch: UInt8 = 0
-    private var divisor: UInt16 = 12
+    var interruptEnable: UInt8 = 0
+    var lineControl: UInt8 = 0x03
+    var modemControl: UInt8 = 0
+    var scratch: UInt8 = 0
+    var divisor: UInt16 = 12
 
     /// `outputFd` nil discards output (`-serial none`).
     public init(outputFd: Int32?) {

@@ -21,7 +21,7 @@ public final class VirtioBlk: VirtioDevice {
     private var generation = 0
     /// Requests submitted and not yet completed. While there are some, the device looks at the
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
-    private var inFlight = 0
+    var inFlight = 0
     private var processing = false
     /// Finished requests, for the next ones (see `VirtioBlkPendingRequest`).
     private var freeRequests: [VirtioBlkPendingRequest] = []
@@ -180,6 +180,7 @@ public final class VirtioBlk: VirtioDevice {
         if isWrite {
             backend.write(at: offset, from: vector, completion: pending.ioCompletion(bytesIn: 0))
         } else {
+            pending.fills(buffers)  // marked for dirty tracking when the read completes
             backend.read(at: offset, into: vector, completion: pending.ioCompletion(bytesIn: UInt32(buffers.length)))
         }
     }
@@ -218,6 +219,7 @@ public final class VirtioBlk: VirtioDevice {
     }
 
     func finish(_ pending: VirtioBlkPendingRequest, _ result: Result<Int, BlockError>) {
+        pending.filledBuffers?.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
         switch result {
         case .success: complete(pending, .ok, written: pending.bytesIn)
         case .failure: complete(pending, .ioError, written: 0)

@@ -12,6 +12,8 @@ final class VirtioBlkPendingRequest {
     private(set) var generation = 0
     /// What the used element reports as written (before the status byte) when the I/O succeeds.
     private(set) var bytesIn: UInt32 = 0
+    /// The guest buffers a read fills, marked as VMM writes when it completes (dirty tracking).
+    private(set) var filledBuffers: GuestBuffers?
 
     func start(device: VirtioBlk, head: UInt16, statusAddress: UInt64, generation: Int) {
         self.device = device
@@ -19,10 +21,16 @@ final class VirtioBlkPendingRequest {
         self.statusAddress = statusAddress
         self.generation = generation
         bytesIn = 0
+        filledBuffers = nil
     }
 
+    func fills(_ buffers: GuestBuffers) { filledBuffers = buffers }
+
     /// Ends the request's life as pending (the device keeps it for the next one).
-    func finish() { device = nil }
+    func finish() {
+        device = nil
+        filledBuffers = nil
+    }
 
     /// The completion to give the block layer for a request that writes `bytesIn` bytes into
     /// the guest's buffers when it succeeds.

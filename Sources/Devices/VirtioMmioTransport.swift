@@ -29,14 +29,14 @@ public final class VirtioMmioTransport: VirtioTransportLink, @unchecked Sendable
     public let notifyEventFd: EventFd
     public let interruptEventFd: EventFd
     private let logger = Logger(label: "svmm.virtio-mmio")
-    private var status: UInt32 = 0
-    private var deviceFeaturesSelect: UInt32 = 0
-    private var driverFeaturesSelect: UInt32 = 0
-    private var driverFeatures: UInt64 = 0
-    private var queueSelect: UInt32 = 0
-    private var interruptStatus: UInt32 = 0
-    private var configGeneration: UInt32 = 0
-    public private(set) var brokenReason: String?
+    var status: UInt32 = 0
+    var deviceFeaturesSelect: UInt32 = 0
+    var driverFeaturesSelect: UInt32 = 0
+    var driverFeatures: UInt64 = 0
+    var queueSelect: UInt32 = 0
+    var interruptStatus: UInt32 = 0
+    var configGeneration: UInt32 = 0
+    public internal(set) var brokenReason: String?
 
     public init(device: VirtioDevice, memory: GuestMemory) throws(KvmError) {
         self.device = device
@@ -148,7 +148,7 @@ public final class VirtioMmioTransport: VirtioTransportLink, @unchecked Sendable
         driverFeatures & ~offeredFeatures == 0 && driverFeatures & VirtioFeature.version1 != 0
     }
 
-    private func activate() {
+    func activate() {
         guard status & Status.featuresOK != 0 else { return deviceError("DRIVER_OK set before FEATURES_OK") }
         let eventIndex = driverFeatures & VirtioFeature.ringEventIndex != 0
         for queue in queues { queue.eventIndexEnabled = eventIndex }

@@ -17,9 +17,9 @@ public final class Virtqueue {
     public var availRing: UInt64 = 0
     public var usedRing: UInt64 = 0
     public var eventIndexEnabled = false
-    public private(set) var lastAvailIndex: UInt16 = 0
-    public private(set) var usedIndex: UInt16 = 0
-    private var signalledUsedIndex: UInt16 = 0
+    public internal(set) var lastAvailIndex: UInt16 = 0
+    public internal(set) var usedIndex: UInt16 = 0
+    var signalledUsedIndex: UInt16 = 0
 
     public init(memory: GuestMemory, maxSize: UInt16) {
         self.memory = memory

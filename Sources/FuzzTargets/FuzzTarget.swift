@@ -16,6 +16,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case nbdClient = "nbd-client"
     case qcow2
     case virtio
+    case state
 
     /// Feeds one input to the target's entry; an input that traps is a bug in that parser.
     public func run(_ data: [UInt8]) {
@@ -27,6 +28,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .nbdClient: NbdClientFuzzEntry.fuzz(data)
         case .qcow2: Qcow2FuzzEntry.fuzz(data)
         case .virtio: VirtioFuzzEntry.fuzz(data)
+        case .state: StateFuzzEntry.fuzz(data)
         }
     }
 }

@@ -34,6 +34,21 @@ public final class Kvm: Sendable {
         return table
     }
 
+    /// KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for a vCPU (the first call learns
+    /// the count, the second fills the list).
+    public func msrIndexList() throws(KvmError) -> [UInt32] {
+        var header: [UInt32] = [0]
+        let probe = header.withUnsafeMutableBytes { ckvm_ioctl(fd, CKVM_GET_MSR_INDEX_LIST, $0.baseAddress) }
+        if probe < 0 && errno != E2BIG { throw KvmError("ioctl KVM_GET_MSR_INDEX_LIST") }
+        let count = Int(header[0])
+        guard count > 0 else { return [] }
+        var list = [UInt32](repeating: 0, count: 1 + count)
+        list[0] = UInt32(count)
+        let result = list.withUnsafeMutableBytes { ckvm_ioctl(fd, CKVM_GET_MSR_INDEX_LIST, $0.baseAddress) }
+        if result < 0 { throw KvmError("ioctl KVM_GET_MSR_INDEX_LIST") }
+        return Array(list[1...min(count, Int(list[0]))])
+    }
+
     public func createVirtualMachine() throws(KvmError) -> VirtualMachine {
         let vmfd = try Ioctl(fd: fd).call("KVM_CREATE_VM", CKVM_CREATE_VM)
         return VirtualMachine(fd: vmfd, kvm: self)

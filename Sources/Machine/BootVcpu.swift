@@ -28,6 +28,17 @@ enum BootVcpu {
         }
     }
 
+    /// vCPU 0 with its CPUID only: an incoming migration loads the rest of its state.
+    static func createForIncoming(vm: VirtualMachine) throws(MachineError) -> Vcpu {
+        do {
+            let vcpu = try vm.createVcpu(id: 0)
+            try vcpu.setCPUID(try vm.kvm.supportedCPUID())
+            return vcpu
+        } catch {
+            throw MachineError("setting up the vCPU for an incoming migration: \(error)")
+        }
+    }
+
     private static func flatSegment(selector: UInt16, type: UInt8) -> kvm_segment {
         var segment = kvm_segment()
         segment.base = 0

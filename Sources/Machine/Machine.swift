@@ -24,7 +24,15 @@ public final class Machine: @unchecked Sendable {
     private(set) var namedBackends: [String: BlockBackend] = [:]
     private(set) var deviceBackends: [BlockBackend] = []
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
-    private var vcpuRunner: VcpuRunner?
+    var vcpuRunner: VcpuRunner?
+    /// The port devices, for their state sections (owned by the vCPU thread; see Machine+State).
+    var serialDevice: Serial16550?
+    var debugExitDevice: DebugExit?
+    /// Set by `loadState`: the restored queues are looked at once the VM resumes (a kick the
+    /// source took but did not act on is not lost).
+    var kickQueuesOnResume = false
+    /// The KVM memory slot of guest RAM.
+    static let ramSlot: UInt32 = 0
     private let serialFd: Int32?
     /// Loop-thread state from here on.
     public private(set) var runState: RunState
@@ -47,7 +55,7 @@ public final class Machine: @unchecked Sendable {
             try vm.createIRQChip()
             try vm.createPIT2()
             memory = try GuestMemory(size: Int(config.memorySize))
-            try vm.mapMemory(memory, slot: 0)
+            try vm.mapMemory(memory, slot: Self.ramSlot)
         } catch {
             throw MachineError("failed to initialize kvm: \(error)")
         }
@@ -148,7 +156,10 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Loads the kernel, prepares the boot vCPU and starts the event loop and (unless `-S`) the guest.
-    public func start(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+    /// `incoming`: for a migration destination: no kernel is loaded and the vCPU gets no boot
+    /// state (`loadState` and the RAM from the stream replace both); it stays parked until `cont`.
+    public func start(incoming: Bool = false, onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        if incoming { return try startIncoming(onStop: onStop) }
         guard let kernel = config.kernel else { throw MachineError("no kernel given: use -kernel FILE") }
         let image = try ElfImage(bytes: try Self.readFile(kernel), name: kernel)
         var tree = DeviceTree(memorySize: config.memorySize, bootArguments: guestCommandLine, hasSerial: serialFd != nil)
@@ -159,6 +170,15 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: runState != .running, onStop: onStop)
+        try loop.start()
+        try vcpuRunner?.start()
+    }
+
+    private func startIncoming(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        runState = .inmigrate  // as QEMU starts with -incoming: `cont` (or the migration's end) leaves it
+        let vcpu = try BootVcpu.createForIncoming(vm: vm)
+        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
+                                startPaused: true, onStop: onStop)
         try loop.start()
         try vcpuRunner?.start()
     }
@@ -253,15 +273,20 @@ public final class Machine: @unchecked Sendable {
         }
         guard runState != .running else { return }
         try changeRunState(to: .running)
+        if kickQueuesOnResume { kickRestoredQueues() }
         vcpuRunner?.resume()
         onEvent?(.resume)
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {
         var bus = PortBus()
-        bus.add(Serial16550(outputFd: serialFd), base: Serial16550.defaultBase, count: Serial16550.portCount)
+        let serial = Serial16550(outputFd: serialFd)
+        serialDevice = serial
+        bus.add(serial, base: Serial16550.defaultBase, count: Serial16550.portCount)
         if let port = config.debugExitPort {
-            bus.add(DebugExit { status in onStop("", status) }, base: port, count: 1)
+            let debugExit = DebugExit(iobase: port) { status in onStop("", status) }
+            debugExitDevice = debugExit
+            bus.add(debugExit, base: port, count: 1)
         }
         return bus
     }

@@ -12,4 +12,13 @@ enum VcpuKick {
         action.sa_flags = 0
         sigaction(signal, &action, nil)
     }
+
+    /// A thread inherits its creator's signal mask, and a creator may block everything (a test
+    /// runner's worker threads do): the vCPU thread unblocks the kick for itself.
+    static func unblockOnThisThread() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
 }

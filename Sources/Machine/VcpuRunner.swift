@@ -12,6 +12,9 @@ final class VcpuRunner: @unchecked Sendable {
     private struct Control {
         var pauseRequested: Bool
         var paused = false
+        /// A request for the parked thread, and its answer (see `perform`).
+        var request: VcpuRequest?
+        var response: VcpuResponse?
         /// The vCPU thread, once it runs (the loop signals it to leave KVM_RUN).
         var thread: pthread_t?
     }
@@ -40,6 +43,7 @@ final class VcpuRunner: @unchecked Sendable {
     func start() throws(MachineError) {
         do {
             try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
+                VcpuKick.unblockOnThisThread()
                 self.control.withLock { $0.thread = pthread_self() }
                 self.run()
             }
@@ -71,17 +75,71 @@ final class VcpuRunner: @unchecked Sendable {
         if wasPaused { sem_post(resumed) }
     }
 
+    /// Runs `request` on the parked vCPU thread and returns its answer. Called on the loop thread,
+    /// which blocks on its job eventfd until the vCPU thread wakes it (as `pause` does): no spinning.
+    /// A vCPU asked to pause (`pause`, or started paused for `-S` or an incoming migration) that
+    /// has not parked yet is waited for.
+    func perform(_ request: VcpuRequest) -> VcpuResponse {
+        while true {
+            let (parked, parking) = control.withLock { state -> (Bool, Bool) in
+                guard state.paused, state.request == nil else { return (false, state.pauseRequested) }
+                state.request = request
+                state.response = nil
+                return (true, true)
+            }
+            if parked { break }
+            guard parking else { return .notParked }
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+        sem_post(resumed)
+        while true {
+            if let response = control.withLock({ state -> VcpuResponse? in
+                defer { if state.response != nil { state.response = nil } }
+                return state.response
+            }) {
+                return response
+            }
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+    }
+
     private func parkIfRequested() {
         guard control.withLock({ $0.pauseRequested }) else { return }
         control.withLock { $0.paused = true }
         loop.wake()
         while true {
             while sem_wait(resumed) != 0 {}
-            let stillPaused = control.withLock { state -> Bool in
+            let (stillPaused, request) = control.withLock { state -> (Bool, VcpuRequest?) in
+                if let request = state.request { return (true, request) }
                 if !state.pauseRequested { state.paused = false }
-                return state.pauseRequested
+                return (state.pauseRequested, nil)
+            }
+            if let request {
+                let response = answer(request)
+                control.withLock { state in
+                    state.request = nil
+                    state.response = response
+                }
+                loop.wake()
+                continue
             }
             if !stillPaused { return }
+        }
+    }
+
+    /// A request's work, on this (the vCPU's) thread.
+    private func answer(_ request: VcpuRequest) -> VcpuResponse {
+        do throws(KvmError) {
+            switch request {
+            case .saveState(let candidates, let hasXsave, let hasXcrs):
+                return .saved(try VcpuState.capture(vcpu, msrIndices: vcpu.readableMSRs(of: candidates),
+                                                    hasXsave: hasXsave, hasXcrs: hasXcrs))
+            case .restoreState(let state):
+                try state.apply(to: vcpu)
+                return .restored
+            }
+        } catch {
+            return .failed(error)
         }
     }
 

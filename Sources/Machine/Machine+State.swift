@@ -1,0 +1,142 @@
+import CKVM
+import Devices
+import Glibc
+import KVM
+
+// The contract the Migration module codes against (issue 12), as the brief gave it, with these
+// compatible additions: `StateSection.label`, `ramPageSize`/`ramPageCount`, `drainDeviceRequests()`
+// (call it after `stop()`, before `saveState`), and `start(incoming:onStop:)` in Machine.swift
+// (no kernel, vCPU parked, run state `inmigrate`; `cont` resumes and looks at the restored queues).
+// Order on the destination: RAM first, then `loadState` (the virtqueues are checked against their
+// rings in RAM, as QEMU's virtio_load does), then `cont`. The run state itself is not a section:
+// the stream carries it (QEMU's "globalstate").
+//
+// Threads: `saveState`, `loadState`, `drainDeviceRequests`, `startDirtyTracking` and
+// `stopDirtyTracking` run on the loop. `fetchDirtyPages`, `readRamPage` and `writeRamPage` may run
+// on a migration worker thread (KVM's dirty-log ioctl and the VMM-write bitmap's atomics are safe
+// there; see GuestMemory.copyPage for what a copy of a page the guest is writing means).
+extension Machine {
+    /// RAM access for the migration stream (page size 4096).
+    public static let ramPageSize = DirtyPageBitmap.pageSize
+
+    public var ramSize: Int { memory.size }
+
+    /// RAM pages (the last one may be short if RAM is not a multiple of 4 KiB).
+    public var ramPageCount: Int { memory.pageCount }
+
+    /// KVM's log on for the RAM slot and the VMM-write bitmap on, both empty: the caller sends
+    /// every page once (its bulk pass) and then what `fetchDirtyPages` reports.
+    public func startDirtyTracking() throws(MachineError) {
+        memory.vmmWrites.enable()
+        do {
+            try vm.setDirtyLogging(memory, slot: Self.ramSlot, enabled: true)
+        } catch {
+            memory.vmmWrites.disable()
+            throw MachineError("dirty tracking: \(error)")
+        }
+    }
+
+    /// KVM's log ∪ the pages svmm wrote, since the last fetch (or the start); both cleared.
+    public func fetchDirtyPages() throws(MachineError) -> DirtyPageBitmap {
+        var pages: DirtyPageBitmap
+        do {
+            pages = try vm.fetchDirtyLog(slot: Self.ramSlot, pageCount: memory.pageCount)
+        } catch {
+            throw MachineError("dirty tracking: \(error)")
+        }
+        pages.formUnion(memory.vmmWrites.take())
+        return pages
+    }
+
+    public func stopDirtyTracking() {
+        try? vm.setDirtyLogging(memory, slot: Self.ramSlot, enabled: false)  // only fails if the slot is gone
+        memory.vmmWrites.disable()
+    }
+
+    public func readRamPage(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MachineError) {
+        do { try memory.copyPage(index, into: buffer) } catch { throw MachineError("RAM page \(index): \(error)") }
+    }
+
+    public func writeRamPage(_ index: Int, from buffer: UnsafeRawBufferPointer) throws(MachineError) {
+        do { try memory.fillPage(index, from: buffer) } catch { throw MachineError("RAM page \(index): \(error)") }
+    }
+
+    /// On the loop, with the VM stopped: serves I/O completions until no guest device has a request
+    /// in flight (QEMU's blk_drain for each device; the loop's AIO_WAIT_WHILE). Completions may
+    /// start requests for chains the driver published before the stop; those finish too. Refuses
+    /// after `timeoutSeconds`, naming the device (a hung NBD server, say).
+    public func drainDeviceRequests(timeoutSeconds: Int = 30) throws(MachineError) {
+        let devices = transports.compactMap { $0.1.device as? VirtioBlk }
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        while let busy = devices.first(where: { $0.requestsInFlight > 0 }) {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if now.tv_sec - start.tv_sec > timeoutSeconds {
+                throw MachineError("virtio-blk \(busy.id.map { "'\($0)'" } ?? "(anonymous)"): \(busy.requestsInFlight) requests still in flight after \(timeoutSeconds) s")
+            }
+            loop.pollBlockLayer(timeoutMilliseconds: 100)
+        }
+    }
+
+    /// The VM is stopped (vCPUs parked, block I/O drained: `drainDeviceRequests`). Called on the loop.
+    /// Sections in load order: VM-wide KVM state, the vCPU, the port devices, then per virtio-mmio
+    /// slot its transport, its queues and its device.
+    public func saveState() throws(MachineError) -> [StateSection] {
+        guard let vcpuRunner else { throw MachineError("saveState: the machine has not started") }
+        var sections = try saveKvmState()
+        let msrs: [UInt32]
+        do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError("cpu 0: \(error)") }
+        switch vcpuRunner.perform(.saveState(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
+                                             hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)) {
+        case .saved(let state): sections.append(Self.section(.cpu, 0, StatePayloadCodec.encode(state)))
+        case .failed(let error): throw MachineError("cpu 0: \(error)")
+        case .notParked, .restored: throw MachineError("saveState: the vCPU is running: stop the VM first")
+        }
+        // The vCPU thread owns the port devices; it is parked, and its mutex hand-off orders these reads.
+        if let serialDevice { sections.append(Self.section(.serial, 0, StatePayloadCodec.encode(serialDevice.save()))) }
+        if let debugExitDevice { sections.append(Self.section(.debugExit, 0, StatePayloadCodec.encode(debugExitDevice.save()))) }
+        for (slot, entry) in transports.enumerated() { sections += try saveVirtio(slot: slot, entry.1) }
+        return sections
+    }
+
+    private func saveKvmState() throws(MachineError) -> [StateSection] {
+        do {
+            var sections = [Self.section(.kvmClock, 0, StatePayloadCodec.encodeRaw(try vm.getClock()))]
+            for chip in VirtualMachine.IrqChipID.allCases {
+                sections.append(Self.section(.kvmIrqchip, chip.rawValue, StatePayloadCodec.encodeRaw(try vm.getIrqChip(chip))))
+            }
+            sections.append(Self.section(.kvmPit, 0, StatePayloadCodec.encodeRaw(try vm.getPIT2())))
+            return sections
+        } catch {
+            throw MachineError("saving the VM's KVM state: \(error)")
+        }
+    }
+
+    private func saveVirtio(slot: Int, _ transport: VirtioMmioTransport) throws(MachineError) -> [StateSection] {
+        var sections = [Self.section(.virtioMmio, UInt32(slot), StatePayloadCodec.encode(transport.save()))]
+        for (index, queue) in transport.queues.enumerated() {
+            sections.append(Self.section(.virtqueue, Self.queueInstance(slot: slot, queue: index), StatePayloadCodec.encode(queue.save())))
+        }
+        if let blk = transport.device as? VirtioBlk {
+            do { sections.append(Self.section(.virtioBlk, UInt32(slot), StatePayloadCodec.encode(try blk.save()))) } catch {
+                throw MachineError("virtio-blk \(slot): \(error)")
+            }
+        }
+        return sections
+    }
+
+    static func queueInstance(slot: Int, queue: Int) -> UInt32 { UInt32(slot) << 16 | UInt32(queue) }
+
+    static func section(_ kind: StateSectionKind, _ instance: UInt32, _ payload: [UInt8]) -> StateSection {
+        StateSection(name: kind.rawValue, instanceId: instance, version: kind.version, payload: payload)
+    }
+
+    /// After `loadState`, on resume: each live queue is looked at once, as if the driver had kicked.
+    func kickRestoredQueues() {
+        kickQueuesOnResume = false
+        for (_, transport) in transports {
+            for index in transport.queues.indices { transport.notify(queue: index) }
+        }
+    }
+}

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 SCRATCH=.build-fuzz
-TARGETS=${FUZZ_TARGETS:-"elf options qmp nbd-server nbd-client qcow2 virtio"}
+TARGETS=${FUZZ_TARGETS:-"elf options qmp nbd-server nbd-client qcow2 virtio state"}
 
 CONFIG=${FUZZ_CONFIG:-release}
 
@@ -30,7 +30,7 @@ for target in $TARGETS; do
     mkdir -p "$work" "$seeds/crashes"
     # Larger inputs where the format needs room (an image file with its tables, a ring in RAM).
     case $target in
-        qcow2|virtio) max_len=65536 ;;
+        qcow2|virtio|state) max_len=65536 ;;
         nbd-client) max_len=16384 ;;
         options) max_len=1024 ;;
         *) max_len=4096 ;;

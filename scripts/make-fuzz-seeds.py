@@ -100,3 +100,33 @@ with tempfile.TemporaryDirectory() as tmp:
         lambda p: subprocess.run(['qemu-img', 'snapshot', '-c', 'snap1', p], check=True))
     img('refcount-bits-1', 'cluster_size=512,refcount_bits=1', '16K', ['write -P 0x33 512 512'])
     img('compressed', 'cluster_size=512', '16K', ['write -c -P 0x44 0 512'])
+
+# --- state: a selector byte (StateSectionKind's order), then the section's payload -------------
+# cpu 0, kvm-clock 1, kvm-irqchip 2, kvm-pit 3, serial 4, debug-exit 5, virtio-mmio 6, virtqueue 7, virtio-blk 8
+def lestr(text):
+    return struct.pack('<I', len(text)) + text
+
+def queue_layout(size, ready, desc, avail, used):
+    return struct.pack('<HBQQQ', size, ready, desc, avail, used)
+
+def transport(status, features, broken=None, queues=(queue_layout(8, 1, 0x1000, 0x2000, 0x3000),)):
+    head = struct.pack('<IIIQIII', status, 0, 1, features, 0, 1 if broken else 0, 0)
+    reason = struct.pack('<B', 1) + lestr(broken) if broken else struct.pack('<B', 0) + lestr(b'')
+    return head + reason + struct.pack('<H', len(queues)) + b''.join(queues)
+
+BLK_FEATURES = (1 << 2) | (1 << 6) | (1 << 9) | (1 << 13) | (1 << 14) | (1 << 28) | (1 << 29)
+V1_EVENT_IDX = (1 << 32) | (1 << 29)
+pit_channel = struct.pack('<IHBBBBBBBBBBq', 0x10000, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 1, 0)
+cpu = struct.pack('<BB', 1, 1) + bytes(144 + 312 + 4096 + 392 + 128 + 1024 + 64) + struct.pack('<I', 0) \
+    + struct.pack('<I', 2) + struct.pack('<IQ', 0x10, 12345) + struct.pack('<IQ', 0x1b, 0xfee00900)
+put('state', 'cpu', b'\x00' + cpu)
+put('state', 'kvm-clock', b'\x01' + struct.pack('<QII', 5_000_000_000, 0, 0) + bytes(32))
+put('state', 'kvm-irqchip-ioapic', b'\x02' + struct.pack('<IIQ', 2, 0, 0xfec00000) + bytes(504))
+put('state', 'kvm-pit', b'\x03' + pit_channel * 3 + bytes(40))
+put('state', 'serial', b'\x04' + struct.pack('<BBBBH', 5, 3, 0x0b, 0x42, 1))
+put('state', 'debug-exit', b'\x05' + struct.pack('<HB', 0x501, 1))
+put('state', 'virtio-mmio-live', b'\x06' + transport(0xf, V1_EVENT_IDX))
+put('state', 'virtio-mmio-broken', b'\x06' + transport(0x4f, V1_EVENT_IDX, broken=b'virtio-blk missing headers'))
+put('state', 'virtio-mmio-reset', b'\x06' + transport(0, 0, queues=(queue_layout(128, 0, 0, 0, 0),)))
+put('state', 'virtqueue', b'\x07' + struct.pack('<HHHB', 3, 3, 2, 1))
+put('state', 'virtio-blk', b'\x08' + struct.pack('<QQ', 2048, BLK_FEATURES) + lestr(b'fuzz'))

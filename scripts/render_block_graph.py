@@ -5,6 +5,12 @@ Like QEMU's scripts/render_block_graph.py: asks the QMP monitor for
 x-debug-query-block-graph, query-named-block-nodes and query-block, writes a
 dot file and renders it with `dot -Tsvg`.
 
+svmm also answers x-svmm-query-backends: a BlockBackend whose permissions are
+recorded but not applied (a guest device attached during an incoming
+migration, until the VM resumes) is drawn dashed with its recorded
+permissions, marked "deferred" (the graph itself shows only what is applied).
+QEMU answers CommandNotFound, and the graph is drawn without it.
+
 Usage:
   render_block_graph.py [QMP_SOCKET] [OUT.svg]
   QMP=/path/to/qmp.sock render_block_graph.py [OUT.svg]
@@ -41,7 +47,9 @@ LEGEND = ("permission symbols:\\l"
           "edge label scheme:\\l"
           "  <child name>\\l"
           "  <perm>\\l"
-          "  <shared_perm>\\l")
+          "  <shared_perm>\\l"
+          "dashed: permissions deferred\\l"
+          "  (recorded, not applied)\\l")
 
 
 def perm(names):
@@ -62,8 +70,21 @@ def escape(text):
     return str(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def to_dot(graph, named_nodes, blocks, jobs):
-    """Dot source for x-debug-query-block-graph's answer."""
+def deferred_backends(graph, backends):
+    """{graph id: x-svmm-query-backends entry} for the backends whose permissions are not
+    applied; an entry counts only if the graph has a backend of that id and name."""
+    by_id = {node["id"]: node for node in graph["nodes"] if node["type"] == "block-backend"}
+    found = {}
+    for entry in backends or []:
+        node = by_id.get(entry.get("id"))
+        if node is not None and node["name"] == entry.get("name") and not entry.get("applied", True):
+            found[node["id"]] = entry
+    return found
+
+
+def to_dot(graph, named_nodes, blocks, jobs, backends=None):
+    """Dot source for x-debug-query-block-graph's answer (and x-svmm-query-backends', if any)."""
+    deferred = deferred_backends(graph, backends)
     nodes_by_name = {n["node-name"]: n for n in named_nodes}
     blocks_by_device = {}
     for block in blocks:
@@ -99,8 +120,19 @@ def to_dot(graph, named_nodes, blocks, jobs):
                 if details:
                     label += "\\n(" + ", ".join(details) + ")"
             shape = "box"
+            if node["id"] in deferred:
+                label += "\\npermissions deferred"
+                shape += " style=dashed"
         lines.append(f"  n{node['id']} [label={quote(label)} shape={shape}];")
     for edge in graph["edges"]:
+        entry = deferred.get(edge["parent"]) if edge["name"] == "root" else None
+        if entry is not None:
+            # The recorded permissions, which apply when the VM resumes; then what holds now.
+            label = "%s\\l%s\\l%s\\ldeferred (applied: %s / %s)\\l" % (
+                escape(edge["name"]), perm(entry["perm"]), perm(entry["shared-perm"]),
+                perm(edge["perm"]), perm(edge["shared-perm"]))
+            lines.append(f"  n{edge['parent']} -> n{edge['child']} [label={quote(label)} style=dashed];")
+            continue
         label = "%s\\l%s\\l%s\\l" % (escape(edge["name"]), perm(edge["perm"]), perm(edge["shared-perm"]))
         lines.append(f"  n{edge['parent']} -> n{edge['child']} [label={quote(label)}];")
     lines.append("}")
@@ -118,7 +150,11 @@ async def query(address):
             jobs = await client.execute("query-block-jobs")
         except ExecuteError:
             jobs = []
-        return graph, named, blocks, jobs
+        try:
+            backends = await client.execute("x-svmm-query-backends")
+        except ExecuteError:  # QEMU: CommandNotFound; the graph alone then
+            backends = None
+        return graph, named, blocks, jobs, backends
     finally:
         await client.disconnect()
 
@@ -155,12 +191,12 @@ def main(argv=None):
                      "(svmm ... -qmp unix:PATH,server=on,wait=off)")
 
     try:
-        graph, named, blocks, jobs = asyncio.run(asyncio.wait_for(query(parse_address(socket_path)), 30))
+        graph, named, blocks, jobs, backends = asyncio.run(asyncio.wait_for(query(parse_address(socket_path)), 30))
     except Exception as error:  # connection refused, timeout, QMP error: one clear line
         print(f"render_block_graph: {socket_path}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 
-    dot_source = to_dot(graph, named, blocks, jobs)
+    dot_source = to_dot(graph, named, blocks, jobs, backends)
     dot_path = out[:-4] + ".dot" if out.endswith(".svg") else out + ".dot"
     with open(dot_path, "w") as f:
         f.write(dot_source)

@@ -77,18 +77,24 @@ public final class BlockBackend: BlockParent {
         }
     }
 
+    /// blk_set_force_allow_inactivate: a writer that may still go inactive (the mirror job's
+    /// target, so a storage migration can hand over while the job keeps the copy in sync).
+    public var forceAllowInactivate = false
+
     /// Whether the image may go inactive under this backend: guest devices and named backends
     /// yes (their permissions come back on resume); an anonymous writer (an export) no.
     public var allowsInactivation: Bool {
-        deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
+        forceAllowInactivate || deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
+    }
+
+    var inactivationRefusal: BlockError {
+        BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
     }
 
     /// blk_root_inactivate: stop applying permissions and release the root edge's.
     func inactivate() throws(BlockError) {
         guard !disablePerm else { return }
-        guard allowsInactivation else {
-            throw BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
-        }
+        guard allowsInactivation else { throw inactivationRefusal }
         disablePerm = true
         if let root { try graph.setPermissions(of: root, perm: [], shared: .all) }
     }

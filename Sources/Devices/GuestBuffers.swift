@@ -28,6 +28,19 @@ struct GuestBuffers {
         return bytes
     }
 
+    /// Copies the first bytes of the range into `destination` (as many as fit); returns how many.
+    func copyOut(into destination: UnsafeMutableRawBufferPointer) throws(GuestMemoryError) -> Int {
+        var copied = 0
+        try forEachPiece { address, count throws(GuestMemoryError) in
+            let wanted = min(count, destination.count - copied)
+            guard wanted > 0 else { return }
+            let source = try memory.region(at: address, length: wanted)
+            (destination.baseAddress! + copied).copyMemory(from: source.baseAddress!, byteCount: wanted)
+            copied += wanted
+        }
+        return copied
+    }
+
     func copyIn(_ bytes: [UInt8]) throws(GuestMemoryError) {
         var offset = 0
         try forEachPiece { address, count throws(GuestMemoryError) in

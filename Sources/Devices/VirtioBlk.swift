@@ -23,6 +23,8 @@ public final class VirtioBlk: VirtioDevice {
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
     var inFlight = 0
     private var processing = false
+    /// Finished requests, for the next ones (see `VirtioBlkPendingRequest`).
+    private var freeRequests: [VirtioBlkPendingRequest] = []
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
         self.backend = backend
@@ -113,12 +115,6 @@ public final class VirtioBlk: VirtioDevice {
 
     // MARK: requests
 
-    private struct Pending {
-        let head: UInt16
-        let statusAddress: UInt64
-        let generation: Int
-    }
-
     private func handle(_ chain: DescriptorChain) throws(VirtqueueError) {
         let readable = chain.readableLength
         let writable = chain.writableLength
@@ -128,15 +124,19 @@ public final class VirtioBlk: VirtioDevice {
             return
         }
         let header = GuestBuffers(memory: memory, segments: chain.readable, skip: 0, length: VirtioBlkRequest.headerSize)
-        guard let headerBytes = try? header.copyOut(maximum: 16), headerBytes.count == 16 else {
+        // struct virtio_blk_outhdr {le32 type; le32 ioprio; le64 sector}, copied without an array.
+        var headerWords: (UInt64, UInt64) = (0, 0)
+        let copied = withUnsafeMutableBytes(of: &headerWords) { try? header.copyOut(into: $0) }
+        guard copied == 16 else {
             return transport?.deviceError("virtio-blk header unreadable") ?? ()
         }
-        let kind = UInt32(littleEndian: headerBytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) })
-        let sector = UInt64(littleEndian: headerBytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) })
+        let kind = UInt32(truncatingIfNeeded: UInt64(littleEndian: headerWords.0))
+        let sector = UInt64(littleEndian: headerWords.1)
         guard let statusAddress = statusByteAddress(chain) else {
             return transport?.deviceError("virtio-blk missing headers") ?? ()
         }
-        let pending = Pending(head: chain.head, statusAddress: statusAddress, generation: generation)
+        let pending = freeRequests.popLast() ?? VirtioBlkPendingRequest()
+        pending.start(device: self, head: chain.head, statusAddress: statusAddress, generation: generation)
         inFlight += 1
         let dataOut = GuestBuffers(memory: memory, segments: chain.readable, skip: VirtioBlkRequest.headerSize,
                                    length: readable - VirtioBlkRequest.headerSize)
@@ -149,11 +149,11 @@ public final class VirtioBlk: VirtioDevice {
         return last.address + UInt64(last.length) - 1
     }
 
-    private func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: Pending) {
+    private func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: VirtioBlkPendingRequest) {
         switch VirtioBlkRequest.Kind(rawValue: kind) {
         case .read: transfer(sector: sector, buffers: dataIn, isWrite: false, pending: pending)
         case .write: transfer(sector: sector, buffers: dataOut, isWrite: true, pending: pending)
-        case .flush: backend.flush { self.finish(pending, $0, written: 0) }
+        case .flush: backend.flush(completion: pending.ioCompletion(bytesIn: 0))
         case .getID: getID(dataIn, pending)
         case .discard: discardOrZero(dataOut, isDiscard: true, pending)
         case .writeZeroes: discardOrZero(dataOut, isDiscard: false, pending)
@@ -163,27 +163,29 @@ public final class VirtioBlk: VirtioDevice {
 
     /// Byte offset of `count` bytes at `sector`, if the range is sector-aligned and inside the disk.
     private func byteRange(sector: UInt64, bytes count: UInt64) -> Int64? {
-        guard count % Self.sectorSize == 0, sector < capacitySectors else { return nil }
-        guard count / Self.sectorSize <= capacitySectors - sector else { return nil }
+        let capacity = capacitySectors
+        guard count % Self.sectorSize == 0, sector < capacity else { return nil }
+        guard count / Self.sectorSize <= capacity - sector else { return nil }
         return Int64(sector * Self.sectorSize)
     }
 
-    private func transfer(sector: UInt64, buffers: GuestBuffers, isWrite: Bool, pending: Pending) {
-        guard let offset = byteRange(sector: sector, bytes: buffers.length),
+    private func transfer(sector: UInt64, buffers: GuestBuffers, isWrite: Bool, pending: VirtioBlkPendingRequest) {
+        // The used element counts the bytes written, status byte included, in 32 bits: a chain
+        // whose descriptors add up to more (they may overlap) fails instead.
+        guard buffers.length < UInt64(UInt32.max),
+              let offset = byteRange(sector: sector, bytes: buffers.length),
               let vector = try? buffers.ioVector() else {
             return complete(pending, .ioError, written: 0)
         }
         if isWrite {
-            backend.write(at: offset, from: vector) { self.finish(pending, $0, written: 0) }
+            backend.write(at: offset, from: vector, completion: pending.ioCompletion(bytesIn: 0))
         } else {
-            backend.read(at: offset, into: vector) {
-                buffers.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
-                self.finish(pending, $0, written: UInt32(buffers.length))
-            }
+            pending.fills(buffers)  // marked for dirty tracking when the read completes
+            backend.read(at: offset, into: vector, completion: pending.ioCompletion(bytesIn: UInt32(buffers.length)))
         }
     }
 
-    private func getID(_ buffers: GuestBuffers, _ pending: Pending) {
+    private func getID(_ buffers: GuestBuffers, _ pending: VirtioBlkPendingRequest) {
         var id = Array(serial.utf8.prefix(VirtioBlkRequest.idBytes))
         let count = min(Int(buffers.length), VirtioBlkRequest.idBytes)
         id += [UInt8](repeating: 0, count: max(0, count - id.count))
@@ -194,7 +196,7 @@ public final class VirtioBlk: VirtioDevice {
     }
 
     /// DISCARD and WRITE_ZEROES carry one 16-byte segment {sector, num_sectors, flags}.
-    private func discardOrZero(_ buffers: GuestBuffers, isDiscard: Bool, _ pending: Pending) {
+    private func discardOrZero(_ buffers: GuestBuffers, isDiscard: Bool, _ pending: VirtioBlkPendingRequest) {
         guard buffers.length >= 16, buffers.length / 16 == 1,
               let segment = try? buffers.copyOut(maximum: 16), segment.count == 16 else {
             return complete(pending, .unsupported, written: 0)
@@ -210,25 +212,29 @@ public final class VirtioBlk: VirtioDevice {
         }
         let length = Int64(sectors) * Int64(Self.sectorSize)
         if isDiscard {
-            backend.discard(at: offset, length: length) { self.finish(pending, $0, written: 0) }
+            backend.discard(at: offset, length: length, completion: pending.ioCompletion(bytesIn: 0))
         } else {
-            backend.writeZeroes(at: offset, length: length, mayUnmap: unmap) { self.finish(pending, $0, written: 0) }
+            backend.writeZeroes(at: offset, length: length, mayUnmap: unmap, completion: pending.ioCompletion(bytesIn: 0))
         }
     }
 
-    private func finish(_ pending: Pending, _ result: Result<Int, BlockError>, written: UInt32) {
+    func finish(_ pending: VirtioBlkPendingRequest, _ result: Result<Int, BlockError>) {
+        pending.filledBuffers?.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
         switch result {
-        case .success: complete(pending, .ok, written: written)
+        case .success: complete(pending, .ok, written: pending.bytesIn)
         case .failure: complete(pending, .ioError, written: 0)
         }
     }
 
-    private func complete(_ pending: Pending, _ status: VirtioBlkRequest.Status, written: UInt32) {
-        guard pending.generation == generation, let queue else { return }
+    private func complete(_ pending: VirtioBlkPendingRequest, _ status: VirtioBlkRequest.Status, written: UInt32) {
+        let (head, statusAddress, requestGeneration) = (pending.head, pending.statusAddress, pending.generation)
+        pending.finish()
+        freeRequests.append(pending)
+        guard requestGeneration == generation, let queue else { return }
         inFlight -= 1
         do {
-            try memory.store(status.rawValue, at: pending.statusAddress)
-            try queue.pushUsed(head: pending.head, length: written + 1)
+            try memory.store(status.rawValue, at: statusAddress)
+            try queue.pushUsed(head: head, length: written + 1)
             if try queue.needsNotification() { transport?.signalUsedBuffers() }
         } catch {
             return transport?.deviceError("\(error)") ?? ()

@@ -109,8 +109,15 @@ public final class Virtqueue {
         return try load(UInt16.self, availRing) & Self.availFlagNoInterrupt == 0
     }
 
+    /// The last chain's segment array, refilled for the next chain: once the device is done with
+    /// a chain (before it pops the next), its buffer is unique again and popping allocates nothing.
+    private var segmentBuffer: [DescriptorChain.Segment] = []
+
     private func walkChain(head: UInt16) throws(VirtqueueError) -> DescriptorChain {
-        var segments: [DescriptorChain.Segment] = []
+        var segments = segmentBuffer
+        segmentBuffer = []
+        segments.removeAll(keepingCapacity: true)
+        defer { segmentBuffer = segments }
         var table = descriptorTable
         var tableSize = UInt32(size)
         var index = head

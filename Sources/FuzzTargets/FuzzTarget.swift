@@ -18,6 +18,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case qcow2
     case virtio
     case migrationStream = "migration-stream"
+    case state
 
     /// Feeds one input to the target's entry; an input that traps is a bug in that parser.
     public func run(_ data: [UInt8]) {
@@ -30,6 +31,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .qcow2: Qcow2FuzzEntry.fuzz(data)
         case .virtio: VirtioFuzzEntry.fuzz(data)
         case .migrationStream: MigrationStreamFuzzEntry.fuzz(data)
+        case .state: StateFuzzEntry.fuzz(data)
         }
     }
 }

@@ -3,13 +3,18 @@ import Devices
 import Glibc
 import KVM
 
-// The contract the Migration module codes against (issue 12). Compatible additions to the brief's
-// shape: `StateSection.label`, `start(incoming:onStop:)` in Machine.swift, and the rule for which
-// thread may call what (below).
+// The contract the Migration module codes against (issue 12), as the brief gave it, with these
+// compatible additions: `StateSection.label`, `ramPageSize`/`ramPageCount`, `drainDeviceRequests()`
+// (call it after `stop()`, before `saveState`), and `start(incoming:onStop:)` in Machine.swift
+// (no kernel, vCPU parked, run state `inmigrate`; `cont` resumes and looks at the restored queues).
+// Order on the destination: RAM first, then `loadState` (the virtqueues are checked against their
+// rings in RAM, as QEMU's virtio_load does), then `cont`. The run state itself is not a section:
+// the stream carries it (QEMU's "globalstate").
 //
-// Threads: `saveState`, `loadState`, `startDirtyTracking` and `stopDirtyTracking` run on the
-// loop. `fetchDirtyPages`, `readRamPage` and `writeRamPage` may run on a migration worker thread
-// (KVM's dirty-log ioctl and the VMM-write bitmap's atomics are safe there; see GuestMemory.copyPage).
+// Threads: `saveState`, `loadState`, `drainDeviceRequests`, `startDirtyTracking` and
+// `stopDirtyTracking` run on the loop. `fetchDirtyPages`, `readRamPage` and `writeRamPage` may run
+// on a migration worker thread (KVM's dirty-log ioctl and the VMM-write bitmap's atomics are safe
+// there; see GuestMemory.copyPage for what a copy of a page the guest is writing means).
 extension Machine {
     /// RAM access for the migration stream (page size 4096).
     public static let ramPageSize = DirtyPageBitmap.pageSize
@@ -121,144 +126,9 @@ extension Machine {
         return sections
     }
 
-    /// On a destination created with the same config, before its vCPUs first enter the guest, and
-    /// after the RAM is in (the virtqueues are checked against their rings, as QEMU's virtio_load).
-    /// Refuses a missing/unknown/duplicate section, a wrong version or a bad value with a message
-    /// naming the section. Every payload is decoded before anything is applied; a failure while
-    /// applying leaves the machine half-loaded: the destination must then not be run.
-    public func loadState(_ sections: [StateSection]) throws(MachineError) {
-        guard let vcpuRunner else { throw MachineError("loadState: the machine has not started (start it with incoming: true)") }
-        let byKey = try checkSectionSet(sections)
-        func payload(_ kind: StateSectionKind, _ instance: UInt32) -> [UInt8] { byKey[StateSectionKey(kind.rawValue, instance)]!.payload }
-        func malformed(_ kind: StateSectionKind, _ instance: UInt32) -> MachineError {
-            MachineError("State section '\(kind.rawValue)' instance \(instance): malformed payload (\(payload(kind, instance).count) bytes)")
-        }
-        // Decode all first.
-        guard let vcpu = StatePayloadCodec.decodeVcpu(payload(.cpu, 0)) else { throw malformed(.cpu, 0) }
-        guard let clock = StatePayloadCodec.decodeRaw(payload(.kvmClock, 0), as: kvm_clock_data()) else { throw malformed(.kvmClock, 0) }
-        var chips: [kvm_irqchip] = []
-        for chip in VirtualMachine.IrqChipID.allCases {
-            guard let value = StatePayloadCodec.decodeRaw(payload(.kvmIrqchip, chip.rawValue), as: kvm_irqchip()) else {
-                throw malformed(.kvmIrqchip, chip.rawValue)
-            }
-            chips.append(value)
-        }
-        guard let pit = StatePayloadCodec.decodeRaw(payload(.kvmPit, 0), as: kvm_pit_state2()) else { throw malformed(.kvmPit, 0) }
-        guard let serial = StatePayloadCodec.decodeSerial(payload(.serial, 0)) else { throw malformed(.serial, 0) }
-        var debugExit: DebugExitState?
-        if debugExitDevice != nil {
-            guard let value = StatePayloadCodec.decodeDebugExit(payload(.debugExit, 0)) else { throw malformed(.debugExit, 0) }
-            debugExit = value
-        }
-        let virtio = try decodeVirtio(payload, malformed)
-        try MachineStateChecks.check(vcpu: vcpu, chips: chips, pit: pit)
-
-        // Then apply, VM-wide first (the LAPIC and the irqchip agree on interrupts), the vCPU on its thread.
-        do {
-            for chip in chips { try vm.setIrqChip(chip) }
-            try vm.setPIT2(pit)
-        } catch {
-            throw MachineError("loading the VM's KVM state: \(error)")
-        }
-        try applyDevices(serial: serial, debugExit: debugExit, virtio: virtio)
-        switch vcpuRunner.perform(.restoreState(vcpu)) {
-        case .restored: break
-        case .failed(let error): throw MachineError("State section 'cpu' instance 0: \(error)")
-        case .notParked, .saved: throw MachineError("loadState: the vCPU is running")
-        }
-        do { try vm.setClock(clock) } catch { throw MachineError("State section 'kvm-clock' instance 0: \(error)") }
-        kickQueuesOnResume = true
-    }
-
-    private typealias VirtioSlotState = (transport: VirtioMmioTransportState, queues: [VirtqueueState], blk: VirtioBlkState?)
-
-    private func decodeVirtio(_ payload: (StateSectionKind, UInt32) -> [UInt8],
-                              _ malformed: (StateSectionKind, UInt32) -> MachineError) throws(MachineError) -> [VirtioSlotState] {
-        var slots: [VirtioSlotState] = []
-        for (slot, entry) in transports.enumerated() {
-            let instance = UInt32(slot)
-            guard let transport = StatePayloadCodec.decodeTransport(payload(.virtioMmio, instance)) else { throw malformed(.virtioMmio, instance) }
-            var queues: [VirtqueueState] = []
-            for index in entry.1.queues.indices {
-                let queueInstance = Self.queueInstance(slot: slot, queue: index)
-                guard let queue = StatePayloadCodec.decodeVirtqueue(payload(.virtqueue, queueInstance)) else {
-                    throw malformed(.virtqueue, queueInstance)
-                }
-                queues.append(queue)
-            }
-            var blk: VirtioBlkState?
-            if entry.1.device is VirtioBlk {
-                guard let value = StatePayloadCodec.decodeVirtioBlk(payload(.virtioBlk, instance)) else { throw malformed(.virtioBlk, instance) }
-                blk = value
-            }
-            slots.append((transport, queues, blk))
-        }
-        return slots
-    }
-
-    private func applyDevices(serial: SerialState, debugExit: DebugExitState?, virtio: [VirtioSlotState]) throws(MachineError) {
-        func named(_ kind: StateSectionKind, _ instance: UInt32, _ error: DeviceStateError) -> MachineError {
-            MachineError("State section '\(kind.rawValue)' instance \(instance): field '\(error.field)': \(error.problem)")
-        }
-        do throws(DeviceStateError) { try serialDevice?.restore(serial) } catch { throw named(.serial, 0, error) }
-        if let debugExit {
-            do throws(DeviceStateError) { try debugExitDevice?.restore(debugExit) } catch { throw named(.debugExit, 0, error) }
-        }
-        for (slot, (entry, state)) in zip(transports, virtio).enumerated() {
-            let transport = entry.1
-            if let blk = transport.device as? VirtioBlk, let blkState = state.blk {
-                do throws(DeviceStateError) { try blk.restore(blkState) } catch { throw named(.virtioBlk, UInt32(slot), error) }
-            }
-            do throws(DeviceStateError) { try transport.restore(state.transport) } catch { throw named(.virtioMmio, UInt32(slot), error) }
-            for (index, (queue, queueState)) in zip(transport.queues, state.queues).enumerated() {
-                do throws(DeviceStateError) { try queue.restore(queueState) } catch {
-                    throw named(.virtqueue, Self.queueInstance(slot: slot, queue: index), error)
-                }
-            }
-        }
-    }
-
-    /// Every section this machine has, once, with its version; nothing else.
-    private func checkSectionSet(_ sections: [StateSection]) throws(MachineError) -> [StateSectionKey: StateSection] {
-        let expected = expectedSections
-        var byKey: [StateSectionKey: StateSection] = [:]
-        for section in sections {
-            let key = StateSectionKey(section.name, section.instanceId)
-            guard let version = expected[key] else {
-                throw MachineError("Unknown state section '\(section.name)' instance \(section.instanceId): this machine has no such device")
-            }
-            guard byKey[key] == nil else { throw MachineError("State section '\(section.name)' instance \(section.instanceId) appears twice") }
-            guard section.version == version else {
-                throw MachineError("State section '\(section.name)' instance \(section.instanceId): version \(section.version), this svmm loads version \(version)")
-            }
-            byKey[key] = section
-        }
-        if let missing = expected.keys.sorted().first(where: { byKey[$0] == nil }) {
-            throw MachineError("State section '\(missing.name)' instance \(missing.instance) is missing: the source has a different device set")
-        }
-        return byKey
-    }
-
-    private var expectedSections: [StateSectionKey: UInt32] {
-        var expected: [StateSectionKey: UInt32] = [:]
-        func add(_ kind: StateSectionKind, _ instance: UInt32) { expected[StateSectionKey(kind.rawValue, instance)] = kind.version }
-        add(.cpu, 0)
-        add(.kvmClock, 0)
-        for chip in VirtualMachine.IrqChipID.allCases { add(.kvmIrqchip, chip.rawValue) }
-        add(.kvmPit, 0)
-        add(.serial, 0)
-        if debugExitDevice != nil { add(.debugExit, 0) }
-        for (slot, entry) in transports.enumerated() {
-            add(.virtioMmio, UInt32(slot))
-            for index in entry.1.queues.indices { add(.virtqueue, Self.queueInstance(slot: slot, queue: index)) }
-            if entry.1.device is VirtioBlk { add(.virtioBlk, UInt32(slot)) }
-        }
-        return expected
-    }
-
     static func queueInstance(slot: Int, queue: Int) -> UInt32 { UInt32(slot) << 16 | UInt32(queue) }
 
-    private static func section(_ kind: StateSectionKind, _ instance: UInt32, _ payload: [UInt8]) -> StateSection {
+    static func section(_ kind: StateSectionKind, _ instance: UInt32, _ payload: [UInt8]) -> StateSection {
         StateSection(name: kind.rawValue, instanceId: instance, version: kind.version, payload: payload)
     }
 

@@ -8,13 +8,18 @@ enum MachineStateChecks {
     /// KVM's default IOAPIC address, where QEMU's microvm and svmm's device tree put it.
     static let ioapicBase: UInt64 = 0xfec0_0000
 
-    static func check(vcpu: VcpuState, chips: [kvm_irqchip], pit: kvm_pit_state2) throws(MachineError) {
-        func refuse(_ section: String, _ instance: UInt32, _ field: String, _ problem: String) -> MachineError {
-            MachineError("State section '\(section)' instance \(instance): field '\(field)': \(problem)")
-        }
+    private static func refuse(_ section: String, _ instance: UInt32, _ field: String, _ problem: String) -> MachineError {
+        MachineError("State section '\(section)' instance \(instance): field '\(field)': \(problem)")
+    }
+
+    static func check(vcpu: VcpuState) throws(MachineError) {
         guard vcpu.mpState.mp_state <= UInt32(KVM_MP_STATE_SIPI_RECEIVED) else {
             throw refuse("cpu", 0, "mp_state", "\(vcpu.mpState.mp_state) is not an x86 MP state")
         }
+    }
+
+    /// PIC master, PIC slave, IOAPIC, in that order.
+    static func check(chips: [kvm_irqchip]) throws(MachineError) {
         for (index, chip) in chips.enumerated() where chip.chip_id != UInt32(index) {
             throw refuse("kvm-irqchip", UInt32(index), "chip_id", "\(chip.chip_id), expected \(index)")
         }
@@ -22,6 +27,9 @@ enum MachineStateChecks {
         guard ioapic.base_address == ioapicBase else {
             throw refuse("kvm-irqchip", 2, "base_address", "0x\(String(ioapic.base_address, radix: 16)), expected 0x\(String(ioapicBase, radix: 16))")
         }
+    }
+
+    static func check(pit: kvm_pit_state2) throws(MachineError) {
         let channels = withUnsafeBytes(of: pit.channels) { Array($0.bindMemory(to: kvm_pit_channel_state.self)) }
         for (index, channel) in channels.enumerated() {
             let field = "channels[\(index)]"

@@ -1,6 +1,7 @@
 import Devices
 
 /// The sections a machine's state consists of, with the version this svmm writes and loads.
+/// The order is the `state` fuzz target's selector byte (Tests/fuzz-corpus/state): append only.
 enum StateSectionKind: String, CaseIterable {
     case cpu = "cpu"
     case kvmClock = "kvm-clock"

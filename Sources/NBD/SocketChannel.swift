@@ -100,7 +100,7 @@ final class SocketChannel {
 
     private func readDirect(into payload: inout IncomingPayload) -> ReadProgress? {
         let slice = payload.vector.slice(offset: payload.received, length: payload.remaining)
-        let count = slice.segments.withUnsafeBufferPointer { readv(fd, $0.baseAddress, Int32(min($0.count, 1024))) }
+        let count = slice.withSegments { readv(fd, $0.baseAddress, Int32(min($0.count, 1024))) }
         let result = SocketReadResult(count, errno: errno)
         if case .bytes(let n) = result { payload.advance(n) }
         return stop(for: result)

@@ -145,6 +145,9 @@ extension QmpMonitor {
         if exportIDs.values.contains(id) { throw QmpError("Block export id '\(id)' is already in use") }
         do throws(BlockError) {
             let node = try machine.graph.lookup(nodeName)
+            // blk_exp_add: "Block exports are used for non-shared storage migration", so the
+            // node is activated even while an incoming migration waits.
+            try machine.graph.activate([node])
             if writable && node.readOnly { throw BlockError("Cannot export read-only node as writable") }
             // blk_exp_add: an export lets others do anything but resize the node under it.
             let backend = BlockBackend(graph: machine.graph, perm: writable ? [.consistentRead, .write] : [.consistentRead],

@@ -77,6 +77,35 @@ import Testing
         #expect(try ring.usedElement(0).length == 1025)
     }
 
+    /// Overlapping descriptors may add up to more than the used element's 32-bit length can
+    /// report: such a read fails with IOERR instead of overflowing the count.
+    @Test func aReadLongerThanTheUsedLengthCanCountFails() throws {
+        let bigMemory = try GuestMemory(size: 1 << 30)
+        var bigRing = RingBuilder(memory: bigMemory)
+        let node = BlockNode(nodeName: "null", driverName: "null-co", driver: NullDriver(size: 8 << 30), readOnly: false)
+        try graph.add(node)
+        let backend = BlockBackend(graph: graph, perm: [], shared: .all)
+        try backend.insert(node)
+        let device = VirtioBlk(backend: backend, memory: bigMemory)
+        let queue = try bigRing.makeQueue()
+        device.activate(features: 0, queues: [queue], transport: link)
+        try bigMemory.store(UInt32(0), at: 0x10000)          // VIRTIO_BLK_T_IN
+        try bigMemory.store(UInt64(0), at: 0x10008)          // sector 0
+        try bigMemory.store(UInt8(0xff), at: 0x20000)
+        try bigRing.setDescriptor(0, address: 0x10000, length: 16, flags: Virtqueue.flagNext, next: 1)
+        // Six writable descriptors of 768 MiB over the same guest memory: 4.5 GiB.
+        for index: UInt16 in 1...6 {
+            try bigRing.setDescriptor(index, address: 0x1000_0000, length: 0x3000_0000,
+                                      flags: Virtqueue.flagNext | Virtqueue.flagWrite, next: index + 1)
+        }
+        try bigRing.setDescriptor(7, address: 0x20000, length: 1, flags: Virtqueue.flagWrite)
+        try bigRing.publish(0)
+        device.processQueue(0)
+        #expect(try bigMemory.load(UInt8.self, at: 0x20000) == VirtioBlkRequest.Status.ioError.rawValue)
+        #expect(try bigRing.usedElement(0).length == 1)
+        #expect(link.errors.isEmpty)
+    }
+
     @Test mutating func writesReachTheFile() throws {
         let (device, _) = try makeDevice()
         try memory.fill(0xab, at: 0x11000, count: 512)

@@ -117,6 +117,42 @@ import Testing
         try MachineFixture.onLoop(machine) { machine.stop() }  // parked: no CPU for the rest of the run
     }
 
+    /// Corrupted payloads never trap: cut at every length, extended, and (for the device sections,
+    /// whose values svmm checks itself) with bits flipped; each load either refuses or takes values
+    /// that passed the checks. The good state then loads over it all and the guest carries on.
+    @Test func corruptedPayloadsAreRefusedOrCheckedNeverTrap() throws {
+        let pair = try Self.stoppedWriterAndDestination()
+        let machine = pair.destination
+        var random = SplitMix64(seed: 0x5eed)
+        var refused = 0
+        for section in pair.sections {
+            var variants = Set([0, 1, section.payload.count / 2, max(section.payload.count - 1, 0)]).map { Array(section.payload.prefix($0)) }
+            variants.append(section.payload + [0])
+            if !["cpu", "kvm-clock", "kvm-irqchip", "kvm-pit"].contains(section.name) {
+                for _ in 0..<24 {
+                    var flipped = section.payload
+                    let bit = Int(random.next() % UInt64(flipped.count * 8))
+                    flipped[bit / 8] ^= 1 << UInt8(bit % 8)
+                    variants.append(flipped)
+                }
+            }
+            for payload in variants where payload != section.payload {
+                let message = try Self.loadError(machine, Self.replacing(pair.sections, section.name, instance: section.instanceId) {
+                    Self.payload($0, payload)
+                })
+                if message != "loaded" {
+                    refused += 1
+                    #expect(message.contains("'\(section.name)'"), "the error names the section: \(message)")
+                }
+            }
+        }
+        #expect(refused > 100)
+        #expect(try Self.loadError(machine, pair.sections) == "loaded")
+        try MachineFixture.onLoop(machine) { try machine.cont() }
+        try MachineFixture.waitForSerial(pair.serialB) { MachineFixture.lastWriterRound($0) >= pair.roundsOnSource + 1 }
+        try MachineFixture.onLoop(machine) { machine.stop() }
+    }
+
     @Test func aDestinationWithoutTheDiskIsRefused() throws {
         let pair = try Self.stoppedWriterAndDestination { _ in
             ["-m", "64M", "-kernel", MachineFixture.guestImage, "-append", "mode=writer"]

@@ -150,7 +150,9 @@ class RawQMP:
             try:
                 self.sock.connect(path)
                 break
-            except BlockingIOError:  # the listen backlog is full (QEMU listens with a backlog of 1)
+            # BlockingIOError: the listen backlog is full (QEMU listens with a backlog of 1);
+            # ConnectionRefusedError: the socket file exists (bind) but listen has not run yet.
+            except (BlockingIOError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)

@@ -108,9 +108,9 @@ public final class AioContext: FileIoEngine, @unchecked Sendable {
     }
 
     private func finish(slot: AioSlot, result: Int64) {
-        let completion = slot.complete(result: result)
+        let finished = slot.complete(result: result)
         freeSlots.append(slot.index)
         if !waiting.isEmpty { submit(waiting.removeFirst()) }
-        completion()
+        if let (completion, outcome) = finished { completion(outcome) }
     }
 }

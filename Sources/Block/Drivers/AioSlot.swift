@@ -7,39 +7,59 @@ final class AioSlot {
     let index: Int
     let iocb: UnsafeMutablePointer<iocb>
     private var request: FileRequest?
-    private var iovecs: [iovec] = []
+    /// The iovec array the kernel reads during io_submit (which may come later, when plugged):
+    /// the slot's own, kept from request to request and grown when a request needs more.
+    private var iovecs: UnsafeMutableBufferPointer<iovec>
     private var bounce: UnsafeMutableRawBufferPointer?
 
     init(index: Int) {
         self.index = index
         iocb = .allocate(capacity: 1)
         iocb.initialize(to: CKVM.iocb())
+        iovecs = .allocate(capacity: 4)
     }
 
-    deinit { iocb.deallocate() }
+    deinit {
+        iocb.deallocate()
+        iovecs.deallocate()
+    }
 
     func start(_ request: FileRequest, eventFd: Int32) {
         self.request = request
-        (iovecs, bounce) = request.prepareBuffers()
-        iovecs.withUnsafeBufferPointer { vectors in
-            switch request.operation {
-            case .read: io_prep_preadv(iocb, request.fd, vectors.baseAddress, Int32(vectors.count), request.offset)
-            case .write: io_prep_pwritev(iocb, request.fd, vectors.baseAddress, Int32(vectors.count), request.offset)
-            case .fdsync: io_prep_fdsync(iocb, request.fd)
-            }
+        bounce = request.makeBounceBuffer()
+        let count = fillIovecs(request)
+        switch request.operation {
+        case .read: io_prep_preadv(iocb, request.fd, iovecs.baseAddress, Int32(count), request.offset)
+        case .write: io_prep_pwritev(iocb, request.fd, iovecs.baseAddress, Int32(count), request.offset)
+        case .fdsync: io_prep_fdsync(iocb, request.fd)
         }
-        // The kernel copies the iovec array during io_submit; `iovecs` keeps it alive until then.
         io_set_eventfd(iocb, eventFd)
         iocb.pointee.data = UnsafeMutableRawPointer(bitPattern: index)
     }
 
-    /// Ends the request with the kernel's result (bytes, or -errno) and returns the callback to run.
-    func complete(result: Int64) -> () -> Void {
-        guard let request else { return {} }
+    /// Copies the request's buffers (or its bounce buffer) into `iovecs`; returns how many.
+    private func fillIovecs(_ request: FileRequest) -> Int {
+        if let bounce {
+            iovecs[0] = iovec(iov_base: bounce.baseAddress, iov_len: bounce.count)
+            return 1
+        }
+        return request.vector.withSegments { segments in
+            if segments.count > iovecs.count {
+                iovecs.deallocate()
+                iovecs = .allocate(capacity: segments.count)
+            }
+            _ = iovecs.initialize(fromContentsOf: segments)
+            return segments.count
+        }
+    }
+
+    /// Ends the request with the kernel's result (bytes, or -errno) and returns its completion
+    /// with the outcome to call it with (no closure made: this runs for every request).
+    func complete(result: Int64) -> (completion: IoCompletion, outcome: Result<Int, BlockError>)? {
+        guard let request else { return nil }
         let outcome = request.finish(result: result, bounce: bounce)
         self.request = nil
         bounce = nil
-        let completion = request.completion
-        return { completion(outcome) }
+        return (request.completion, outcome)
     }
 }

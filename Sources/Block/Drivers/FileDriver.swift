@@ -68,14 +68,19 @@ public final class FileDriver: BlockDriver {
     public func unplug() { engine.unplug() }
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
-        tracked(offset, Int64(vector.totalLength), serialising: false, completion: completion) { [self] completion in
+        let length = Int64(vector.totalLength)
+        if isAligned(offset, vector.totalLength), let completion = startingNow(offset, length, completion) {
+            return submit(.read, at: offset, vector, completion)
+        }
+        tracked(offset, length, serialising: false, completion: completion) { [self] completion in
             guard isAligned(offset, vector.totalLength) else { return paddedRead(at: offset, into: vector, completion: completion) }
-            engine.submit(.init(fd: fd, operation: .read, offset: offset, vector: vector, alignment: alignment, completion: completion))
+            submit(.read, at: offset, vector, completion)
         }
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard !options.readOnly else { return completion(.failure(BlockError("Block node is read-only", errno: EPERM))) }
+        let length = Int64(vector.totalLength)
         guard isAligned(offset, vector.totalLength) else {
             // The read-modify-write owns its whole padded range until its write lands (QEMU's
             // bdrv_make_request_serialising(req, align) in bdrv_co_pwritev_part).
@@ -84,9 +89,16 @@ public final class FileDriver: BlockDriver {
                 paddedWrite(at: offset, from: vector, completion: completion)
             }
         }
-        tracked(offset, Int64(vector.totalLength), serialising: false, completion: completion) { [self] completion in
-            engine.submit(.init(fd: fd, operation: .write, offset: offset, vector: vector, alignment: alignment, completion: completion))
+        if let completion = startingNow(offset, length, completion) {
+            return submit(.write, at: offset, vector, completion)
         }
+        tracked(offset, length, serialising: false, completion: completion) { [self] completion in
+            submit(.write, at: offset, vector, completion)
+        }
+    }
+
+    private func submit(_ operation: FileRequest.Operation, at offset: Int64, _ vector: IoVector, _ completion: @escaping IoCompletion) {
+        engine.submit(.init(fd: fd, operation: operation, offset: offset, vector: vector, alignment: alignment, completion: completion))
     }
 
     private func isAligned(_ offset: Int64, _ length: Int) -> Bool {
@@ -99,18 +111,21 @@ public final class FileDriver: BlockDriver {
         return (offset / block * block, (offset + Int64(length) + block - 1) / block * block)
     }
 
+    /// The fast path of `tracked`, which makes no closure: the completion to start a
+    /// non-serialising request over the range with now, or nil while a serialising request is
+    /// active or waiting (then the request goes through `tracked`).
+    private func startingNow(_ offset: Int64, _ length: Int64, _ completion: @escaping IoCompletion) -> IoCompletion? {
+        guard alignment > 1, length > 0 else { return completion }
+        return trackedRequests.beginWithoutWaiting(offset..<offset + length, completion: completion)
+    }
+
     /// Runs `body` once the range may be touched (see `TrackedRequests`), with a completion that
     /// ends the tracked request before it reports. Without O_DIRECT nothing is padded, so nothing
     /// serialises and nothing needs tracking.
     private func tracked(_ offset: Int64, _ length: Int64, serialising: Bool, completion: @escaping IoCompletion,
                          _ body: @escaping (@escaping IoCompletion) -> Void) {
         guard alignment > 1, length > 0 else { return body(completion) }
-        trackedRequests.begin(offset..<offset + length, serialising: serialising) { [trackedRequests] id in
-            body { result in
-                trackedRequests.end(id)
-                completion(result)
-            }
-        }
+        trackedRequests.begin(offset..<offset + length, serialising: serialising, completion: completion, start: body)
     }
 
     /// O_DIRECT cannot read part of a block (an NBD client may ask for 1 byte): read the covering

@@ -15,10 +15,17 @@ public struct FileRequest {
     /// The iovecs to hand the kernel: the caller's, or one aligned bounce buffer
     /// (already filled for a write). Release with `finish`.
     func prepareBuffers() -> (iovecs: [iovec], bounce: UnsafeMutableRawBufferPointer?) {
-        guard operation != .fdsync, !vector.isAligned(to: alignment) else { return (vector.segments, nil) }
+        guard let bounce = makeBounceBuffer() else { return (vector.segments, nil) }
+        return ([iovec(iov_base: bounce.baseAddress, iov_len: bounce.count)], bounce)
+    }
+
+    /// An aligned copy of the caller's buffers (already filled for a write) when they are not on
+    /// O_DIRECT's boundary; nil when they go to the kernel as they are. Release with `finish`.
+    func makeBounceBuffer() -> UnsafeMutableRawBufferPointer? {
+        guard operation != .fdsync, !vector.isAligned(to: alignment) else { return nil }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: vector.totalLength, alignment: 4096)
         if operation == .write { vector.gather(into: buffer) }
-        return ([iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)], buffer)
+        return buffer
     }
 
     /// Turns the kernel's result (bytes, or -errno) into the request's outcome, copies a bounced

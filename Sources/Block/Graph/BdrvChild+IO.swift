@@ -11,59 +11,41 @@ extension BdrvChild {
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
         let node = self.node
-        node.requestStarted()
-        node.driver.read(at: offset, into: vector) { result in
-            node.requestFinished()
-            completion(result)
-        }
+        node.driver.read(at: offset, into: vector, completion: node.requestStarted(completion: completion))
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
-        let length = Int64(vector.totalLength)
-        guard let node = writableNode(for: offset, length, completion) else { return }
-        node.driver.write(at: offset, from: vector) { result in
-            node.markDirty(offset: offset, length: length)
-            node.requestFinished()
-            completion(result)
-        }
+        let range = (offset: offset, length: Int64(vector.totalLength))
+        guard let (node, completion) = writableNode(dirtying: range, completion) else { return }
+        node.driver.write(at: offset, from: vector, completion: completion)
     }
 
     /// bdrv_co_pdiscard: without `discard=unmap` on the node the request ends here, done.
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
         guard node.unmapsDiscards else { return completion(.success(0)) }
-        guard let node = writableNode(for: offset, length, completion) else { return }
-        node.driver.discard(at: offset, length: length) { result in
-            node.markDirty(offset: offset, length: length)
-            node.requestFinished()
-            completion(result)
-        }
+        guard let (node, completion) = writableNode(dirtying: (offset, length), completion) else { return }
+        node.driver.discard(at: offset, length: length, completion: completion)
     }
 
     /// bdrv_co_pwrite_zeroes: BDRV_REQ_MAY_UNMAP only where the node has `discard=unmap`.
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
-        guard let node = writableNode(for: offset, length, completion) else { return }
-        node.driver.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap && node.unmapsDiscards) { result in
-            node.markDirty(offset: offset, length: length)
-            node.requestFinished()
-            completion(result)
-        }
+        guard let (node, completion) = writableNode(dirtying: (offset, length), completion) else { return }
+        node.driver.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap && node.unmapsDiscards, completion: completion)
     }
 
     public func flush(completion: @escaping IoCompletion) {
         let node = self.node
-        node.requestStarted()
-        node.driver.flush { result in
-            node.requestFinished()
-            completion(result)
-        }
+        node.driver.flush(completion: node.requestStarted(completion: completion))
     }
 
     public func plug() { node.driver.plug() }
     public func unplug() { node.driver.unplug() }
 
     /// bdrv_co_write_req_prepare: only a parent that holds WRITE may change the node's data
-    /// (QEMU asserts it; here the request fails). Counts the request when it may start.
-    private func writableNode(for offset: Int64, _ length: Int64, _ completion: IoCompletion) -> BlockNode? {
+    /// (QEMU asserts it; here the request fails). Counts the request when it may start and
+    /// returns the node with the completion to give its driver.
+    private func writableNode(dirtying range: (offset: Int64, length: Int64), _ completion: @escaping IoCompletion)
+        -> (BlockNode, IoCompletion)? {
         let node = self.node
         guard perm.contains(.write) else {
             let reason = node.isWritable ? "Permission 'write' not held on node '\(node.nodeName)' by \(userDescription)"
@@ -71,7 +53,6 @@ extension BdrvChild {
             completion(.failure(BlockError(reason, errno: EPERM)))
             return nil
         }
-        node.requestStarted()
-        return node
+        return (node, node.requestStarted(dirtying: range, completion: completion))
     }
 }

@@ -14,7 +14,13 @@ extension BlockGraph {
     }
 
     private func inactivateAllDrained() throws(BlockError) {
-        for backend in allBackends where backend.root != nil {
+        let backends = allBackends.filter { $0.root != nil }
+        // bdrv_inactivate_recurse checks every parent before it changes anything: a refusal
+        // leaves all backends applying their permissions, so the source VM can carry on.
+        if let writer = backends.first(where: { !$0.disablePerm && !$0.allowsInactivation }) {
+            throw writer.inactivationRefusal
+        }
+        for backend in backends {
             try backend.inactivate()
         }
         let order = PermissionTransaction.topologicalOrder(from: rootNodes)
@@ -30,7 +36,14 @@ extension BlockGraph {
     /// locks) are taken again first, then the driver re-reads its metadata; a conflict undoes it all.
     /// Guest devices' permissions follow only when the VM resumes (`BlockBackend.resumeAfterMigration`).
     public func activateAll() throws(BlockError) {
-        let order = PermissionTransaction.topologicalOrder(from: rootNodes).reversed().filter(\.inactive)
+        try activate(rootNodes)
+    }
+
+    /// bdrv_activate on some nodes and everything below them, children first. blk_exp_add calls
+    /// it for the node it exports: an export may be set up before the migration's switch-over
+    /// (the target of a storage migration), and must be able to write then.
+    public func activate(_ nodes: [BlockNode]) throws(BlockError) {
+        let order = PermissionTransaction.topologicalOrder(from: nodes).reversed().filter(\.inactive)
         guard !order.isEmpty else { return }
         for node in order { node.inactive = false }
         do {

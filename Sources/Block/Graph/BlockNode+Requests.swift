@@ -1,9 +1,21 @@
 /// In-flight accounting and dirty tracking for the requests that reach a node through its edges.
 extension BlockNode {
-    func requestStarted() { requestsInFlight += 1 }
+    /// bdrv_inc_in_flight: counts a request that starts now and returns the completion to give
+    /// the driver, which marks the dirty bitmaps (a write: `dirtying` is its range), uncounts the
+    /// request and then calls `completion`. Allocates nothing once the node has served as many
+    /// requests at a time before (see `EdgeRequest`).
+    func requestStarted(dirtying range: (offset: Int64, length: Int64)? = nil,
+                        completion: @escaping IoCompletion) -> IoCompletion {
+        requestsInFlight += 1
+        let request = freeRequests.popLast() ?? EdgeRequest()
+        return request.start(on: self, dirtying: range, completion: completion)
+    }
 
-    /// bdrv_dec_in_flight: when the last request ends, whoever waits for the node to be idle runs.
-    func requestFinished() {
+    /// bdrv_set_dirty, then bdrv_dec_in_flight: when the last request ends, whoever waits for
+    /// the node to be idle runs.
+    func requestFinished(_ request: EdgeRequest, dirtied range: (offset: Int64, length: Int64)?) {
+        if let range { markDirty(offset: range.offset, length: range.length) }
+        freeRequests.append(request)
         requestsInFlight -= 1
         guard requestsInFlight == 0, !idleWaiters.isEmpty else { return }
         let waiters = idleWaiters
@@ -28,10 +40,6 @@ extension BlockNode {
 extension BlockNode {
     /// bdrv_flush on the node itself (not through a parent's edge), counted like any request.
     public func flush(completion: @escaping IoCompletion) {
-        requestStarted()
-        driver.flush { [self] result in
-            requestFinished()
-            completion(result)
-        }
+        driver.flush(completion: requestStarted(completion: completion))
     }
 }

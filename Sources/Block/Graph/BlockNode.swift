@@ -24,6 +24,8 @@ public final class BlockNode: BlockParent {
     public internal(set) var requestsInFlight = 0
     /// Called once when `requestsInFlight` next drops to zero (drains wait for it).
     var idleWaiters: [() -> Void] = []
+    /// Finished requests kept for the next ones (see `EdgeRequest`).
+    var freeRequests: [EdgeRequest] = []
     /// How many drained sections cover this node (QEMU's quiesce_counter); while it is above
     /// zero, BlockBackends on it hold new requests back.
     public internal(set) var quiesceCount = 0

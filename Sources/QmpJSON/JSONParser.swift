@@ -1,15 +1,15 @@
 /// Parses one JSON value from UTF-8 bytes, with QEMU's error texts ("JSON parse error, ...").
-struct JSONParser {
-    struct Failure: Error { let message: String }
+public struct JSONParser: Sendable {
+    public struct Failure: Error, Sendable { public let message: String }
 
     private let bytes: [UInt8]
     private var position = 0
     private var depth = 0
-    static let maxNesting = 1024
+    public static let maxNesting = 1024
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes)
         let value = try parser.value()
         parser.skipWhitespace()

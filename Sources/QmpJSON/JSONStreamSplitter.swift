@@ -9,15 +9,15 @@
 /// Linear in the input: one pass keeps the starts of the message and token being built as
 /// indexes, and the consumed bytes are dropped once per `feed`, so a megabyte of one-byte
 /// messages costs a megabyte of work (cutting each off the front of the buffer was quadratic).
-struct JSONStreamSplitter {
+public struct JSONStreamSplitter: Sendable {
     /// QEMU refuses tokens over 64 MiB; so do we, and start afresh.
-    static let maxPending = 64 << 20
+    public static let maxPending = 64 << 20
     /// json-streamer.c's MAX_NESTING: more open brackets and braces than this end the message.
-    static let maxNesting = 1024
+    public static let maxNesting = 1024
     /// json-streamer.c's MAX_TOKEN_COUNT: a message of more tokens than this is dropped.
-    static let maxTokens = 2 << 20
+    public static let maxTokens = 2 << 20
 
-    enum Piece: Equatable {
+    public enum Piece: Equatable, Sendable {
         case text([UInt8])
         /// A lexical error: the token up to and including the bad byte (json-streamer's "stray").
         case stray([UInt8])
@@ -28,7 +28,7 @@ struct JSONStreamSplitter {
         case tooManyTokens
 
         /// json-streamer's text for a piece that is an error of its own, if it is one.
-        var errorMessage: String? {
+        public var errorMessage: String? {
             switch self {
             case .text: nil
             case .stray(let token): "JSON parse error, stray '\(String(decoding: token.prefix(200), as: UTF8.self))'"
@@ -57,7 +57,9 @@ struct JSONStreamSplitter {
     private var brackets = 0
     private var tokens = 0
 
-    mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
+    public init() {}
+
+    public mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
         pending.append(contentsOf: bytes)
         var pieces: [Piece] = []
         while scanned < pending.count {

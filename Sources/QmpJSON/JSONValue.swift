@@ -76,7 +76,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// qnum_to_string: `%.17g`, so `0.1` reads `0.10000000000000001` and `1e400` reads `inf`, as QEMU.
-    static func formatDouble(_ number: Double) -> String {
+    public static func formatDouble(_ number: Double) -> String {
         var buffer = [CChar](repeating: 0, count: 40)
         _ = withVaList([number]) { vsnprintf(&buffer, buffer.count, "%.17g", $0) }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

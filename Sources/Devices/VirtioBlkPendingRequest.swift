@@ -1,0 +1,44 @@
+import Block
+
+/// A request the device has popped and not yet completed: what `VirtioBlk` needs to complete it
+/// (the chain's head, the status byte, the reset generation it belongs to, the bytes a read
+/// returns). The device reuses finished ones, and the block layer gets a closure that captures
+/// only this object (Swift passes such a closure without allocating), so a request allocates
+/// nothing. A free one holds no references.
+final class VirtioBlkPendingRequest {
+    private var device: VirtioBlk?
+    private(set) var head: UInt16 = 0
+    private(set) var statusAddress: UInt64 = 0
+    private(set) var generation = 0
+    /// What the used element reports as written (before the status byte) when the I/O succeeds.
+    private(set) var bytesIn: UInt32 = 0
+    /// The guest buffers a read fills, marked as VMM writes when it completes (dirty tracking).
+    private(set) var filledBuffers: GuestBuffers?
+
+    func start(device: VirtioBlk, head: UInt16, statusAddress: UInt64, generation: Int) {
+        self.device = device
+        self.head = head
+        self.statusAddress = statusAddress
+        self.generation = generation
+        bytesIn = 0
+        filledBuffers = nil
+    }
+
+    func fills(_ buffers: GuestBuffers) { filledBuffers = buffers }
+
+    /// Ends the request's life as pending (the device keeps it for the next one).
+    func finish() {
+        device = nil
+        filledBuffers = nil
+    }
+
+    /// The completion to give the block layer for a request that writes `bytesIn` bytes into
+    /// the guest's buffers when it succeeds.
+    func ioCompletion(bytesIn: UInt32) -> IoCompletion {
+        self.bytesIn = bytesIn
+        return { [self] result in
+            guard let device else { preconditionFailure("a virtio-blk request completed twice") }
+            device.finish(self, result)
+        }
+    }
+}

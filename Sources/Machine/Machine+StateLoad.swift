@@ -1,0 +1,108 @@
+import CKVM
+import Devices
+import KVM
+
+/// `loadState`: check the set of sections, decode them all, check the values, then apply.
+extension Machine {
+    /// On a destination created with the same config, before its vCPUs first enter the guest, and
+    /// after the RAM is in (the virtqueues are checked against their rings, as QEMU's virtio_load).
+    /// Refuses a missing/unknown/duplicate section, a wrong version or a bad value with a message
+    /// naming the section. Every payload is decoded before anything is applied; a failure while
+    /// applying leaves the machine half-loaded: the destination must then not be run.
+    public func loadState(_ sections: [StateSection]) throws(MachineError) {
+        guard let vcpuRunner else { throw MachineError("loadState: the machine has not started (start it with incoming: true)") }
+        let state = try decode(try StateSectionSet(sections, expected: expectedSections))
+        try MachineStateChecks.check(vcpu: state.vcpu)
+        try MachineStateChecks.check(chips: state.chips)
+        try MachineStateChecks.check(pit: state.pit)
+
+        // VM-wide first (the LAPIC and the irqchip agree on interrupts), the vCPU on its own thread.
+        do {
+            for chip in state.chips { try vm.setIrqChip(chip) }
+            try vm.setPIT2(state.pit)
+        } catch {
+            throw MachineError("loading the VM's KVM state: \(error)")
+        }
+        try applyDevices(state)
+        switch vcpuRunner.perform(.restoreState(state.vcpu)) {
+        case .restored: break
+        case .failed(let error): throw MachineError("State section 'cpu' instance 0: \(error)")
+        case .notParked, .saved: throw MachineError("loadState: the vCPU is running")
+        }
+        do { try vm.setClock(state.clock) } catch { throw MachineError("State section 'kvm-clock' instance 0: \(error)") }
+        kickQueuesOnResume = true
+    }
+
+    private func decode(_ sections: StateSectionSet) throws(MachineError) -> DecodedMachineState {
+        var chips: [kvm_irqchip] = []
+        for chip in VirtualMachine.IrqChipID.allCases {
+            chips.append(try sections.decode(.kvmIrqchip, chip.rawValue) { StatePayloadCodec.decodeRaw($0, as: kvm_irqchip()) })
+        }
+        return DecodedMachineState(
+            vcpu: try sections.decode(.cpu, 0, StatePayloadCodec.decodeVcpu),
+            clock: try sections.decode(.kvmClock) { StatePayloadCodec.decodeRaw($0, as: kvm_clock_data()) },
+            chips: chips,
+            pit: try sections.decode(.kvmPit) { StatePayloadCodec.decodeRaw($0, as: kvm_pit_state2()) },
+            serial: try sections.decode(.serial, 0, StatePayloadCodec.decodeSerial),
+            debugExit: debugExitDevice == nil ? nil : try sections.decode(.debugExit, 0, StatePayloadCodec.decodeDebugExit),
+            virtio: try decodeVirtio(sections))
+    }
+
+    private func decodeVirtio(_ sections: StateSectionSet) throws(MachineError) -> [DecodedMachineState.VirtioSlot] {
+        var slots: [DecodedMachineState.VirtioSlot] = []
+        for (slot, entry) in transports.enumerated() {
+            var queues: [VirtqueueState] = []
+            for index in entry.1.queues.indices {
+                queues.append(try sections.decode(.virtqueue, Self.queueInstance(slot: slot, queue: index), StatePayloadCodec.decodeVirtqueue))
+            }
+            slots.append(DecodedMachineState.VirtioSlot(
+                transport: try sections.decode(.virtioMmio, UInt32(slot), StatePayloadCodec.decodeTransport),
+                queues: queues,
+                blk: entry.1.device is VirtioBlk ? try sections.decode(.virtioBlk, UInt32(slot), StatePayloadCodec.decodeVirtioBlk) : nil))
+        }
+        return slots
+    }
+
+    /// The port devices (their vCPU thread is parked: its resume hands the values over), then per
+    /// slot the device's own checks, the transport (which activates the device as DRIVER_OK did),
+    /// and the queues' indices.
+    private func applyDevices(_ state: DecodedMachineState) throws(MachineError) {
+        func named(_ kind: StateSectionKind, _ instance: UInt32, _ error: DeviceStateError) -> MachineError {
+            MachineError("State section '\(kind.rawValue)' instance \(instance): field '\(error.field)': \(error.problem)")
+        }
+        do throws(DeviceStateError) { try serialDevice?.restore(state.serial) } catch { throw named(.serial, 0, error) }
+        if let debugExit = state.debugExit {
+            do throws(DeviceStateError) { try debugExitDevice?.restore(debugExit) } catch { throw named(.debugExit, 0, error) }
+        }
+        for (slot, (entry, loaded)) in zip(transports, state.virtio).enumerated() {
+            let transport = entry.1
+            if let blk = transport.device as? VirtioBlk, let blkState = loaded.blk {
+                do throws(DeviceStateError) { try blk.restore(blkState) } catch { throw named(.virtioBlk, UInt32(slot), error) }
+            }
+            do throws(DeviceStateError) { try transport.restore(loaded.transport) } catch { throw named(.virtioMmio, UInt32(slot), error) }
+            for (index, (queue, queueState)) in zip(transport.queues, loaded.queues).enumerated() {
+                do throws(DeviceStateError) { try queue.restore(queueState) } catch {
+                    throw named(.virtqueue, Self.queueInstance(slot: slot, queue: index), error)
+                }
+            }
+        }
+    }
+
+    /// Every section this machine has, with the version it loads.
+    private var expectedSections: [StateSectionKey: UInt32] {
+        var expected: [StateSectionKey: UInt32] = [:]
+        func add(_ kind: StateSectionKind, _ instance: UInt32) { expected[StateSectionKey(kind.rawValue, instance)] = kind.version }
+        add(.cpu, 0)
+        add(.kvmClock, 0)
+        for chip in VirtualMachine.IrqChipID.allCases { add(.kvmIrqchip, chip.rawValue) }
+        add(.kvmPit, 0)
+        add(.serial, 0)
+        if debugExitDevice != nil { add(.debugExit, 0) }
+        for (slot, entry) in transports.enumerated() {
+            add(.virtioMmio, UInt32(slot))
+            for index in entry.1.queues.indices { add(.virtqueue, Self.queueInstance(slot: slot, queue: index)) }
+            if entry.1.device is VirtioBlk { add(.virtioBlk, UInt32(slot)) }
+        }
+        return expected
+    }
+}

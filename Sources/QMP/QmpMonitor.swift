@@ -17,6 +17,8 @@ public final class QmpMonitor: @unchecked Sendable {
     public init(machine: Machine) {
         self.machine = machine
         for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() { commands[command.name] = command }
+        for command in jobCommands() + mirrorCommands() { commands[command.name] = command }
+        machine.graph.jobs.onEvent = { [unowned self] event in self.emitJobEvent(event) }
         machine.onEvent = { [unowned self] event in self.emit(event) }
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
     }

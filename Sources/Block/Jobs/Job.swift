@@ -109,6 +109,16 @@ public class Job: BlockParent {
 
     func pause() { pauseCount += 1 }
 
+    /// child_job_drained_begin: a drained section over a node the job holds pauses it (and QEMU's
+    /// job is at a pause point by the time the drain has settled, so the state changes now).
+    func drainedBegin() {
+        pause()
+        if status == .running { transition(to: .paused) } else if status == .ready { transition(to: .standby) }
+    }
+
+    /// child_job_drained_end.
+    func drainedEnd() { resume() }
+
     func resume() {
         guard pauseCount > 0 else { return }
         pauseCount -= 1

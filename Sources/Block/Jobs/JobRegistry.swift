@@ -42,4 +42,18 @@ public final class JobRegistry {
     }
 
     func emit(_ event: JobEvent) { onEvent?(event) }
+
+    /// bdrv_drain_all_begin/end around an operation that settles all I/O (QEMU's `stop`, the
+    /// start of a QMP transaction): every job pauses and resumes (standby/ready, paused/running).
+    public func pauseAllBriefly() {
+        let all = jobs
+        for job in all { job.drainedBegin() }
+        for job in all { job.drainedEnd() }
+    }
+
+    /// The jobs holding an edge on any of `nodes` (whose drain pauses them), except `excluded`.
+    func jobs(holding nodes: [BlockNode], except excluded: Job?) -> [Job] {
+        let ids = Set(nodes.map(ObjectIdentifier.init))
+        return jobs.filter { job in job !== excluded && job.edges.contains { ids.contains(ObjectIdentifier($0.node)) } }
+    }
 }

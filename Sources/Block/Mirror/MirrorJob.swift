@@ -224,25 +224,35 @@ final class MirrorJob: Job {
     }
 
     /// The end of mirror_run for complete and soft cancel: drain the source, check that nothing
-    /// became dirty meanwhile, and leave the loop inside the drained section, which the graph
-    /// change (or the abort) ends.
+    /// became dirty meanwhile, flush the target (mirror_flush), and leave the loop inside the
+    /// drained section, which the graph change (or the abort) ends.
     private func converge() {
         ending = true
-        graph.drain([source]) { [self] end in
-            guard bitmap.count == 0, copies.isEmpty, activeWrites.isEmpty else {
-                ending = false
-                end()
-                return wake()
+        graph.drain([source], excluding: self) { [self] end in
+            guard bitmap.count == 0, copies.isEmpty, activeWrites.isEmpty else { return keepGoing(end) }
+            targetBackend.flush { [self] result in
+                if case .failure(let error) = result {
+                    handleError(error, operation: "write", policy: options.onTargetError)
+                    return keepGoing(end)
+                }
+                guard bitmap.count == 0 else { return keepGoing(end) }
+                drainEnd = end
+                workFinished(ret: 0)
             }
-            drainEnd = end
-            workFinished(ret: 0)
         }
+    }
+
+    /// Not converged after all: out of the drained section, back to copying.
+    private func keepGoing(_ end: () -> Void) {
+        ending = false
+        end()
+        wake()
     }
 
     /// A cancelled or failed run: nothing in flight any more; drain, then end the job.
     private func end(ret: Int32, error: String?) {
         ending = true
-        graph.drain([source]) { [self] end in
+        graph.drain([source], excluding: self) { [self] end in
             drainEnd = end
             workFinished(ret: ret, error: error)
         }

@@ -15,11 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from test_graph_io import Guest, binaries, qemu_img
+from conftest import RawQMP
+from test_graph_io import Guest as GraphIoGuest, qemu_img
 
 MiB = 1 << 20
 DISK = 16 * MiB
 TARGETS = ["svmm", "qemu"]
+
+
+class Guest(GraphIoGuest):
+    """test_graph_io's Guest, connecting again if the VMM made its socket but did not listen yet."""
+
+    def __init__(self, *args, **kwargs):
+        try:
+            super().__init__(*args, **kwargs)
+        except ConnectionRefusedError:
+            time.sleep(0.3)
+            self.qmp = RawQMP(self.sock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,8 +194,8 @@ def cancel_scenario(target: str, workdir: Path, when: str) -> dict:
     try:
         new_raw(workdir / "tgt.raw")
         add_file_target(guest, workdir / "tgt.raw")
-        speed = 256 * 1024 if when == "before-ready" else 0
-        ok(guest, "blockdev-mirror", **{"job-id": "job0"}, device="top", target="tgt", sync="full", speed=speed)
+        speed = 64 * 1024 if when == "before-ready" else 0
+        ok(guest, "blockdev-mirror", **{"job-id": "job0", "buf-size": MiB}, device="top", target="tgt", sync="full", speed=speed)
         outcome = {}
         if when == "before-ready":
             wait_status(guest, "running")
@@ -229,8 +241,9 @@ def pause_scenario(target: str, workdir: Path) -> dict:
     try:
         new_raw(workdir / "tgt.raw")
         add_file_target(guest, workdir / "tgt.raw")
-        ok(guest, "blockdev-mirror", **{"job-id": "job0", "auto-dismiss": False}, device="top", target="tgt",
-           sync="full", speed=128 * 1024)
+        # A small buffer: QEMU sends a whole buffer at once before its rate limit makes it sleep.
+        ok(guest, "blockdev-mirror", **{"job-id": "job0", "auto-dismiss": False, "buf-size": MiB}, device="top",
+           target="tgt", sync="full", speed=64 * 1024)
         wait_status(guest, "running")
         outcome = {"refusals": []}
         refusals = outcome["refusals"]
@@ -373,3 +386,147 @@ def test_155_blockdev_mirror_target_backing(tmp_path, sync, backing):
         assert svmm["device-backing"] == "tback.qcow2", svmm
     if backing == "snapshot":
         assert svmm["snapshot-while-pending"] == {"return": {}}, svmm
+
+
+# --------------------------------------------------------------------------------------------
+# NBD targets: an export of a second VMM process (svmm to svmm, QEMU to QEMU)
+
+def nbd_server(target: str, workdir: Path) -> Guest:
+    """A second VM of the same VMM exporting `exp` (a raw file, not its guest's disk) writably."""
+    server_dir = workdir / "server"
+    server_dir.mkdir()
+    new_raw(server_dir / "dummy.raw")
+    new_raw(server_dir / "exp.raw")
+    server = Guest(target, server_dir, [f"driver=file,node-name=top,filename={server_dir / 'dummy.raw'}",
+                                        f"driver=file,node-name=exp,filename={server_dir / 'exp.raw'}"], mode="idle")
+    socket_path = str(server_dir / "nbd.sock")
+    ok(server, "nbd-server-start", addr={"type": "unix", "data": {"path": socket_path}})
+    ok(server, "block-export-add", type="nbd", id="e0", **{"node-name": "exp"}, writable=True)
+    server.nbd_socket = socket_path
+    return server
+
+
+def nbd_mirror(target: str, workdir: Path, kill_server: bool) -> dict:
+    """Mirror onto an NBD export of another process: complete (the data arrives, the device moves
+    to the NBD node), or the server is killed mid-job (the job fails with `error`, the guest on
+    its own disk keeps running)."""
+    guest = writer(target, workdir, raw_source(workdir))
+    server = nbd_server(target, workdir)
+    try:
+        ok(guest, "blockdev-add", driver="nbd", **{"node-name": "tgt"}, export="exp",
+           server={"type": "unix", "path": server.nbd_socket})
+        speed = 256 * 1024 if kill_server else 0
+        ok(guest, "blockdev-mirror", **{"job-id": "job0", "buf-size": MiB}, device="top", target="tgt", sync="full", speed=speed)
+        outcome = {}
+        if kill_server:
+            wait_status(guest, "running")
+            time.sleep(0.5)
+            server.kill()
+            event = wait_event(guest, "BLOCK_JOB_COMPLETED")
+            outcome["failed-with-error"] = "error" in event["data"]
+            wait_status(guest, "null")
+            outcome["device-node"] = device_node(guest)
+            # One BLOCK_JOB_ERROR per request that failed: how many were in flight is timing.
+            events = [e for e in job_events(guest) if not e.startswith("BLOCK_JOB_COMPLETED")]
+            outcome["events"] = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+            return finish(guest, outcome)
+        wait_event(guest, "BLOCK_JOB_READY")
+        guest.wait_rounds(1)
+        ok(guest, "stop")
+        ok(guest, "block-job-complete", device="job0")
+        wait_status(guest, "null")
+        outcome["device-node"] = device_node(guest)
+        outcome["events"] = job_events(guest)
+        outcome["export-equals-source"] = qemu_img("compare", "-U", "-f", "raw", "-F", "raw", workdir / "src.raw",
+                                                   workdir / "server" / "exp.raw").returncode == 0
+        ok(guest, "cont")
+        return finish(guest, outcome)
+    finally:
+        guest.kill()
+        server.kill()
+
+
+@pytest.mark.parametrize("kill_server", [False, True], ids=["complete", "server-killed"])
+def test_mirror_to_an_nbd_export_of_a_second_process(tmp_path, kill_server):
+    outcomes = side_by_side(tmp_path, nbd_mirror, kill_server)
+    assert outcomes["svmm"] == outcomes["qemu"], outcomes
+    svmm = outcomes["svmm"]
+    assert svmm["guest-verified"], svmm
+    if kill_server:
+        assert svmm["failed-with-error"] and svmm["device-node"] == "top", svmm
+    else:
+        assert svmm["device-node"] == "tgt" and svmm["export-equals-source"], svmm
+
+
+# --------------------------------------------------------------------------------------------
+# drive-mirror: the target created as QEMU creates it, or an NBD URI
+
+def drive_mirror(target: str, workdir: Path, sync: str) -> dict:
+    """drive-mirror to a new qcow2 (mode absolute-paths: for `top` the image names the source's
+    backing, which the target gets at completion; `full` has none)."""
+    guest = writer(target, workdir, qcow2_chain(workdir))
+    try:
+        ok(guest, "drive-mirror", **{"job-id": "job0", "node-name": "tgt"}, device="top",
+           target=str(workdir / "new.qcow2"), format="qcow2", sync=sync)
+        wait_event(guest, "BLOCK_JOB_READY")
+        guest.wait_rounds(1)
+        ok(guest, "stop")
+        ok(guest, "block-job-complete", device="job0")
+        wait_status(guest, "null")
+        inserted = guest.qmp.cmd("query-block")["return"][0]["inserted"]
+        info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(workdir / "new.qcow2")],
+                                         capture_output=True, text=True, check=True).stdout)
+        outcome = {
+            "device-node": inserted["node-name"],
+            "device-backing": Path(inserted["image"].get("backing-image", {}).get("filename", "-")).name,
+            "header-backing": Path(info.get("backing-filename", "-")).name,
+            "events": job_events(guest),
+            "chains-equal": qemu_img("compare", "-U", workdir / "src.qcow2", workdir / "new.qcow2").returncode == 0,
+        }
+        ok(guest, "cont")
+        outcome = finish(guest, outcome)
+        outcome["check"] = qemu_img("check", workdir / "new.qcow2").returncode
+        return outcome
+    finally:
+        guest.kill()
+
+
+@pytest.mark.parametrize("sync", ["full", "top"])
+def test_drive_mirror_creates_the_target_as_qemu_does(tmp_path, sync):
+    outcomes = side_by_side(tmp_path, drive_mirror, sync)
+    assert outcomes["svmm"] == outcomes["qemu"], outcomes
+    svmm = outcomes["svmm"]
+    assert svmm["device-node"] == "tgt" and svmm["chains-equal"] and svmm["check"] == 0 and svmm["guest-verified"], svmm
+    assert svmm["header-backing"] == ("back.qcow2" if sync == "top" else "-"), svmm
+
+
+# --------------------------------------------------------------------------------------------
+# speed (svmm alone: QEMU sends a whole buffer at once and then sleeps, so its offset moves in
+# 16 MiB steps; the rate over time is the same)
+
+def test_speed_limit_is_honoured_within_a_wide_margin(tmp_path):
+    workdir = tmp_path / "svmm"
+    workdir.mkdir()
+    blockdevs = raw_source(workdir)
+    # Data everywhere (zeroes would be written as write-zeroes, which the limit does not count).
+    subprocess.run(["qemu-io", "-f", "raw", "-c", f"write -P 0x33 0 {DISK}", str(workdir / "src.raw")],
+                   check=True, capture_output=True)
+    guest = Guest("svmm", workdir, blockdevs, mode="idle")
+    try:
+        new_raw(workdir / "tgt.raw")
+        add_file_target(guest, workdir / "tgt.raw")
+        speed = 2 * MiB
+        ok(guest, "blockdev-mirror", **{"job-id": "job0"}, device="top", target="tgt", sync="full", speed=speed)
+        start = time.monotonic()
+        time.sleep(3)
+        offset = guest.qmp.cmd("query-block-jobs")["return"][0]["offset"]
+        elapsed = time.monotonic() - start
+        expected = speed * elapsed
+        assert expected / 2 <= offset <= expected * 2, (offset, expected)
+        ok(guest, "block-job-set-speed", device="job0", speed=0)
+        wait_event(guest, "BLOCK_JOB_READY")
+        ok(guest, "block-job-cancel", device="job0")
+        wait_status(guest, "null")
+        assert compare(workdir / "src.raw", workdir / "tgt.raw")
+    finally:
+        guest.kill()

@@ -1,9 +1,9 @@
 import Glibc
 
-/// mirror_dirty_init's question (bdrv_is_allocated_above): which byte ranges of the source hold
-/// anything, so that the bulk pass skips what reads as zeroes on a fresh target. For `full` the
-/// whole chain counts, for `top` only the top image, for `none` nothing. Where svmm cannot tell
-/// (a qcow2 chain with a backing file under `full`, NBD, null-co) everything is copied.
+/// mirror_dirty_init's question (bdrv_is_allocated_above): which byte ranges the bulk pass copies.
+/// For `full` everything (a protocol node counts as allocated throughout, as in QEMU; holes are
+/// then written as write-zeroes without being read, see `isHole`), for `top` what the top image
+/// itself holds, for `none` nothing.
 enum MirrorAllocation {
     /// SEEK_DATA and SEEK_HOLE (Linux; Glibc hides them without _GNU_SOURCE).
     private static let seekData: Int32 = 3
@@ -18,13 +18,12 @@ enum MirrorAllocation {
             guard let qcow2 = source.driver as? Qcow2Driver else { return everything }
             return try qcow2.topAllocatedRanges()
         case .full:
-            if let qcow2 = source.driver as? Qcow2Driver, source.backing == nil { return try qcow2.topAllocatedRanges() }
-            return fileRanges(source) ?? everything
+            return everything
         }
     }
 
-    /// Data ranges of the host file under raw filters (raw windows shift them), or nil.
-    private static func fileRanges(_ node: BlockNode) -> [MirrorRange]? {
+    /// The host file under raw filters (raw windows shift it): its descriptor and the shift.
+    static func hostFile(of node: BlockNode) -> (fd: Int32, base: Int64)? {
         var driver: BlockDriver = node.driver
         var base: Int64 = 0
         while let raw = driver as? RawDriver {
@@ -32,24 +31,15 @@ enum MirrorAllocation {
             driver = raw.file.node.driver
         }
         guard let file = driver as? FileDriver else { return nil }
-        let length = node.driver.length
-        var ranges: [MirrorRange] = []
-        var position: Int64 = 0
-        while position < length {
-            let data = lseek(file.fd, Int(base + position), seekData)
-            // ENXIO: no data after the position; any other error: assume data to the end.
-            if data < 0 {
-                if errno != ENXIO { ranges.append(MirrorRange(offset: position, length: length - position)) }
-                break
-            }
-            let start = Int64(data) - base
-            guard start < length else { break }
-            let hole = lseek(file.fd, data, seekHole)
-            let stop = hole < 0 ? length : min(length, Int64(hole) - base)
-            guard stop > start else { break }
-            ranges.append(MirrorRange(offset: start, length: stop - start))
-            position = stop
-        }
-        return ranges
+        return (file.fd, base)
+    }
+
+    /// Whether the range is one hole of the host file (SEEK_DATA finds no data before its end):
+    /// QEMU's block status says BDRV_BLOCK_ZERO and the mirror writes zeroes without reading.
+    static func isHole(_ range: MirrorRange, in file: (fd: Int32, base: Int64)) -> Bool {
+        let start = file.base + range.offset
+        let data = lseek(file.fd, Int(start), seekData)
+        if data < 0 { return errno == ENXIO }  // no data after the start at all
+        return Int64(data) >= start + range.length
     }
 }

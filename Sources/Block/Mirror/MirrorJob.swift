@@ -22,6 +22,8 @@ final class MirrorJob: Job {
     let bufSize: Int64
     let chunkSize: Int64
     private let loop: FdWatcher
+    /// The source's host file (through raw filters), whose holes are zeroed without a read.
+    private let sourceFile: (fd: Int32, base: Int64)?
 
     private var copies: [MirrorRange] = []
     private var activeWrites: [MirrorRange] = []
@@ -58,6 +60,7 @@ final class MirrorJob: Job {
         let perRequest = min(bufSize / Int64(Self.maxInFlight), Self.maxChunk)
         chunkSize = max(perRequest, bitmap.granularity) / bitmap.granularity * bitmap.granularity
         self.loop = loop
+        sourceFile = MirrorAllocation.hostFile(of: source)
         super.init(id: options.jobID, type: "mirror", graph: graph, autoFinalize: options.autoFinalize, autoDismiss: options.autoDismiss)
         speed = options.speed
     }
@@ -117,10 +120,12 @@ final class MirrorJob: Job {
         if shouldComplete || cancelRequested { converge() }
     }
 
-    /// Starts copies while there is room: 16 requests, `bufSize` bytes, the speed's quota.
+    /// Starts copies while there is room: 16 requests, `bufSize` bytes. As QEMU's mirror_iteration,
+    /// the speed is checked once per pass: a pass sends up to a buffer, and the limit then makes
+    /// the next one wait as long as that took at `speed`.
     private func issueCopies() {
+        if let delay = rateLimit.delay(speed: speed) { return retry(after: delay) }
         while copies.count + activeWrites.count < Self.maxInFlight && bytesInFlight < bufSize {
-            if let delay = rateLimit.delay(speed: speed) { return retry(after: delay) }
             guard let range = nextDirtyRange() else { return }
             guard let buffer = takeBuffer() else {
                 // qemu_try_blockalign failed: the job ends with ENOMEM.
@@ -165,6 +170,13 @@ final class MirrorJob: Job {
         bytesInFlight += range.length
         rateLimit.account(range.length)
         let vector = IoVector(UnsafeMutableRawBufferPointer(start: buffer, count: Int(range.length)))
+        if let sourceFile, MirrorAllocation.isHole(range, in: sourceFile) {
+            rateLimit.refund(range.length)
+            return targetBackend.writeZeroes(at: range.offset, length: range.length, mayUnmap: true) { [self] result in
+                if case .failure(let error) = result { return copyFinished(range, buffer, failed: (error, "write")) }
+                copyFinished(range, buffer, failed: nil)
+            }
+        }
         topDriver.source.read(at: range.offset, into: vector) { [self] result in
             if case .failure(let error) = result {
                 return copyFinished(range, buffer, failed: (error, "read"))

@@ -89,6 +89,7 @@ extension QmpMonitor {
             if case .failure(let error) = result { return reply(.failure(QmpError(error))) }
             var options = options
             options.backingOnCompletion = plan.backingNodeOnCompletion
+            options.unmap = arguments.bool("unmap") ?? true
             do throws(BlockError) {
                 try graph.startMirror(device: arguments.string("device")!, target: nodeName, options: options, loop: machine.eventLoop)
                 reply(.success(.emptyObject))

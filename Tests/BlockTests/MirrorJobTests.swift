@@ -128,4 +128,52 @@ import Testing
         let compare = try fixture.run("qemu-img", ["compare", "-U", fixture.path("a.qcow2"), fixture.path("b.qcow2")])
         #expect(compare.status == 0, "\(compare.output)")
     }
+
+    func failingTarget() throws -> FailingDriver {
+        let driver = FailingDriver(size: 4 << 20)
+        driver.failWrites = true
+        try graph.add(BlockNode(nodeName: "tgt", driverName: "null-co", driver: driver, readOnly: false))
+        return driver
+    }
+
+    @Test func aTargetErrorWithReportFailsTheJobWithTheErrnoText() throws {
+        _ = try nullNode("src")
+        _ = try failingTarget()
+        _ = try graph.startMirror(device: "src", target: "tgt", options: MirrorOptions(jobID: "job0", sync: .full), loop: loop)
+        try loop.pump { graph.jobs.jobs.isEmpty }
+        #expect(events.entries.first { $0.hasPrefix("ERROR") } == "ERROR write report")
+        #expect(events.entries.suffix(4) == ["aborting", "COMPLETED Input/output error", "concluded", "null"])
+    }
+
+    @Test func aTargetErrorWithStopPausesTheJobUntilItIsResumed() throws {
+        _ = try nullNode("src")
+        let target = try failingTarget()
+        var options = MirrorOptions(jobID: "job0", sync: .full)
+        options.onTargetError = .stop
+        let job = try graph.startMirror(device: "src", target: "tgt", options: options, loop: loop)
+        try loop.pump { job.status == .paused }
+        #expect(events.entries.contains("ERROR write stop"))
+        #expect(job.ioStatus == "failed" && job.userPaused)
+        target.failWrites = false
+        try job.userResume()
+        try loop.pump { job.isReady }
+        #expect(job.ioStatus == "ok")
+        try job.userCancel(force: false)
+        try loop.pump { graph.jobs.jobs.isEmpty }
+        #expect(events.entries.suffix(3) == ["COMPLETED", "concluded", "null"])
+    }
+
+    @Test func aTargetErrorWithIgnoreRetriesWithoutHoldingTheLoopAndCatchesUp() throws {
+        _ = try nullNode("src")
+        let target = try failingTarget()
+        var options = MirrorOptions(jobID: "job0", sync: .full)
+        options.onTargetError = .ignore
+        let job = try graph.startMirror(device: "src", target: "tgt", options: options, loop: loop)
+        try loop.pump { events.entries.filter { $0 == "ERROR write ignore" }.count >= 3 }
+        #expect(!job.isReady && job.status == .running)
+        target.failWrites = false
+        try loop.pump { job.isReady }
+        try job.userCancel(force: true)
+        try loop.pump { graph.jobs.jobs.isEmpty }
+    }
 }

@@ -73,7 +73,9 @@ public class Job: BlockParent {
     // MARK: transitions and events
 
     func transition(to next: JobStatus) {
-        precondition(status.canMove(to: next), "job \(id): \(status) -> \(next) is not in QEMU's JobSTT")
+        // QEMU asserts; a release build refuses the step rather than stopping the VM.
+        assert(status.canMove(to: next), "job \(id): \(status) -> \(next) is not in QEMU's JobSTT")
+        guard status.canMove(to: next) else { return }
         let changed = status != next
         status = next
         // job_state_transition: an event only for a real change (aborting may repeat).
@@ -113,6 +115,7 @@ public class Job: BlockParent {
     /// job is at a pause point by the time the drain has settled, so the state changes now).
     func drainedBegin() {
         pause()
+        guard !runFinished else { return }
         if status == .running { transition(to: .paused) } else if status == .ready { transition(to: .standby) }
     }
 
@@ -131,6 +134,8 @@ public class Job: BlockParent {
     /// The error policy said stop (after BLOCK_JOB_ERROR): the job pauses until block-job-resume.
     func stopOnError(ioStatus failure: String) {
         ioStatus = failure
+        // block_job_error_action: several failed requests pause the job once.
+        guard !userPaused else { return }
         userPaused = true
         pause()
     }
@@ -205,6 +210,8 @@ public class Job: BlockParent {
         guard !runFinished else { return }
         runFinished = true
         busy = false
+        // A drain that began while the run was ending left the job at a pause point: it leaves it.
+        if status == .paused { transition(to: .running) } else if status == .standby { transition(to: .ready) }
         if text != nil, errorText == nil { errorText = text }
         ret = code
         updateReturnCode()

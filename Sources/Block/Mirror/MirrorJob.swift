@@ -125,7 +125,11 @@ final class MirrorJob: Job {
     /// the next one wait as long as that took at `speed`.
     private func issueCopies() {
         if let delay = rateLimit.delay(speed: speed) { return retry(after: delay) }
-        while copies.count + activeWrites.count < Self.maxInFlight && bytesInFlight < bufSize {
+        // A request may fail at once (a target that is gone): its error stops the loop here.
+        var started = 0
+        while copies.count + activeWrites.count < Self.maxInFlight && bytesInFlight < bufSize && failure == nil && !isPaused
+                && started < Self.maxInFlight {
+            started += 1
             guard let range = nextDirtyRange() else { return }
             guard let buffer = takeBuffer() else {
                 // qemu_try_blockalign failed: the job ends with ENOMEM.
@@ -172,7 +176,7 @@ final class MirrorJob: Job {
         let vector = IoVector(UnsafeMutableRawBufferPointer(start: buffer, count: Int(range.length)))
         if let sourceFile, MirrorAllocation.isHole(range, in: sourceFile) {
             rateLimit.refund(range.length)
-            return targetBackend.writeZeroes(at: range.offset, length: range.length, mayUnmap: true) { [self] result in
+            return targetBackend.writeZeroes(at: range.offset, length: range.length, mayUnmap: options.unmap) { [self] result in
                 if case .failure(let error) = result { return copyFinished(range, buffer, failed: (error, "write")) }
                 copyFinished(range, buffer, failed: nil)
             }
@@ -187,7 +191,7 @@ final class MirrorJob: Job {
             }
             if Self.isZero(buffer, count: Int(range.length)) {
                 rateLimit.refund(range.length)
-                targetBackend.writeZeroes(at: range.offset, length: range.length, mayUnmap: true, completion: finish)
+                targetBackend.writeZeroes(at: range.offset, length: range.length, mayUnmap: options.unmap, completion: finish)
             } else {
                 targetBackend.write(at: range.offset, from: vector, completion: finish)
             }
@@ -204,7 +208,9 @@ final class MirrorJob: Job {
         } else {
             progressCurrent += range.length
         }
-        wake()
+        // After an error the next pass waits a little: a target that fails at once under
+        // `ignore` must not keep the loop busy.
+        if failed != nil { retry(after: .milliseconds(10)) } else { wake() }
     }
 
     /// mirror_error_action / block_job_error_action: BLOCK_JOB_ERROR, then the policy's action.
@@ -312,7 +318,7 @@ final class MirrorJob: Job {
         }
         switch data {
         case .data(let vector): targetBackend.write(at: offset, from: vector, completion: done)
-        case .zeroes: targetBackend.writeZeroes(at: offset, length: length, mayUnmap: true, completion: done)
+        case .zeroes: targetBackend.writeZeroes(at: offset, length: length, mayUnmap: options.unmap, completion: done)
         }
     }
 

@@ -15,6 +15,8 @@ public struct MirrorOptions {
     public var autoFinalize = true
     public var autoDismiss = true
     public var replaces: String?
+    /// drive-mirror's `unmap`: zero ranges may be unmapped on the target (blockdev-mirror: always).
+    public var unmap = true
     /// drive-mirror mode=absolute-paths: at completion the target's backing becomes this node.
     public var backingOnCompletion: BlockNode?
 

@@ -80,8 +80,12 @@ public final class BlockBackend: BlockParent {
     /// Whether the image may go inactive under this backend: guest devices and named backends
     /// yes (their permissions come back on resume); an anonymous writer (an export) no.
     public var allowsInactivation: Bool {
-        deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
+        forceAllowInactivate || deviceName != nil || name != nil || perm.isDisjoint(with: [.write, .writeUnchanged])
     }
+
+    /// BlockBackend.force_allow_inactivate: a writer that may go inactive anyway (a mirror job's
+    /// target, so that migration can finish while a mirror to an NBD target runs, iotest 194).
+    public var forceAllowInactivate = false
 
     /// blk_root_inactivate: stop applying permissions and release the root edge's.
     func inactivate() throws(BlockError) {

@@ -176,4 +176,23 @@ import Testing
         try job.userCancel(force: true)
         try loop.pump { graph.jobs.jobs.isEmpty }
     }
+
+    /// iotest 194's source side: migration inactivates the images while the mirror is READY (the
+    /// target's backend may go inactive, force_allow_inactivate), then a plain cancel ends it.
+    @Test func imagesGoInactiveUnderAReadyMirrorAndAPlainCancelStillEndsIt() throws {
+        _ = try nullNode("src")
+        _ = try nullNode("tgt")
+        let backend = try device(on: try #require(graph.node(named: "src")))
+        let job = try graph.startMirror(device: "src", target: "tgt", options: MirrorOptions(jobID: "job0", sync: .full), loop: loop)
+        try loop.pump { job.isReady }
+        var inactivated: Result<Void, BlockError>?
+        graph.inactivateAll { inactivated = $0 }
+        try loop.pump { inactivated != nil }
+        #expect(throws: Never.self) { try inactivated?.get() }
+        try job.userCancel(force: false)
+        try loop.pump { graph.jobs.jobs.isEmpty }
+        #expect(events.entries.suffix(3) == ["COMPLETED", "concluded", "null"])
+        #expect(backend.node?.nodeName == "src")
+        try graph.activateAll()
+    }
 }

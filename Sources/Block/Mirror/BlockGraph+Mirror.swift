@@ -34,7 +34,8 @@ extension BlockGraph {
         }
         try jobs.checkNewID(options.jobID)
         let granularity = options.granularity != 0 ? options.granularity : Self.defaultGranularity(target)
-        let bufSize = options.bufSize == 0 ? 16 << 20 : (options.bufSize + granularity - 1) / granularity * granularity
+        // ROUND_UP(buf_size, granularity), kept below INT64_MAX for any buf-size QMP can carry.
+        let bufSize = options.bufSize == 0 ? 16 << 20 : (min(options.bufSize, Int64.max - granularity) + granularity - 1) / granularity * granularity
         let initialDirty = try MirrorAllocation.initialRanges(of: source, sync: options.sync)
 
         let topDriver = MirrorTopDriver()
@@ -48,6 +49,7 @@ extension BlockGraph {
             throw error
         }
         let targetBackend = BlockBackend(graph: self, perm: .write, shared: .writeUnchanged)
+        targetBackend.forceAllowInactivate = true
         let bitmap = BdrvDirtyBitmap(name: "", granularity: granularity, length: source.driver.length, enabled: true)
         let job = MirrorJob(options: options, source: source, replaced: replaced ?? source, target: target, top: top, topDriver: topDriver,
                             targetBackend: targetBackend, bitmap: bitmap, bufSize: bufSize, graph: self, loop: loop)

@@ -108,14 +108,22 @@ final class MirrorJob: Job {
     private func iterate() {
         guard !ending else { return }
         if pausePoint() { return }
+        // While migration has the images inactive the job copies nothing (it may still end);
+        // once they are active again the target's backend takes its permissions back
+        // (blk_root_activate).
+        let inactive = source.inactive || target.inactive
+        if !inactive && targetBackend.disablePerm { try? targetBackend.resumeAfterMigration() }
         let stopping = isCancelled || failure != nil
-        if !stopping && !source.isQuiesced && !target.isQuiesced { issueCopies() }
+        if !stopping && !inactive && !source.isQuiesced && !target.isQuiesced { issueCopies() }
         updateProgress()
         guard copies.isEmpty, activeWrites.isEmpty, !flushing else { return }  // a completion wakes the job
         if let failure { return end(ret: failure.ret, error: failure.text) }
         if stopping { return end(ret: 0, error: nil) }
         if source.isQuiesced || target.isQuiesced { return retry(after: .milliseconds(1)) }
-        guard bitmap.count == 0 else { return }  // rate limited: the timer wakes the job
+        guard bitmap.count == 0 else {
+            if inactive { retry(after: .milliseconds(50)) }
+            return  // rate limited: the timer wakes the job
+        }
         if !isReady { return flushThenReady() }
         if shouldComplete || cancelRequested { converge() }
     }

@@ -592,8 +592,11 @@ def block_jobs_view(jobs):
 
 
 def inserted_view(backends):
-    return [(b.get("qdev"), b.get("inserted", {}).get("node-name"),
-             b.get("inserted", {}).get("image", {}).get("backing-image", {}).get("filename")) for b in backends]
+    """(device, medium node, the file name of the medium's backing image) per backend."""
+    def backing(b):
+        name = b.get("inserted", {}).get("image", {}).get("backing-image", {}).get("filename")
+        return name and name.rsplit("/", 1)[-1]
+    return [(b.get("qdev"), b.get("inserted", {}).get("node-name"), backing(b)) for b in backends]
 
 
 @scenario()
@@ -717,3 +720,26 @@ def mirror_target_backing_by_blockdev_snapshot(s):
     s.cmd("x-debug-query-block-graph")
     s.cmd("blockdev-add", node_name="backing2", driver="null-co")
     s.cmd("blockdev-snapshot", node="backing2", overlay="target")
+
+
+@scenario()
+def mirror_named_filter_in_write_blocking_mode(s):
+    """filter-node-name names mirror_top (then query-block shows it as the medium), a taken name is
+    refused; write-blocking mode reaches READY and completes; the filter is gone afterwards."""
+    s.raw("tgt.raw")
+    s.start(blockdevs=["driver=file,node-name=t0,filename=$DIR/tgt.raw"])
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", filter_node_name="t0")
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", filter_node_name="0bad")
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", copy_mode="write-blocking",
+          filter_node_name="mt")
+    s.wait_event("BLOCK_JOB_READY")
+    s.cmd("query-block", view=inserted_view)
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "backing_file_depth", "image.format", "ro"))
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-add", driver="null-co", node_name="mt")
+    s.cmd("blockdev-del", node_name="mt")
+    s.cmd("block-job-complete", device="job0")
+    s.wait_event("BLOCK_JOB_COMPLETED")
+    s.wait_event("JOB_STATUS_CHANGE", status="null")
+    s.cmd("query-named-block-nodes", view=names_view)
+    s.cmd("query-block", view=inserted_view)

@@ -77,3 +77,8 @@ bench-migrate: deps build
 clean:
 	rm -rf .build $(SCRATCH)
 	@$(MAKE) -s -C guest-images clean
+
+# blockdev-mirror of 1 GiB to a file and to an NBD export, guest idle and writing, vs QEMU (README "Mirror").
+.PHONY: bench-mirror
+bench-mirror: deps build kvm-check
+	venv/bin/python bench/mirror.py

@@ -77,10 +77,6 @@ public final class BlockBackend: BlockParent {
         }
     }
 
-    /// blk_set_force_allow_inactivate: a writer that may still go inactive (the mirror job's
-    /// target, so a storage migration can hand over while the job keeps the copy in sync).
-    public var forceAllowInactivate = false
-
     /// Whether the image may go inactive under this backend: guest devices and named backends
     /// yes (their permissions come back on resume); an anonymous writer (an export) no.
     public var allowsInactivation: Bool {
@@ -90,6 +86,10 @@ public final class BlockBackend: BlockParent {
     var inactivationRefusal: BlockError {
         BlockError("Cannot inactivate node '\(root?.node.nodeName ?? "")': \(parentDescription) still writes it", errno: EPERM)
     }
+
+    /// BlockBackend.force_allow_inactivate: a writer that may go inactive anyway (a mirror job's
+    /// target, so that migration can finish while a mirror to an NBD target runs, iotest 194).
+    public var forceAllowInactivate = false
 
     /// blk_root_inactivate: stop applying permissions and release the root edge's.
     func inactivate() throws(BlockError) {

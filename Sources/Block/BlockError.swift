@@ -5,10 +5,13 @@ public struct BlockError: Error, CustomStringConvertible, Equatable {
     public let description: String
     /// The errno a guest-visible request failed with, when there is one.
     public let errno: Int32
+    /// What QMP reports as the error class (QEMU's ErrorClass); most errors are generic.
+    public let kind: BlockErrorKind
 
-    public init(_ description: String, errno: Int32 = EIO) {
+    public init(_ description: String, errno: Int32 = EIO, kind: BlockErrorKind = .generic) {
         self.description = description
         self.errno = errno
+        self.kind = kind
     }
 
     public static func posix(_ what: String, errno code: Int32) -> BlockError {

@@ -261,6 +261,7 @@ public final class Machine: @unchecked Sendable {
         if runState == .inmigrate { autostart = false }
         guard runState == .running else { return }
         vcpuRunner?.pause()
+        graph.jobs.pauseAllBriefly()  // do_vm_stop's bdrv_drain_all pauses and resumes every job
         try? changeRunState(to: .paused)  // running → paused is always in the table
         onEvent?(.stop)
     }

@@ -9,7 +9,8 @@ enum BlockInfoBuilder {
             ("backing_file_depth", .int(Int64(backingDepth(node)))), ("drv", .string(node.driverName)),
             ("iops", .int(0)), ("bps_wr", .int(0)), ("write_threshold", .int(0)),
         ]
-        if let backing = node.backing { members.append(("backing_file", .string(backing.filename))) }
+        // A filter's filtered child is no backing file (bs->backing_file stays empty).
+        if let backing = node.backing, !node.driver.isFilter { members.append(("backing_file", .string(backing.filename))) }
         if !node.dirtyBitmaps.isEmpty { members.append(("dirty-bitmaps", .array(node.dirtyBitmaps.map(dirtyInfo)))) }
         members += [
             ("encrypted", .bool(false)), ("bps", .int(0)), ("bps_rd", .int(0)),
@@ -20,9 +21,11 @@ enum BlockInfoBuilder {
     }
 
     /// BlockDirtyInfo, in the member order QEMU 7.2 prints.
+    /// An anonymous bitmap (a mirror job's) has no `name`.
     static func dirtyInfo(_ bitmap: BdrvDirtyBitmap) -> JSONValue {
-        .object([
-            ("name", .string(bitmap.name)), ("recording", .bool(bitmap.isRecording)), ("persistent", .bool(false)),
+        let name: [(String, JSONValue)] = bitmap.name.isEmpty ? [] : [("name", .string(bitmap.name))]
+        return .object(name + [
+            ("recording", .bool(bitmap.isRecording)), ("persistent", .bool(false)),
             ("busy", .bool(bitmap.isBusy)), ("granularity", .int(bitmap.granularity)), ("count", .int(bitmap.count)),
         ])
     }
@@ -63,7 +66,7 @@ enum BlockInfoBuilder {
     /// actual-size: what the image's file occupies (format nodes report their file's).
     static func allocatedBytes(_ node: BlockNode) -> Int64 {
         if let file = node.driver as? FileDriver { return file.allocatedBytes }
-        return node.file.map(allocatedBytes) ?? 0
+        return (node.file ?? (node.driver.isFilter ? node.filterOrCowChild : nil)).map(allocatedBytes) ?? 0
     }
 
     static func backingDepth(_ node: BlockNode) -> Int {
@@ -80,10 +83,17 @@ enum BlockInfoBuilder {
     static func blockInfo(_ backend: BlockBackend) -> JSONValue {
         var members: [(String, JSONValue)] = [("io-status", .string("ok")), ("device", .string(backend.name ?? ""))]
         members += [("locked", .bool(false)), ("removable", .bool(false))]
-        if let node = backend.node { members.append(("inserted", deviceInfo(node))) }
+        if let node = backend.node { members.append(("inserted", deviceInfo(skippingImplicitFilters(node)))) }
         if let qdev = backend.deviceName { members.append(("qdev", .string(qdev))) }
         members.append(("type", .string("unknown")))
         return .object(members)
+    }
+
+    /// bdrv_skip_implicit_filters: a mirror_top the user did not name is not shown as the medium.
+    static func skippingImplicitFilters(_ node: BlockNode) -> BlockNode {
+        var current = node
+        while current.isAutoNamed, current.driverName == "mirror_top", let below = current.filterOrCowChild { current = below }
+        return current
     }
 
     /// x-debug-query-block-graph: backends first, then nodes, numbered in that order; then edges.
@@ -99,6 +109,7 @@ enum BlockInfoBuilder {
             add(backend, type: "block-backend", name: backend.name ?? backend.deviceName ?? "")
         }
         for node in graph.nodes { add(node, type: "block-driver", name: node.nodeName) }
+        for job in graph.jobs.jobs { add(job, type: "block-job", name: job.id) }
         var edges: [JSONValue] = []
         func edge(_ child: BdrvChild, from parent: AnyObject) {
             guard let parentID = ids[ObjectIdentifier(parent)], let childID = ids[ObjectIdentifier(child.node)] else { return }
@@ -111,6 +122,7 @@ enum BlockInfoBuilder {
         }
         for backend in graph.allBackends { if let root = backend.root { edge(root, from: backend) } }
         for node in graph.nodes { for child in node.children { edge(child, from: node) } }
+        for job in graph.jobs.jobs { for child in job.edges { edge(child, from: job) } }
         return .object([("edges", .array(edges)), ("nodes", .array(nodes))])
     }
 }

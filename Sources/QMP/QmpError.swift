@@ -18,7 +18,12 @@ public struct QmpError: Error, Equatable {
         self.desc = desc
     }
 
-    public init(_ error: BlockError) { self.init(error.description) }
+    public init(_ error: BlockError) {
+        switch error.kind {
+        case .generic: self.init(error.description)
+        case .deviceNotActive: self.init(error.description, class: .deviceNotActive)
+        }
+    }
 
     var json: JSONValue {
         .object([("class", .string(errorClass.rawValue)), ("desc", .string(desc))])

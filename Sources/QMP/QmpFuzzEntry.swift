@@ -35,6 +35,10 @@ public enum QmpFuzzEntry {
                     _ = (checked.string(member.name), checked.bool(member.name), checked.int(member.name), checked.uint32(member.name))
                 }
             }
+            // drive-mirror's target: a file name or an NBD URI, parsed from any string argument.
+            if case .object(let members) = arguments {
+                for case (_, .string(let text)) in members { _ = DriveMirrorTarget.parseNbd(text) }
+            }
             // blockdev-add and friends decode their arguments into the option tree.
             if case .object(let members) = arguments.optionValue { _ = try? BlockdevOptions(members, fromCommandLine: false) }
         }

@@ -22,6 +22,8 @@ public final class QmpMonitor: @unchecked Sendable {
         migration = MigrationController(machine: machine)
         for command in coreCommands() + blockCommands() + bitmapCommands() + nbdCommands() + migrationCommands() { commands[command.name] = command }
         migration.onEvent = { [unowned self] event in self.emit(event) }
+        for command in jobCommands() + mirrorCommands() { commands[command.name] = command }
+        machine.graph.jobs.onEvent = { [unowned self] event in self.emitJobEvent(event) }
         machine.onEvent = { [unowned self] event in self.emit(event) }
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
         for command in backendCommands() { commands[command.name] = command }

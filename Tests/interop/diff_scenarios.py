@@ -581,3 +581,165 @@ def help_and_version_output_shape(s):
         s.note(f"{option} status", result.returncode)
         s.note(f"{option} stdout", output_shape(result.stdout))
         s.note(f"{option} stderr", output_shape(result.stderr))
+
+
+# --------------------------------------------------------------------------------------------
+# Block jobs: the mirror (issue 11)
+
+def block_jobs_view(jobs):
+    """query-block-jobs without `busy` (whether the job's coroutine runs at that instant)."""
+    return [{k: v for k, v in job.items() if k != "busy"} for job in jobs]
+
+
+def inserted_view(backends):
+    """(device, medium node, the file name of the medium's backing image) per backend."""
+    def backing(b):
+        name = b.get("inserted", {}).get("image", {}).get("backing-image", {}).get("filename")
+        return name and name.rsplit("/", 1)[-1]
+    return [(b.get("qdev"), b.get("inserted", {}).get("node-name"), backing(b)) for b in backends]
+
+
+@scenario()
+def mirror_graph_events_and_queries(s):
+    """blockdev-mirror with auto-finalize off on the guest's disk: the graph while the job runs
+    (mirror_top, the job's edges, the target's backend), the job queries, verbs refused in the
+    wrong state, and every event through job-complete and job-finalize."""
+    s.raw("tgt.raw")
+    s.start(blockdevs=["driver=file,node-name=t0,filename=$DIR/tgt.raw"])
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", auto_finalize=False)
+    for status in ("created", "running", "ready"):
+        s.wait_event("JOB_STATUS_CHANGE", status=status)
+    s.wait_event("BLOCK_JOB_READY")
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("query-block-jobs", view=block_jobs_view)
+    s.cmd("query-jobs")
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "ro", "image.format", "backing_file_depth", "dirty-bitmaps"))
+    s.cmd("query-block", view=inserted_view)
+    s.cmd("job-finalize", id="job0")
+    s.cmd("job-dismiss", id="job0")
+    s.cmd("block-job-cancel", device="nosuch")
+    s.cmd("job-cancel", id="nosuch")
+    s.cmd("blockdev-del", node_name="t0")
+    s.cmd("blockdev-snapshot", node="d0", overlay="t0")
+    s.cmd("blockdev-mirror", job_id="job1", device="d0", target="t0", sync="full")
+    s.cmd("job-complete", id="job0")
+    for status in ("waiting", "pending"):
+        s.wait_event("JOB_STATUS_CHANGE", status=status)
+    s.wait_event("BLOCK_JOB_PENDING")
+    s.cmd("query-jobs")
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("job-finalize", id="job0")
+    s.wait_event("BLOCK_JOB_COMPLETED")
+    for status in ("concluded", "null"):
+        s.wait_event("JOB_STATUS_CHANGE", status=status)
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("query-block", view=inserted_view)
+    s.cmd("query-block-jobs")
+
+
+@scenario()
+def mirror_argument_errors(s):
+    """blockdev-mirror's refusals in QEMU's order and words (a refused speed creates the job and
+    drops it again: created, null); drive-mirror's."""
+    s.raw("tgt.raw")
+    s.start(blockdevs=["driver=file,node-name=t0,filename=$DIR/tgt.raw",
+                       "driver=raw,node-name=r0,file=t0"])
+    base = {"job-id": "job0", "device": "d0", "target": "r0", "sync": "full"}
+    for change in [{"granularity": 100}, {"granularity": 1000}, {"granularity": 1 << 27}, {"target": "d0"},
+                   {"device": "t0"}, {"device": "nosuch"}, {"target": "nosuch"}, {"sync": "incremental"},
+                   {"sync": "bitmap"}, {"sync": "sideways"}, {"buf-size": -1}, {"job-id": "0bad"},
+                   {"copy-mode": "eager"}, {"on-source-error": "panic"}, {"speed": -1}]:
+        s.cmd("blockdev-mirror", {**base, **change})
+    arguments = dict(base)
+    del arguments["job-id"]
+    s.cmd("blockdev-mirror", arguments)
+    s.wait_event("JOB_STATUS_CHANGE", status="null")
+    s.cmd("drive-mirror", job_id="job2", device="d0", target=str(s.path("new.raw")), sync="full", format="nosuchfmt")
+    s.cmd("drive-mirror", job_id="job2", device="d0", target=str(s.path("new.raw")), sync="sideways")
+    s.cmd("query-block-jobs")
+
+
+@scenario()
+def mirror_cancel_before_and_after_ready(s):
+    """A forced cancel while copying (slow: speed and a small buffer) ends in BLOCK_JOB_CANCELLED;
+    a plain cancel after READY completes without switching (BLOCK_JOB_COMPLETED), and a job that
+    is not auto-dismissed waits in concluded for job-dismiss."""
+    s.raw("disk.raw", data=b"\x5a" * (16 * MiB))
+    s.raw("tgt.raw")
+    s.start(blockdevs=["driver=file,node-name=t0,filename=$DIR/tgt.raw"])
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", speed=64 * 1024, buf_size=MiB)
+    s.wait_event("JOB_STATUS_CHANGE", status="running")
+    s.cmd("block-job-complete", device="job0")
+    s.cmd("block-job-cancel", device="job0", force=True)
+    for status in ("aborting",):
+        s.wait_event("JOB_STATUS_CHANGE", status=status)
+    s.wait_event("BLOCK_JOB_CANCELLED", device="job0")
+    for status in ("concluded", "null"):
+        s.wait_event("JOB_STATUS_CHANGE", status=status)
+    s.cmd("blockdev-mirror", job_id="job1", device="d0", target="t0", sync="full", auto_dismiss=False)
+    s.wait_event("BLOCK_JOB_READY", timeout=60)
+    s.cmd("block-job-cancel", device="job1")
+    s.wait_event("BLOCK_JOB_COMPLETED", device="job1")
+    s.wait_event("JOB_STATUS_CHANGE", id="job1", status="concluded")
+    s.cmd("query-block-jobs", view=block_jobs_view)
+    s.cmd("query-jobs")
+    s.cmd("block-job-cancel", device="job1")
+    s.cmd("block-job-dismiss", id="job1")
+    s.wait_event("JOB_STATUS_CHANGE", id="job1", status="null")
+    s.cmd("query-block", view=inserted_view)
+    s.tool("qemu-img", "compare", "-U", "-f", "raw", "-F", "raw", s.path("disk.raw"), s.path("tgt.raw"))
+
+
+@scenario()
+def mirror_target_backing_by_blockdev_snapshot(s):
+    """iotest 155 TestBlockdevMirrorSnapshot: the target is added with backing null, its backing
+    is attached with blockdev-snapshot while the job is pending, then job-finalize moves the
+    device onto the target chain; the same snapshot is refused afterwards."""
+    s.qcow2("back.qcow2")
+    s.qcow2("src.qcow2", backing="back.qcow2")
+    s.qcow2("tgt.qcow2", backing="back.qcow2")
+    s.start(disk=None, blockdevs=["driver=qcow2,node-name=back,file.driver=file,file.node-name=back-file,"
+                                  "file.filename=$DIR/back.qcow2",
+                                  "driver=qcow2,node-name=source,file.driver=file,file.node-name=source-file,"
+                                  "file.filename=$DIR/src.qcow2,backing=back"],
+            devices=["virtio-blk-device,drive=source,id=qdev0"])
+    s.cmd("blockdev-add", node_name="target", driver="qcow2", backing=None,
+          file={"driver": "file", "node-name": "target-file", "filename": str(s.path("tgt.qcow2"))})
+    s.cmd("blockdev-mirror", job_id="mirror-job", device="source", target="target", sync="top", auto_finalize=False)
+    s.wait_event("BLOCK_JOB_READY")
+    s.cmd("job-complete", id="mirror-job")
+    s.wait_event("BLOCK_JOB_PENDING")
+    s.cmd("blockdev-add", node_name="backing", driver="null-co")
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-snapshot", node="backing", overlay="target")
+    s.cmd("job-finalize", id="mirror-job")
+    s.wait_event("BLOCK_JOB_COMPLETED")
+    s.wait_event("JOB_STATUS_CHANGE", status="null")
+    s.cmd("query-block", view=inserted_view)
+    s.cmd("query-named-block-nodes", view=nodes_view("backing_file_depth", "image.backing-image.filename"))
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-add", node_name="backing2", driver="null-co")
+    s.cmd("blockdev-snapshot", node="backing2", overlay="target")
+
+
+@scenario()
+def mirror_named_filter_in_write_blocking_mode(s):
+    """filter-node-name names mirror_top (then query-block shows it as the medium), a taken name is
+    refused; write-blocking mode reaches READY and completes; the filter is gone afterwards."""
+    s.raw("tgt.raw")
+    s.start(blockdevs=["driver=file,node-name=t0,filename=$DIR/tgt.raw"])
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", filter_node_name="t0")
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", filter_node_name="0bad")
+    s.cmd("blockdev-mirror", job_id="job0", device="d0", target="t0", sync="full", copy_mode="write-blocking",
+          filter_node_name="mt")
+    s.wait_event("BLOCK_JOB_READY")
+    s.cmd("query-block", view=inserted_view)
+    s.cmd("query-named-block-nodes", view=nodes_view("drv", "backing_file_depth", "image.format", "ro"))
+    s.cmd("x-debug-query-block-graph")
+    s.cmd("blockdev-add", driver="null-co", node_name="mt")
+    s.cmd("blockdev-del", node_name="mt")
+    s.cmd("block-job-complete", device="job0")
+    s.wait_event("BLOCK_JOB_COMPLETED")
+    s.wait_event("JOB_STATUS_CHANGE", status="null")
+    s.cmd("query-named-block-nodes", view=names_view)
+    s.cmd("query-block", view=inserted_view)

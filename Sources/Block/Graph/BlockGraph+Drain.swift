@@ -5,9 +5,13 @@ extension BlockGraph {
     /// Quiesces `nodes` with everything above and below them, waits until none of those has a
     /// request in flight, then runs `body`, which calls `end` when the change is made (possibly
     /// later, after asynchronous work). `end` lets the held-back requests go, along the new edges.
-    public func drain(_ nodes: [BlockNode], _ body: @escaping (_ end: @escaping () -> Void) -> Void) {
+    /// Jobs holding one of the nodes or a node above them pause for the section (a job draining
+    /// for itself passes `excluding`).
+    public func drain(_ nodes: [BlockNode], excluding job: Job? = nil, _ body: @escaping (_ end: @escaping () -> Void) -> Void) {
         let section = Self.drainedSection(of: nodes)
+        let pausedJobs = jobs.jobs(holding: Self.nodesAndAncestors(nodes), except: job)
         for node in section { node.quiesceCount += 1 }
+        for job in pausedJobs { job.drainedBegin() }
         waitUntilIdle(section) { [self] in
             var ended = false
             body { [self] in
@@ -15,6 +19,7 @@ extension BlockGraph {
                 ended = true
                 for node in section { node.quiesceCount -= 1 }
                 for backend in allBackends { backend.releaseHeldRequests() }
+                for job in pausedJobs { job.drainedEnd() }
             }
         }
     }
@@ -27,6 +32,19 @@ extension BlockGraph {
             // Out of the completion's call stack before anything changes under it.
             runSoon { [self] in waitUntilIdle(section, then: body) }
         }
+    }
+
+    /// `nodes` and every node above them (bdrv_parent_drained_begin's reach).
+    static func nodesAndAncestors(_ nodes: [BlockNode]) -> [BlockNode] {
+        var seen = Set<ObjectIdentifier>()
+        var result: [BlockNode] = []
+        func visit(_ node: BlockNode) {
+            guard seen.insert(ObjectIdentifier(node)).inserted else { return }
+            result.append(node)
+            for edge in node.parents { if let parent = edge.parent as? BlockNode { visit(parent) } }
+        }
+        nodes.forEach(visit)
+        return result
     }
 
     /// The nodes a drain of `nodes` covers: they and every node above them (whose requests

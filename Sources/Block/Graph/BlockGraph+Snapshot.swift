@@ -16,6 +16,8 @@ extension BlockGraph {
     /// the drain then go to the overlay.
     public func snapshot(node nodeName: String, overlay overlayName: String,
                          completion: @escaping (Result<Void, BlockError>) -> Void) {
+        // qmp_transaction starts with bdrv_drain_all: every job pauses and resumes.
+        jobs.pauseAllBriefly()
         let base: BlockNode
         do { base = try lookup(nodeName) } catch { return completion(.failure(error)) }
         let overlay = try? lookup(overlayName)

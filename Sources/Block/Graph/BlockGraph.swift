@@ -12,6 +12,8 @@ public final class BlockGraph {
     public var runSoon: (@escaping () -> Void) -> Void = { $0() }
     /// Where a format node reports that its image is corrupt (the monitor's BLOCK_IMAGE_CORRUPTED).
     public var onImageCorrupted: ((BlockNode, Qcow2CorruptionReport) -> Void)?
+    /// The VM's block jobs (query-jobs, block-job-*), which hold edges into this graph.
+    public let jobs = JobRegistry()
 
     private struct WeakBackend { weak var backend: BlockBackend? }
 

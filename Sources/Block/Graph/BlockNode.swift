@@ -69,6 +69,8 @@ public final class BlockNode: BlockParent {
     /// What this node takes on a child with `role`, given what its own parents need
     /// (QEMU's bdrv_default_perms, 7.2).
     func childPermissions(role: ChildRole, perm: BlockPermission, shared: BlockPermission) -> (BlockPermission, BlockPermission) {
+        // bdrv_mirror_top_child_perm: a mirror that is ending forwards nothing to its source.
+        if let mirrorTop = driver as? MirrorTopDriver, mirrorTop.stopped { return ([], .all) }
         if role.contains(.filtered) { return Self.filterPermissions(perm, shared) }
         if role.contains(.cow) { return cowPermissions(perm, shared) }
         var (childPerm, childShared) = storagePermissions(role: role, perm, shared)

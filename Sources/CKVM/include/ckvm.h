@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <fcntl.h>

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""blockdev-mirror of a 1 GiB raw disk (full of data) to a local raw file and to an NBD export on
+loopback (qemu-nbd, the same server for both), with the guest idle and with the guest writing
+(mode=writer over its first 64 MiB), svmm vs QEMU 7.2 alternately in one run; plus `dd
+oflag=direct` between the same files as the host's limit. Time from blockdev-mirror to
+BLOCK_JOB_READY and MB/s (1 GiB / that time), medians, ratios (markdown)."""
+import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
+GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
+QEMU = "qemu-system-x86_64"
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+class Qmp:
+    """A minimal QMP client (replies line by line, events kept)."""
+
+    def __init__(self, path):
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.file = self.sock.makefile("rb")
+        self.events = []
+        self.read()
+        self.cmd("qmp_capabilities")
+
+    def read(self):
+        line = self.file.readline()
+        if not line:
+            raise ConnectionError("QMP closed")
+        return json.loads(line)
+
+    def cmd(self, name, **arguments):
+        self.sock.sendall(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
+        while True:
+            message = self.read()
+            if "event" in message:
+                self.events.append(message)
+                continue
+            if "error" in message:
+                sys.exit(f"{name} {arguments}: {message['error']}")
+            return message["return"]
+
+    def wait(self, event, timeout=600):
+        self.sock.settimeout(timeout)
+        while True:
+            for index, message in enumerate(self.events):
+                if message["event"] == event:
+                    return self.events.pop(index)
+            self.events.append(self.read())
+
+
+def vm_args(vmm, source, append, sock):
+    args = [SVMM] if vmm == "svmm" else [QEMU, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config",
+                                         "-display", "none", "-global", "virtio-mmio.force-legacy=false"]
+    return args + ["-m", "64M", "-serial", "none", "-kernel", GUEST, "-append", append,
+                   "-blockdev", f"driver=file,node-name=src,filename={source},cache.direct=on,aio=native",
+                   "-device", "virtio-blk-device,drive=src,id=vblk0", "-qmp", f"unix:{sock},server=on,wait=off"]
+
+
+def one_run(vmm, workdir, source, target, guest_mode, nbd_socket):
+    sock = os.path.join(workdir, f"{vmm}.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    append = "mode=idle" if guest_mode == "idle" else "mode=writer size=131072"
+    proc = subprocess.Popen(vm_args(vmm, source, append, sock), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        qmp = Qmp(sock)
+        if target == "file":
+            path = os.path.join(workdir, "target.raw")
+            with open(path, "wb") as f:
+                f.truncate(GiB)
+            qmp.cmd("blockdev-add", driver="file", **{"node-name": "tgt"}, filename=path,
+                    cache={"direct": True}, aio="native")
+        else:
+            qmp.cmd("blockdev-add", driver="nbd", **{"node-name": "tgt"}, export="exp",
+                    server={"type": "unix", "path": nbd_socket})
+        if guest_mode == "writer":
+            time.sleep(1.0)  # the writer is past its first stamping
+        start = time.perf_counter()
+        qmp.cmd("blockdev-mirror", **{"job-id": "job0"}, device="src", target="tgt", sync="full")
+        qmp.wait("BLOCK_JOB_READY")
+        elapsed = time.perf_counter() - start
+        qmp.cmd("block-job-cancel", device="job0", force=True)
+        qmp.wait("BLOCK_JOB_CANCELLED")
+        qmp.cmd("quit")
+        proc.wait(30)
+        return elapsed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def dd_seconds(source, target):
+    with open(target, "wb") as f:
+        f.truncate(GiB)
+    start = time.perf_counter()
+    subprocess.run(["dd", f"if={source}", f"of={target}", "bs=1M", "iflag=direct", "oflag=direct", "conv=notrunc"],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    for needed in (SVMM, GUEST):
+        if not os.path.exists(needed):
+            sys.exit(f"{needed} is missing: make build")
+    workdir = tempfile.mkdtemp(prefix="bench-mirror-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
+    source = os.path.join(workdir, "source.raw")
+    block = os.urandom(MiB)
+    with open(source, "wb") as f:
+        for _ in range(GiB // MiB):
+            f.write(block)
+    nbd_file = os.path.join(workdir, "export.raw")
+    with open(nbd_file, "wb") as f:
+        f.truncate(GiB)
+    nbd_socket = os.path.join(workdir, "nbd.sock")
+    server = subprocess.Popen(["qemu-nbd", "-f", "raw", "-x", "exp", "-k", nbd_socket, "-t", "-e", "4",
+                               "--cache=none", "--aio=native", nbd_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not os.path.exists(nbd_socket):
+            time.sleep(0.02)
+        rows = []
+        dd = statistics.median(dd_seconds(source, os.path.join(workdir, "dd.raw")) for _ in range(args.runs))
+        for target in ("file", "nbd"):
+            for guest_mode in ("idle", "writer"):
+                times = {"svmm": [], "qemu": []}
+                for _ in range(args.runs):
+                    for vmm in ("svmm", "qemu"):  # alternately, so both see the same machine load
+                        times[vmm].append(one_run(vmm, workdir, source, target, guest_mode, nbd_socket))
+                svmm, qemu = statistics.median(times["svmm"]), statistics.median(times["qemu"])
+                rows.append((target, guest_mode, svmm, qemu))
+        print(f"mirror of 1 GiB (random data), sync=full, medians of {args.runs} runs; dd oflag=direct: "
+              f"{dd:.2f} s ({GiB / MiB / dd:.0f} MB/s)\n")
+        print("| target | guest | svmm to READY | QEMU to READY | svmm MB/s | QEMU MB/s | svmm/QEMU throughput | svmm / dd |")
+        print("|---|---|---|---|---|---|---|---|")
+        for target, guest_mode, svmm, qemu in rows:
+            print(f"| {target} | {guest_mode} | {svmm:.2f} s | {qemu:.2f} s | {GiB / MiB / svmm:.0f} | {GiB / MiB / qemu:.0f} | "
+                  f"{qemu / svmm:.2f}x | {dd / svmm:.2f} |")
+    finally:
+        server.kill()
+        server.wait()
+        subprocess.run(["rm", "-rf", workdir])
+
+
+if __name__ == "__main__":
+    main()

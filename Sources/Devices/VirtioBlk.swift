@@ -217,6 +217,7 @@ public final class VirtioBlk: VirtioDevice {
         }
     }
 
+    /// The block layer's answer to a request (through `VirtioBlkPendingRequest.ioCompletion`).
     func finish(_ pending: VirtioBlkPendingRequest, _ result: Result<Int, BlockError>) {
         switch result {
         case .success: complete(pending, .ok, written: pending.bytesIn)

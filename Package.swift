@@ -5,8 +5,9 @@ import PackageDescription
 // the release build leaves out Swift's run-time exclusivity checks there, which cost almost
 // half of the loop's instructions per request (swift_beginAccess, a thread-local lookup in
 // libswiftCore each time). The debug build that `make test` runs keeps them, so a conflicting
-// access still traps in every test; compile-time checks stay on in both.
-let loopHotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+// access still traps in every test, and so does the fuzzing build; compile-time checks stay on.
+let loopHotPath: [SwiftSetting] = Context.environment["SVMM_FUZZ"] != nil ? []
+    : [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "svmm",

@@ -218,6 +218,7 @@ public final class VirtioBlk: VirtioDevice {
         }
     }
 
+    /// The block layer's answer to a request (through `VirtioBlkPendingRequest.ioCompletion`).
     func finish(_ pending: VirtioBlkPendingRequest, _ result: Result<Int, BlockError>) {
         pending.filledBuffers?.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
         switch result {

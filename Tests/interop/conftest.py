@@ -38,6 +38,19 @@ def run(coro, timeout: float = 30):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+def unix_socket_listening(path: str) -> bool:
+    """True once a socket bound at `path` listens. The file appears at bind(), before listen(),
+    and a connect in between is refused; /proc/net/unix flags a listening socket with
+    __SO_ACCEPTCON (0x10000)."""
+    with open("/proc/net/unix") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
 class VM:
     """One svmm process with a QMP socket on a fresh 16 MiB raw disk (node d0, device vblk0)."""
 
@@ -64,7 +77,7 @@ class VM:
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._logfile,
                                      stderr=subprocess.STDOUT, cwd=workdir)
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.sock):
+        while not unix_socket_listening(self.sock):
             if self.proc.poll() is not None:
                 pytest.fail(f"{binary} exited with status {self.proc.returncode} before creating "
                             f"its QMP socket:\n{' '.join(args)}\n{self.output()}")

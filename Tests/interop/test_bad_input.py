@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import is_qemu
+from conftest import is_qemu, unix_socket_listening
 
 
 def check_still_fine(client, vm):
@@ -444,7 +444,7 @@ def test_connections_beyond_the_descriptor_limit_wait_and_are_served_later(binar
     clients = []
     try:
         deadline = time.monotonic() + 20
-        while not os.path.exists(sock):
+        while not unix_socket_listening(sock):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         waiting = None

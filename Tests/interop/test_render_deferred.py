@@ -124,7 +124,6 @@ def test_renders_svmm_with_its_backends_query(tmp_path):
         proc.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="needs -incoming (issue 12)")
 def test_an_incoming_svmm_draws_its_guest_device_deferred(tmp_path):
     """A destination waiting with -incoming defer: vblk0's permissions are recorded, not
     applied; the query says so and make graph draws them dashed, until cont applies them."""

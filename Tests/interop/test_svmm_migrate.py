@@ -5,8 +5,7 @@ guest, the destination waits with `-incoming defer` on an empty disk. QEMU resum
 destination while the NBD export is still writable, and the tool must say so and exit 6; the
 guest keeps verifying on the destination, and with the destination left paused (--suspend) the
 two disks compare identical at the switch-over. The same against two svmm processes must end
-with exit 0 after svmm refused the early resume; it needs blockdev-mirror and migration (issues
-11 and 12), so it is marked xfail(strict) until they land. Then bad input: unreachable sockets,
+with exit 0 after svmm refused the early resume. Then bad input: unreachable sockets,
 a destination not waiting for a migration, and VMMs that refuse a step, each with a clear
 message, its exit status, and nothing left behind that could be undone.
 """
@@ -30,8 +29,7 @@ MiB = 1 << 20
 DISK = 16 * MiB
 EARLY_RESUME = ("destination resumed while the NBD export was still writable: "
                 "the guest device's permissions were never applied")
-NEEDS_MIRROR_AND_MIGRATE = pytest.mark.xfail(strict=True, reason="needs blockdev-mirror and migrate (issues 11, 12)")
-TARGETS = ["qemu", pytest.param("svmm", marks=NEEDS_MIRROR_AND_MIGRATE)]
+TARGETS = ["qemu", "svmm"]
 
 
 def tools():

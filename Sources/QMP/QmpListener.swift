@@ -18,21 +18,29 @@ final class QmpListener {
         guard fd >= 0 else { throw QmpError("Failed to create socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
             close(fd)
             throw QmpError("UNIX socket path '\(path)' is too long")
         }
+        // Bound and listening under a staging name first, then renamed: a client that sees the
+        // file can connect at once (no window between bind and listen that answers ECONNREFUSED).
+        let staging = path + ".\(getpid()).listening"
+        let bindPath = staging.utf8.count < capacity ? staging : path
+        let bytes = Array(bindPath.utf8)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
         unlink(path)
+        unlink(bindPath)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else {
+        guard bound == 0, chmod(bindPath, 0o600) == 0, listen(fd, 16) == 0,
+              bindPath == path || rename(bindPath, path) == 0 else {
             let message = String(cString: strerror(errno))
+            if bound == 0 { unlink(bindPath) }
             close(fd)
             throw QmpError("Failed to bind socket to \(path): \(message)")
         }

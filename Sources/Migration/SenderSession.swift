@@ -36,6 +36,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         stats.setupTime = migration.elapsed
         stats.dirtySyncCount = 1
         stats.remaining = stats.total
+        // Until a pass is measured QEMU shows the limit as the expected downtime.
+        stats.expectedDowntime = Int64(migration.shared.withLock { $0.downtimeLimit })
         publish()
         migration.pass(1)
         migration.onLoop(.active)

@@ -91,6 +91,16 @@ public final class BlockBackend: BlockParent {
     /// target, so that migration can finish while a mirror to an NBD target runs, iotest 194).
     public var forceAllowInactivate = false
 
+    /// blk_set_disable_request_queuing: this backend's requests go on during a drained section
+    /// instead of waiting for its end (a job's own I/O, which the drain waits for; queued, the
+    /// mirror's copy would reach its target only after the drain's change, e.g. inactivation).
+    public var disableRequestQueuing = false
+
+    /// blk_wait_while_drained's condition.
+    private func mustWait(_ root: BdrvChild) -> Bool {
+        root.node.isQuiesced && !disableRequestQueuing
+    }
+
     /// blk_root_inactivate: stop applying permissions and release the root edge's.
     func inactivate() throws(BlockError) {
         guard !disablePerm else { return }
@@ -111,37 +121,37 @@ public final class BlockBackend: BlockParent {
 
     public func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
         guard let root = checked(offset, Int64(vector.totalLength), needs: [], completion) else { return }
-        if root.node.isQuiesced { return holdBack { [self] in read(at: offset, into: vector, completion: completion) } }
+        if mustWait(root) { return holdBack { [self] in read(at: offset, into: vector, completion: completion) } }
         root.read(at: offset, into: vector, completion: completion)
     }
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         guard let root = checked(offset, Int64(vector.totalLength), needs: .write, completion) else { return }
-        if root.node.isQuiesced { return holdBack { [self] in write(at: offset, from: vector, completion: completion) } }
+        if mustWait(root) { return holdBack { [self] in write(at: offset, from: vector, completion: completion) } }
         root.write(at: offset, from: vector, completion: completion)
     }
 
     public func flush(completion: @escaping IoCompletion) {
         guard let root else { return completion(.failure(BlockError("No medium inserted", errno: ENOMEDIUM))) }
-        if root.node.isQuiesced { return holdBack { [self] in flush(completion: completion) } }
+        if mustWait(root) { return holdBack { [self] in flush(completion: completion) } }
         root.flush(completion: completion)
     }
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
         guard let root = checked(offset, length, needs: .write, completion) else { return }
-        if root.node.isQuiesced { return holdBack { [self] in discard(at: offset, length: length, completion: completion) } }
+        if mustWait(root) { return holdBack { [self] in discard(at: offset, length: length, completion: completion) } }
         root.discard(at: offset, length: length, completion: completion)
     }
 
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
         guard let root = checked(offset, length, needs: .write, completion) else { return }
-        if root.node.isQuiesced { return holdBack { [self] in writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion) } }
+        if mustWait(root) { return holdBack { [self] in writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion) } }
         root.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap, completion: completion)
     }
 
     /// blk_wait_while_drained: while the node under the root is in a drained section, a new
     /// request waits here and starts again (through whatever edge the root is then) at its end.
-    /// (Callers test `isQuiesced` first, so the fast path makes no closure.)
+    /// (Callers test `mustWait` first, so the fast path makes no closure.)
     private func holdBack(_ request: @escaping () -> Void) {
         heldBack.append(request)
     }

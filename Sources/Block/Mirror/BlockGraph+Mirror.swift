@@ -50,6 +50,7 @@ extension BlockGraph {
         }
         let targetBackend = BlockBackend(graph: self, perm: .write, shared: .writeUnchanged)
         targetBackend.forceAllowInactivate = true
+        targetBackend.disableRequestQueuing = true
         let bitmap = BdrvDirtyBitmap(name: "", granularity: granularity, length: source.driver.length, enabled: true)
         let job = MirrorJob(options: options, source: source, replaced: replaced ?? source, target: target, top: top, topDriver: topDriver,
                             targetBackend: targetBackend, bitmap: bitmap, bufSize: bufSize, graph: self, loop: loop)

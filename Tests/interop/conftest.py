@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -48,7 +49,21 @@ def unix_socket_listening(path: str) -> bool:
             fields = line.split()
             if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
                 return True
-    return False
+    # svmm binds under a staging name and renames the socket once it listens, so the table names
+    # the staging path: a socket file at `path` is then probed with a connect.
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 class VM:

@@ -194,7 +194,9 @@ def test_ramdirty_guest_keeps_verifying_on_the_destination(nodes, tmp_path):
     assert dst.status() == "running"
     last = last_pass(src)
     after = wait_for_progress(dst, beyond=last, count=5)
-    assert after[0] == last + 1 or after[0] == last, f"destination resumed at pass {after[0]}, source stopped at {last}"
+    # The line of the pass running at the switch-over may be split between the two serial logs
+    # (begun on the source, ended on the destination), so the first whole line can be last + 2.
+    assert last <= after[0] <= last + 2, f"destination resumed at pass {after[0]}, source stopped at {last}"
     ram = info["ram"]
     region_pages = 8 * MiB // 4096
     assert ram["total"] == 64 * MiB

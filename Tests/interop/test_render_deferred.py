@@ -145,7 +145,7 @@ def test_an_incoming_svmm_draws_its_guest_device_deferred(tmp_path):
         result = _render(sock, tmp_path / "in.svg")
         assert result.returncode == 0, result.stderr
         dot = (tmp_path / "in.dot").read_text()
-        assert "vblk0\\npermissions deferred" in dot and "root\\lrw\\lrus\\ldeferred (applied: " in dot, dot
+        assert "vblk0\\n(qdev vblk0)\\npermissions deferred" in dot and "root\\lrw\\lrus\\ldeferred (applied: " in dot, dot
     finally:
         proc.kill()
         proc.wait()

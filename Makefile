@@ -28,6 +28,9 @@ run: deps build kvm-check
 	    -blockdev driver=file,node-name=disk0,filename=$(SCRATCH)/run.raw \
 	    -device virtio-blk-device,drive=disk0,id=vblk0,serial=svmm-run; \
 	  status=$$?; echo "== guest exit status $$status (1 = SELFTEST PASS)"; test $$status -eq 1
+	@swift build -c release --product svmm-migrate
+	@echo "== the main job: storage migration between two svmm processes, the guest writing"
+	@SCRATCH=$(SCRATCH) scripts/demo-storage-migration.sh
 
 test: deps guest kvm-check
 	swift build

@@ -122,10 +122,13 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] done in
             // Requests the guest published before it stopped complete first (blk_drain per device).
             do throws(MachineError) { try machine.drainDeviceRequests() } catch { return done(.failed(error.description)) }
-            machine.graph.inactivateAll { result in
-                if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)")) }
-                self.inactivated = true
-                do throws(MachineError) { done(.saved(try machine.saveState())) } catch { done(.failed(error.description)) }
+            // A READY mirror (storage migration) copies the guest's last writes first.
+            machine.graph.jobs.whenMirrorsSynced {
+                machine.graph.inactivateAll { result in
+                    if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)")) }
+                    self.inactivated = true
+                    do throws(MachineError) { done(.saved(try machine.saveState())) } catch { done(.failed(error.description)) }
+                }
             }
         }
         guard case .saved(let sections) = outcome else {

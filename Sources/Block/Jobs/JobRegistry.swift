@@ -51,6 +51,20 @@ public final class JobRegistry {
         for job in all { job.drainedEnd() }
     }
 
+    /// Runs `body` once every READY mirror job has copied what is dirty (MirrorJob.whenSynced):
+    /// a migration's switch-over waits for it before it inactivates the images.
+    public func whenMirrorsSynced(_ body: @escaping () -> Void) {
+        let mirrors = jobs.compactMap { $0 as? MirrorJob }.filter { $0.status == .ready }
+        guard !mirrors.isEmpty else { return body() }
+        var pending = mirrors.count
+        for mirror in mirrors {
+            mirror.whenSynced {
+                pending -= 1
+                if pending == 0 { body() }
+            }
+        }
+    }
+
     /// The jobs holding an edge on any of `nodes` (whose drain pauses them), except `excluded`.
     func jobs(holding nodes: [BlockNode], except excluded: Job?) -> [Job] {
         let ids = Set(nodes.map(ObjectIdentifier.init))

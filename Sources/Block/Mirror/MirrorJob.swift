@@ -42,6 +42,8 @@ final class MirrorJob: Job {
     /// Ends the drained section the job converged in, after the graph change.
     private var drainEnd: (() -> Void)?
     private var freeBuffers: [UnsafeMutableRawPointer] = []
+    /// Who waits in `whenSynced` (a migration's switch-over).
+    private var syncedWaiters: [() -> Void] = []
 
     init(options: MirrorOptions, source: BlockNode, replaced: BlockNode, target: BlockNode, top: BlockNode, topDriver: MirrorTopDriver,
          targetBackend: BlockBackend, bitmap: BdrvDirtyBitmap, bufSize: Int64, graph: BlockGraph, loop: FdWatcher) {
@@ -90,6 +92,22 @@ final class MirrorJob: Job {
         }
     }
 
+    /// Before a migration's switch-over inactivates the images (the VM already stopped), a READY
+    /// mirror copies what the guest wrote last, so the target equals the source when the
+    /// destination takes over; once inactive, nothing could be copied any more. QEMU inactivates
+    /// at once; svmm waits. A job not copying (paused, ending) answers at once.
+    func whenSynced(_ body: @escaping () -> Void) {
+        guard status == .ready, !exited, !ending else { return body() }
+        syncedWaiters.append(body)
+        wake()
+    }
+
+    private func releaseSyncedWaiters() {
+        let waiters = syncedWaiters
+        syncedWaiters = []
+        for waiter in waiters { waiter() }
+    }
+
     override func complete() throws(BlockError) {
         shouldComplete = true
     }
@@ -117,6 +135,7 @@ final class MirrorJob: Job {
         if !stopping && !inactive && !source.isQuiesced && !target.isQuiesced { issueCopies() }
         updateProgress()
         guard copies.isEmpty, activeWrites.isEmpty, !flushing else { return }  // a completion wakes the job
+        if bitmap.count == 0 || failure != nil || status != .ready { releaseSyncedWaiters() }
         if let failure { return end(ret: failure.ret, error: failure.text) }
         if stopping { return end(ret: 0, error: nil) }
         if source.isQuiesced || target.isQuiesced { return retry(after: .milliseconds(1)) }
@@ -338,6 +357,7 @@ final class MirrorJob: Job {
     private func exitCommon(abort: Bool) -> Int32 {
         guard !exited else { return 0 }
         exited = true
+        releaseSyncedWaiters()
         timer?.cancel()
         targetBackend.removeNode()
         topDriver.stopped = true

@@ -7,7 +7,6 @@ errors and the query-migrate shape are compared with two QEMU 7.2 processes doin
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,20 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RawQMP, repo_path
+from conftest import RawQMP
+from test_graph_io import binaries
 
 MiB = 1 << 20
-
-
-def binaries():
-    svmm = str(repo_path(os.environ.get("SVMM_BIN", ".build/debug/svmm")))
-    guest = str(repo_path(os.environ.get("GUEST_ELF", "guest-images/out/blkguest.elf")))
-    qemu = shutil.which("qemu-system-x86_64")
-    if not os.access(svmm, os.X_OK) or not os.path.isfile(guest) or not qemu:
-        pytest.fail(f"missing svmm ({svmm}), guest ({guest}) or qemu-system-x86_64")
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        pytest.fail("/dev/kvm is missing: these tests need KVM")
-    return svmm, guest, qemu
 
 
 class Node:

@@ -46,6 +46,16 @@ public final class QmpMonitor: @unchecked Sendable {
         }
     }
 
+    /// Serves QMP on a socket svmm connected to (`-chardev socket,path=P` without `server=on`, or
+    /// `fd=N`): one session, greeted at once, as QEMU's monitor on a client chardev.
+    public func attach(connected fd: Int32) throws(QmpError) {
+        do {
+            sessions.append(try QmpSession(fd: fd, monitor: self, watcher: machine.eventLoop))
+        } catch {
+            throw QmpError(error)
+        }
+    }
+
     private func open(_ fd: Int32) {
         do {
             sessions.append(try QmpSession(fd: fd, monitor: self, watcher: machine.eventLoop))

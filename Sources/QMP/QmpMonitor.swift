@@ -27,6 +27,7 @@ public final class QmpMonitor: @unchecked Sendable {
         machine.onEvent = { [unowned self] event in self.emit(event) }
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
         for command in backendCommands() { commands[command.name] = command }
+        for command in blockstatsCommands() { commands[command.name] = command }
     }
 
     /// Starts listening (`-qmp unix:PATH,server=on,wait=off`); call before the machine starts.

@@ -109,10 +109,12 @@ extension BlockGraph {
         for backend in allBackends {
             guard let name = backend.name, !name.isEmpty else { continue }
             var node = backend.node
-            while let filter = node, filter.driver.isFilter, !filter.dirtyBitmaps.contains(where: { !$0.name.isEmpty }) {
+            while let filter = node, filter.driver.isFilter, !Self.hasNamedBitmaps(filter) {
                 node = filter.filterOrCowChild
             }
-            guard let node, !node.driver.isFilter, !handled.contains(where: { $0 === node }) else { continue }
+            // (A raw node without offset counts as a filter here, but is QEMU's format node: one
+            // that has the named bitmaps is where the skipping stops.)
+            guard let node, !node.driver.isFilter || Self.hasNamedBitmaps(node), !handled.contains(where: { $0 === node }) else { continue }
             found += try Self.namedBitmaps(of: node, alias: name)
             handled.append(node)
         }
@@ -121,6 +123,8 @@ extension BlockGraph {
         }
         return found
     }
+
+    private static func hasNamedBitmaps(_ node: BlockNode) -> Bool { node.dirtyBitmaps.contains { !$0.name.isEmpty } }
 
     /// add_bitmaps_to_list.
     private static func namedBitmaps(of node: BlockNode, alias: String) throws(BlockError)

@@ -14,6 +14,8 @@ final class VirtioBlkPendingRequest {
     private(set) var bytesIn: UInt32 = 0
     /// The guest buffers a read fills, marked as VMM writes when it completes (dirty tracking).
     private(set) var filledBuffers: GuestBuffers?
+    /// The request's accounting in the backend's statistics (none for GET_ID and DISCARD).
+    private(set) var accounting: BlockAcctCookie?
 
     func start(device: VirtioBlk, head: UInt16, statusAddress: UInt64, generation: Int) {
         self.device = device
@@ -22,14 +24,18 @@ final class VirtioBlkPendingRequest {
         self.generation = generation
         bytesIn = 0
         filledBuffers = nil
+        accounting = nil
     }
 
     func fills(_ buffers: GuestBuffers) { filledBuffers = buffers }
+
+    func accounts(_ cookie: BlockAcctCookie) { accounting = cookie }
 
     /// Ends the request's life as pending (the device keeps it for the next one).
     func finish() {
         device = nil
         filledBuffers = nil
+        accounting = nil
     }
 
     /// The completion to give the block layer for a request that writes `bytesIn` bytes into

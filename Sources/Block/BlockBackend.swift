@@ -15,6 +15,14 @@ public final class BlockBackend: BlockParent {
     public private(set) var disablePerm = false
     /// Requests that arrived while the root node was drained, in arrival order.
     private var heldBack: [() -> Void] = []
+    /// rerror / werror (BlockdevOnError): blk_new's default is report for both; `-drive` makes werror enospc.
+    public var onReadError: JobErrorPolicy = .report
+    public var onWriteError: JobErrorPolicy = .report
+    /// blk_iostatus_enable: a device that can stop on errors shows `io-status` (virtio-blk does).
+    public var ioStatusEnabled = false
+    public internal(set) var ioStatus: BlockIoStatus = .ok
+    /// Where `reportError` sends BLOCK_IO_ERROR (the machine, which also stops the VM on `stop`).
+    public var onIoError: ((BlockIoErrorReport) -> Void)?
 
     public init(graph: BlockGraph, name: String? = nil, perm: BlockPermission, shared: BlockPermission) {
         self.graph = graph

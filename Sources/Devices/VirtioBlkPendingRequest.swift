@@ -14,6 +14,11 @@ final class VirtioBlkPendingRequest {
     private(set) var bytesIn: UInt32 = 0
     /// The guest buffers a read fills, marked as VMM writes when it completes (dirty tracking).
     private(set) var filledBuffers: GuestBuffers?
+    /// The request as the driver made it, to run it again after an error stopped the VM.
+    private(set) var kind: UInt32 = 0
+    private(set) var sector: UInt64 = 0
+    private(set) var dataOut: GuestBuffers?
+    private(set) var dataIn: GuestBuffers?
 
     func start(device: VirtioBlk, head: UInt16, statusAddress: UInt64, generation: Int) {
         self.device = device
@@ -26,10 +31,23 @@ final class VirtioBlkPendingRequest {
 
     func fills(_ buffers: GuestBuffers) { filledBuffers = buffers }
 
+    func remember(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers) {
+        self.kind = kind
+        self.sector = sector
+        self.dataOut = dataOut
+        self.dataIn = dataIn
+    }
+
+    /// virtio_blk_handle_rw_error's is_read: only IN requests are reads (rerror); the rest, flush
+    /// and discard included, are writes (werror).
+    var isRead: Bool { VirtioBlkRequest.Kind(rawValue: kind) == .read }
+
     /// Ends the request's life as pending (the device keeps it for the next one).
     func finish() {
         device = nil
         filledBuffers = nil
+        dataOut = nil
+        dataIn = nil
     }
 
     /// The completion to give the block layer for a request that writes `bytesIn` bytes into

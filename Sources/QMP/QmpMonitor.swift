@@ -166,6 +166,7 @@ public final class QmpMonitor: @unchecked Sendable {
         case .stop: emit("STOP")
         case .resume: emit("RESUME")
         case .shutdown(let guest, let reason): emit("SHUTDOWN", data: .object([("guest", .bool(guest)), ("reason", .string(reason))]))
+        case .blockIoError(let report): emitBlockIoError(report)
         }
     }
 }

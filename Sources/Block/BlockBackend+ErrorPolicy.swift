@@ -14,12 +14,18 @@ extension BlockBackend {
     public func reportError(_ action: JobErrorAction, isRead: Bool, errno code: Int32) {
         if action == .stop, ioStatus == .ok { ioStatus = code == ENOSPC ? .nospace : .failed }
         let report = BlockIoErrorReport(device: name ?? "", nodeName: node?.nodeName, isRead: isRead, action: action,
-                                        nospace: ioStatusEnabled ? code == ENOSPC : nil,
+                                        nospace: hasIoStatus ? code == ENOSPC : nil,
                                         reason: String(cString: strerror(code)))
         onIoError?(report)
     }
 
-    /// blk_iostatus_reset (qmp_cont does it for every backend).
+    /// blk_iostatus_is_enabled: a device enabled it and a policy can stop the VM; only then do
+    /// query-block show `io-status` and BLOCK_IO_ERROR carry `nospace`.
+    public var hasIoStatus: Bool {
+        ioStatusEnabled && (onWriteError == .enospc || onWriteError == .stop || onReadError == .stop)
+    }
+
+    /// blk_iostatus_reset (qmp_cont does it for the monitor's named backends only).
     public func resetIoStatus() {
         ioStatus = .ok
     }

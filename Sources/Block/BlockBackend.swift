@@ -15,9 +15,9 @@ public final class BlockBackend: BlockParent {
     public private(set) var disablePerm = false
     /// Requests that arrived while the root node was drained, in arrival order.
     private var heldBack: [() -> Void] = []
-    /// rerror / werror (BlockdevOnError): blk_new's default is report for both; `-drive` makes werror enospc.
+    /// rerror / werror (BlockdevOnError), blk_new's defaults: report for reads, enospc for writes.
     public var onReadError: JobErrorPolicy = .report
-    public var onWriteError: JobErrorPolicy = .report
+    public var onWriteError: JobErrorPolicy = .enospc
     /// blk_iostatus_enable: a device that can stop on errors shows `io-status` (virtio-blk does).
     public var ioStatusEnabled = false
     public internal(set) var ioStatus: BlockIoStatus = .ok

@@ -25,9 +25,10 @@ extension Machine {
         onEvent?(.stop)
     }
 
-    /// qmp_cont's blk_iostatus_reset for every backend.
+    /// qmp_cont's blk_iostatus_reset, which walks blk_next: the named (`-drive`) backends only, so
+    /// a device on a `-blockdev` node keeps showing `failed` after `cont`, as in QEMU 7.2.
     func resetIoStatus() {
-        for backend in deviceBackends + namedBackends.values { backend.resetIoStatus() }
+        for backend in namedBackends.values { backend.resetIoStatus() }
     }
 
     /// The dma-restart of every virtio-blk device once the VM runs again.

@@ -13,6 +13,8 @@ public final class BlockBackend: BlockParent {
     public private(set) var perm: BlockPermission
     public private(set) var sharedPerm: BlockPermission
     public private(set) var disablePerm = false
+    /// The attached device's I/O statistics (blk_get_stats), for query-blockstats.
+    public let stats = BlockAcctStats()
     /// Requests that arrived while the root node was drained, in arrival order.
     private var heldBack: [() -> Void] = []
     /// rerror / werror (BlockdevOnError), blk_new's defaults: report for reads, enospc for writes.

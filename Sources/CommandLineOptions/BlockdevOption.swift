@@ -4,7 +4,8 @@ import Machine
 /// `-blockdev` (QEMU's dotted keyval syntax) and the `-drive` shorthand.
 enum BlockdevOption {
     static func parse(_ argument: String) throws(CommandLineError) -> MachineConfig.Blockdev {
-        let pairs = try OptionList(argument, keyval: true).pairs
+        // keyval_parse(optarg, "driver", ...): `-blockdev file,node-name=...` names the driver first.
+        let pairs = try OptionList(argument, impliedKey: "driver", keyval: true).pairs
         do {
             let tree = try OptionValue.fromDottedKeys(pairs)
             return .init(options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)
@@ -13,15 +14,19 @@ enum BlockdevOption {
         }
     }
 
-    /// `-drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=none|writeback][,aio=...]`.
-    static func parseDrive(_ argument: String) throws(CommandLineError) -> MachineConfig.Drive {
+    /// `-drive file=F,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on][,cache=none|writeback][,aio=...]`;
+    /// `virtio` says whether the drive also gets a virtio-blk device (`if=virtio`).
+    static func parseDrive(_ argument: String) throws(CommandLineError) -> (drive: MachineConfig.Drive, virtio: Bool) {
         let options = try OptionList(argument)
         try options.checkKeys(["file", "format", "if", "id", "readonly", "cache", "aio", "node-name", "discard", "werror", "rerror"])
+        let interface = options.value("if") ?? "none"
+        guard ["none", "virtio"].contains(interface) else {
+            let known = ["ide", "scsi", "floppy", "pflash", "mtd", "sd", "xen"].contains(interface)
+            throw CommandLineError(known ? "Parameter 'if' does not accept value '\(interface)': svmm has if=none and if=virtio"
+                                         : "unsupported bus type '\(interface)'")
+        }
         guard let id = options.value("id") else { throw CommandLineError("drive needs an id (-drive ...,if=none,id=ID)") }
         guard let file = options.value("file") else { throw CommandLineError("Parameter 'file' is missing") }
-        if let interface = options.value("if"), interface != "none" {
-            throw CommandLineError("Parameter 'if' does not accept value '\(interface)': svmm only has if=none")
-        }
         let direct = options.value("cache").map { $0 == "none" || $0 == "directsync" } ?? true
         let (protocolKeys, imageFile) = try blkdebugKeys(file)
         var fileKeys: [(key: String, value: String)] = [("driver", "file"), ("filename", imageFile), ("cache.direct", direct ? "on" : "off")]
@@ -41,7 +46,7 @@ enum BlockdevOption {
             throw CommandLineError(error.description)
         }
         try applyErrorPolicies(options, to: &drive)
-        return drive
+        return (drive, interface == "virtio")
     }
 
     /// blockdev_init's werror/rerror (parse_block_error_action): no `auto`, no `enospc` for reads.

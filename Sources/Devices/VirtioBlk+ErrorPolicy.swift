@@ -9,12 +9,15 @@ extension VirtioBlk {
         let action = backend.errorAction(isRead: isRead, errno: error.errno)
         switch action {
         case .stop:
-            // No longer in flight (drains and migration must not wait for it); kept in order.
+            // No longer in flight (drains and migration must not wait for it); kept in order. Its
+            // accounting is neither done nor failed: the retry accounts afresh (QEMU's too).
             inFlight -= 1
             failedRequests.append(pending)
         case .report:
+            if let cookie = pending.accounting { backend.stats.failed(cookie) }
             complete(pending, .ioError, written: 0)
         case .ignore:
+            if let cookie = pending.accounting { backend.stats.done(cookie) }
             complete(pending, .ok, written: pending.bytesIn)
         }
         backend.reportError(action, isRead: isRead, errno: error.errno)

@@ -19,6 +19,8 @@ final class VirtioBlkPendingRequest {
     private(set) var sector: UInt64 = 0
     private(set) var dataOut: GuestBuffers?
     private(set) var dataIn: GuestBuffers?
+    /// The request's accounting in the backend's statistics (none for GET_ID and DISCARD).
+    private(set) var accounting: BlockAcctCookie?
 
     func start(device: VirtioBlk, head: UInt16, statusAddress: UInt64, generation: Int) {
         self.device = device
@@ -27,6 +29,7 @@ final class VirtioBlkPendingRequest {
         self.generation = generation
         bytesIn = 0
         filledBuffers = nil
+        accounting = nil
     }
 
     func fills(_ buffers: GuestBuffers) { filledBuffers = buffers }
@@ -41,6 +44,7 @@ final class VirtioBlkPendingRequest {
     /// virtio_blk_handle_rw_error's is_read: only IN requests are reads (rerror); the rest, flush
     /// and discard included, are writes (werror).
     var isRead: Bool { VirtioBlkRequest.Kind(rawValue: kind) == .read }
+    func accounts(_ cookie: BlockAcctCookie) { accounting = cookie }
 
     /// Ends the request's life as pending (the device keeps it for the next one).
     func finish() {
@@ -48,6 +52,7 @@ final class VirtioBlkPendingRequest {
         filledBuffers = nil
         dataOut = nil
         dataIn = nil
+        accounting = nil
     }
 
     /// The completion to give the block layer for a request that writes `bytesIn` bytes into

@@ -136,7 +136,7 @@ public final class Machine: @unchecked Sendable {
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
                 try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
             } catch {
-                throw MachineError("-device \(device.source): \(error)")
+                throw MachineError("\(device.option) \(device.source): \(error)")
             }
             deviceBackends.append(backend)
             applyErrorPolicy(device, to: backend)
@@ -167,6 +167,7 @@ public final class Machine: @unchecked Sendable {
     /// `incoming`: for a migration destination: no kernel is loaded and the vCPU gets no boot
     /// state (`loadState` and the RAM from the stream replace both); it stays parked until `cont`.
     public func start(incoming: Bool = false, onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        if config.accelerator == .qtest { return try startWithoutGuest(onStop: onStop) }
         if incoming { return try startIncoming(onStop: onStop) }
         guard let kernel = config.kernel else { throw MachineError("no kernel given: use -kernel FILE") }
         let image = try ElfImage(bytes: try Self.readFile(kernel), name: kernel)
@@ -187,6 +188,17 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)
+        try loop.start()
+        try vcpuRunner?.start()
+    }
+
+    /// `-accel qtest` (QEMU's qtest machine): no kernel is loaded and the vCPU never enters the
+    /// guest; its thread stays parked, answering state requests, so run states, migration (of RAM
+    /// and the vCPU's reset state), devices and the block layer work as with a guest.
+    private func startWithoutGuest(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        let vcpu = try BootVcpu.createForIncoming(vm: vm)
+        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
+                                startPaused: true, runsGuest: false, onStop: onStop)
         try loop.start()
         try vcpuRunner?.start()
     }

@@ -30,6 +30,7 @@ public final class QmpMonitor: @unchecked Sendable {
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
         for command in backendCommands() { commands[command.name] = command }
         for command in hmpCommands() { commands[command.name] = command }
+        for command in blockstatsCommands() { commands[command.name] = command }
     }
 
     /// Starts listening (`-qmp unix:PATH,server=on,wait=off`); call before the machine starts.
@@ -44,6 +45,16 @@ public final class QmpMonitor: @unchecked Sendable {
                 // until a session closes and frees a descriptor, or the loop would spin on it.
                 if outOfDescriptors { try? self.machine.eventLoop.update(listener.fd, interest: []) }
             }
+        } catch {
+            throw QmpError(error)
+        }
+    }
+
+    /// Serves QMP on a socket svmm connected to (`-chardev socket,path=P` without `server=on`, or
+    /// `fd=N`): one session, greeted at once, as QEMU's monitor on a client chardev.
+    public func attach(connected fd: Int32) throws(QmpError) {
+        do {
+            sessions.append(try QmpSession(fd: fd, monitor: self, watcher: machine.eventLoop))
         } catch {
             throw QmpError(error)
         }

@@ -22,6 +22,8 @@ public final class BlockNode: BlockParent {
     public var filename: String
     /// Requests that entered through an edge and have not completed (QEMU's bs->in_flight).
     public internal(set) var requestsInFlight = 0
+    /// The end of the furthest write or write-zeroes that reached this node (bs->wr_highest_offset).
+    public internal(set) var writeHighestOffset: Int64 = 0
     /// Called once when `requestsInFlight` next drops to zero (drains wait for it).
     var idleWaiters: [() -> Void] = []
     /// Finished requests kept for the next ones (see `EdgeRequest`).

@@ -25,6 +25,9 @@ public final class VirtioBlk: VirtioDevice {
     private var processing = false
     /// Finished requests, for the next ones (see `VirtioBlkPendingRequest`).
     private var freeRequests: [VirtioBlkPendingRequest] = []
+    /// Requests that failed under a `stop` policy, in the order they failed: `cont` retries them
+    /// (QEMU's s->rq; see VirtioBlk+ErrorPolicy.swift).
+    var failedRequests: [VirtioBlkPendingRequest] = []
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
         self.backend = backend
@@ -87,6 +90,7 @@ public final class VirtioBlk: VirtioDevice {
         generation += 1
         inFlight = 0
         queue = nil
+        dropFailedRequests()
     }
 
     public func processQueue(_ index: Int) {
@@ -141,6 +145,7 @@ public final class VirtioBlk: VirtioDevice {
         let dataOut = GuestBuffers(memory: memory, segments: chain.readable, skip: VirtioBlkRequest.headerSize,
                                    length: readable - VirtioBlkRequest.headerSize)
         let dataIn = GuestBuffers(memory: memory, segments: chain.writable, skip: 0, length: writable - 1)
+        pending.remember(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn)
         dispatch(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn, pending: pending)
     }
 
@@ -149,7 +154,7 @@ public final class VirtioBlk: VirtioDevice {
         return last.address + UInt64(last.length) - 1
     }
 
-    private func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: VirtioBlkPendingRequest) {
+    func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: VirtioBlkPendingRequest) {
         switch VirtioBlkRequest.Kind(rawValue: kind) {
         case .read: transfer(sector: sector, buffers: dataIn, isWrite: false, pending: pending)
         case .write: transfer(sector: sector, buffers: dataOut, isWrite: true, pending: pending)
@@ -236,13 +241,11 @@ public final class VirtioBlk: VirtioDevice {
         case .success:
             if let cookie = pending.accounting { backend.stats.done(cookie) }
             complete(pending, .ok, written: pending.bytesIn)
-        case .failure:
-            if let cookie = pending.accounting { backend.stats.failed(cookie) }
-            complete(pending, .ioError, written: 0)
+        case .failure(let error): handleError(pending, error)
         }
     }
 
-    private func complete(_ pending: VirtioBlkPendingRequest, _ status: VirtioBlkRequest.Status, written: UInt32) {
+    func complete(_ pending: VirtioBlkPendingRequest, _ status: VirtioBlkRequest.Status, written: UInt32) {
         let (head, statusAddress, requestGeneration) = (pending.head, pending.statusAddress, pending.generation)
         pending.finish()
         freeRequests.append(pending)

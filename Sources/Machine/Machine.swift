@@ -98,6 +98,8 @@ public final class Machine: @unchecked Sendable {
             do {
                 let node = try opener.open(drive.options, autoName: true)
                 let backend = BlockBackend(graph: graph, name: drive.id, perm: [], shared: .all)
+                backend.onReadError = drive.readErrorPolicy
+                backend.onWriteError = drive.writeErrorPolicy
                 try backend.insert(node)
                 namedBackends[drive.id] = backend
             } catch {
@@ -137,6 +139,7 @@ public final class Machine: @unchecked Sendable {
                 throw MachineError("\(device.option) \(device.source): \(error)")
             }
             deviceBackends.append(backend)
+            applyErrorPolicy(device, to: backend)
             let blk = VirtioBlk(backend: backend, memory: memory, serial: device.serial, id: device.id)
             let address = MemoryMap.virtioMmioAddress(slot: slot)
             do {
@@ -284,6 +287,7 @@ public final class Machine: @unchecked Sendable {
     public func cont() throws(MachineError) {
         if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
+        resetIoStatus()
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
         // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
         // when the stream is in, and the devices' permissions apply then.
@@ -299,6 +303,7 @@ public final class Machine: @unchecked Sendable {
         if kickQueuesOnResume { kickRestoredQueues() }
         vcpuRunner?.resume()
         onEvent?(.resume)
+        retryFailedRequests()
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {

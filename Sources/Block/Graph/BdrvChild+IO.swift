@@ -34,8 +34,7 @@ extension BdrvChild {
     }
 
     public func flush(completion: @escaping IoCompletion) {
-        let node = self.node
-        node.driver.flush(completion: node.requestStarted(completion: completion))
+        node.flushRaisingDebugEvents(completion: completion)
     }
 
     public func plug() { node.driver.plug() }

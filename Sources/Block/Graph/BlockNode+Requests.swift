@@ -37,6 +37,7 @@ extension BlockNode {
 
     /// bdrv_set_dirty: every enabled bitmap records the range as changed.
     func markDirty(offset: Int64, length: Int64) {
+        writeGeneration &+= 1  // every finished write passes here (bdrv_co_write_req_finish)
         for bitmap in dirtyBitmaps where bitmap.isRecording { bitmap.set(offset: offset, length: length) }
     }
 }
@@ -44,6 +45,6 @@ extension BlockNode {
 extension BlockNode {
     /// bdrv_flush on the node itself (not through a parent's edge), counted like any request.
     public func flush(completion: @escaping IoCompletion) {
-        driver.flush(completion: requestStarted(completion: completion))
+        flushRaisingDebugEvents(completion: completion)
     }
 }

@@ -35,6 +35,10 @@ public final class BlockNode: BlockParent {
     public internal(set) var dirtyBitmaps: [BdrvDirtyBitmap] = []
     /// QEMU's op blockers: operations refused on this node, each with the reason.
     public internal(set) var opBlockers: [BlockOpBlocker] = []
+    /// QEMU's write_gen and flushed_gen: writes finished on the node, and how many of them the
+    /// last good flush covered (bdrv_co_flush raises `flush_to_disk` only when they differ).
+    var writeGeneration = 0
+    var flushedGeneration = 0
 
     public init(nodeName: String, isAutoNamed: Bool = false, driverName: String, driver: BlockDriver,
                 readOnly: Bool, forceShare: Bool = false, filename: String = "") {

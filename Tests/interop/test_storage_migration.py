@@ -16,8 +16,10 @@ QEMU 7.2 runs the same steps where its behaviour is the reference; where svmm de
 differs (DECISIONS.md §2) the test says what QEMU does instead.
 """
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -319,6 +321,105 @@ def test_autostart_destination_stays_paused_until_the_export_is_stopped(hosts, t
     destination.ok("nbd-server-start", addr={"type": "unix", "data": {"path": str(tmp_path / "again.sock")}})
     assert CONFLICT.fullmatch(destination.error("nbd-server-add", device="d0", writable=True))
     source.assert_verifying()
+
+
+# -- 2. two "hosts": network namespaces joined by a veth pair --------------------------------
+
+class VethPair:
+    """Two network namespaces joined by a veth pair, 10.199.0.1/24 and 10.199.0.2/24, made
+    with `ip` and removed at the end; fails loudly when they cannot be made."""
+
+    def __init__(self):
+        tag = f"{os.getpid() % 100000}"
+        self.namespaces = [f"svmm-h{tag}-a", f"svmm-h{tag}-b"]
+        self.links = [f"sv{tag}a", f"sv{tag}b"]
+        self.addresses = ["10.199.0.1", "10.199.0.2"]
+        self.made = []
+        for namespace in self.namespaces:
+            self._ip("netns", "add", namespace)
+            self.made.append(namespace)
+        self._ip("link", "add", self.links[0], "netns", self.namespaces[0],
+                 "type", "veth", "peer", "name", self.links[1], "netns", self.namespaces[1])
+        for namespace, link, address in zip(self.namespaces, self.links, self.addresses):
+            self._ip("-n", namespace, "addr", "add", f"{address}/24", "dev", link)
+            self._ip("-n", namespace, "link", "set", link, "up")
+            self._ip("-n", namespace, "link", "set", "lo", "up")
+
+    @staticmethod
+    def _ip(*args):
+        result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            pytest.fail(f"ip {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()} "
+                        "(these tests need root and iproute2: scripts/install-deps.sh)")
+
+    def bytes_sent(self, side: int) -> int:
+        """TX bytes of side's veth end (what left that namespace towards the other)."""
+        result = subprocess.run(["ip", "-n", self.namespaces[side], "-j", "-s", "link", "show", self.links[side]],
+                                capture_output=True, text=True, timeout=30, check=True)
+        return json.loads(result.stdout)[0]["stats64"]["tx"]["bytes"]
+
+    def isolated(self) -> bool:
+        """Each namespace has only its loopback and its veth end, and routes only the pair's
+        subnet: nothing it sends can go anywhere but the other namespace."""
+        for namespace, link in zip(self.namespaces, self.links):
+            links = json.loads(subprocess.run(["ip", "-n", namespace, "-j", "link", "show"], capture_output=True,
+                                              text=True, timeout=30, check=True).stdout)
+            routes = json.loads(subprocess.run(["ip", "-n", namespace, "-j", "route", "show"], capture_output=True,
+                                               text=True, timeout=30, check=True).stdout)
+            if sorted(entry["ifname"] for entry in links) != sorted(["lo", link]):
+                return False
+            if [(route["dst"], route["dev"]) for route in routes] != [("10.199.0.0/24", link)]:
+                return False
+        return True
+
+    def remove(self):
+        for namespace in reversed(self.made):  # deleting a namespace deletes its veth end (and the pair)
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def veth():
+    if shutil.which("ip") is None:
+        pytest.fail("ip (iproute2) is missing: run scripts/install-deps.sh")
+    pair_ = VethPair()
+    try:
+        yield pair_
+    finally:
+        pair_.remove()
+
+
+@pytest.mark.parametrize("target", ["svmm", "qemu"])
+def test_storage_migration_between_two_network_namespaces(hosts, tmp_path, veth, target):
+    """The source in one namespace, the destination in the other; NBD and the migration stream
+    over TCP between their veth addresses (QMP stays on unix sockets in the shared file system).
+    The namespaces route only the pair's subnet, and the whole disk crosses the veth pair."""
+    source_ns, destination_ns = veth.namespaces
+    there = veth.addresses[1]
+    nbd_port, migrate_port = 10809, 4444
+    source = hosts(target, "source", netns=source_ns)
+    source.wait_rounds(1)
+    destination = hosts(target, "destination", incoming=True, paused=True, netns=destination_ns)
+    sent_before = veth.bytes_sent(0)
+    export_target(destination, inet(there, nbd_port))
+    assert veth.isolated()
+    start_mirror(source, inet(there, nbd_port))
+    wait_ready(source)
+    migrate(source, destination, f"tcp:{there}:{migrate_port}")
+    assert wait_migration(source) == "completed"
+    assert wait_migration(destination) == "completed"
+    assert destination.ok("query-migrate")["status"] == "completed"
+    assert veth.bytes_sent(0) - sent_before >= 16 * MiB, "the disk did not cross the veth pair"
+    assert_identical(source.disk, destination.disk)
+    end_mirror(source)
+    if target == "svmm":
+        assert CONFLICT.fullmatch(destination.error("cont"))
+    destination.ok("nbd-server-stop")
+    destination.event("BLOCK_EXPORT_DELETED", id="d0", timeout=10)
+    assert destination.ok("cont") == {}
+    if target == "svmm":
+        assert_permissions_in_force(destination)
+    destination.wait_rounds(3)
+    assert source.status() == "postmigrate"
 
 
 # -- 3. faults ---------------------------------------------------------------------------------

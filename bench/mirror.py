@@ -4,7 +4,9 @@ loopback (qemu-nbd, the same server for both), with the guest idle and with the 
 (mode=writer over its first 64 MiB), svmm vs QEMU 7.2 alternately in one run; plus `dd
 oflag=direct` between the same files as the host's limit. Time from blockdev-mirror to
 BLOCK_JOB_READY and MB/s (1 GiB / that time), medians, ratios (markdown)."""
-import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile, time
+
+from qmp import Qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -12,51 +14,6 @@ GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = "qemu-system-x86_64"
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-class Qmp:
-    """A minimal QMP client (replies line by line, events kept)."""
-
-    def __init__(self, path):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.file = self.sock.makefile("rb")
-        self.events = []
-        self.read()
-        self.cmd("qmp_capabilities")
-
-    def read(self):
-        line = self.file.readline()
-        if not line:
-            raise ConnectionError("QMP closed")
-        return json.loads(line)
-
-    def cmd(self, name, **arguments):
-        self.sock.sendall(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
-        while True:
-            message = self.read()
-            if "event" in message:
-                self.events.append(message)
-                continue
-            if "error" in message:
-                sys.exit(f"{name} {arguments}: {message['error']}")
-            return message["return"]
-
-    def wait(self, event, timeout=600):
-        self.sock.settimeout(timeout)
-        while True:
-            for index, message in enumerate(self.events):
-                if message["event"] == event:
-                    return self.events.pop(index)
-            self.events.append(self.read())
 
 
 def vm_args(vmm, source, append, sock):

@@ -36,7 +36,7 @@ class Qmp:
             raise ConnectionError("QMP connection closed")
         return json.loads(line)
 
-    def cmd(self, name, **arguments):
+    def cmd(self, name, /, **arguments):
         """The command's `return`; an error reply ends the benchmark."""
         message = {"execute": name}
         if arguments:

@@ -106,3 +106,8 @@ iotests: deps guest
 iotests-passing: deps guest
 	swift build
 	IOTESTS="$(IOTESTS_PASSING)" IOTESTS_QEMU=0 IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
+
+# Storage migration (mirror to NBD + live migration) of a 256 MiB guest with a 1 GiB disk, idle and writing, vs QEMU 7.2.
+.PHONY: bench-storage-migrate
+bench-storage-migrate: deps build kvm-check
+	venv/bin/python bench/storage_migrate.py

@@ -289,15 +289,17 @@ public final class Machine: @unchecked Sendable {
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
         resetIoStatus()
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
-        // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
-        // when the stream is in, and the devices' permissions apply then.
-        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
-        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
+        // The seed's qmp_cont applies the recorded permissions before it looks at the run state:
+        // a `cont` during an incoming migration with a writable export in place fails with the
+        // conflict and arms nothing (QEMU 7.2 arms autostart there and succeeds).
         do {
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {
             throw MachineError(error.description)
         }
+        // qmp_cont during an incoming migration: the VM starts when the stream is in.
+        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
+        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
         guard runState != .running else { return }
         try changeRunState(to: .running)
         if kickQueuesOnResume { kickRestoredQueues() }

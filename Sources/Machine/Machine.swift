@@ -63,9 +63,9 @@ public final class Machine: @unchecked Sendable {
         } catch {
             throw MachineError("failed to initialize kvm: \(error)")
         }
-        loop = try EventLoop()
+        do { loop = try EventLoop() } catch { throw MachineError(error) }
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() }
+        do { try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() } } catch { throw MachineError(error) }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -179,7 +179,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: runState != .running, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -188,7 +188,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -227,7 +227,7 @@ public final class Machine: @unchecked Sendable {
             }
         } catch {
             pendingOpens[id] = nil
-            completion(.failure(error))
+            completion(.failure(BlockError(error)))
         }
     }
 

@@ -199,7 +199,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, runsGuest: false, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 

@@ -36,7 +36,7 @@ public struct StreamEncoder {
     public mutating func close() {
         guard let start = recordStart else { preconditionFailure("no record is open") }
         buffer.patch(UInt32(buffer.count - payloadStart), at: payloadStart - 4)
-        let crc = Crc32.of(UnsafeRawBufferPointer(rebasing: buffer.contents[start...]))
+        let crc = Crc32c.of(UnsafeRawBufferPointer(rebasing: buffer.contents[start...]))
         buffer.append(crc)
         recordStart = nil
     }

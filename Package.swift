@@ -37,9 +37,10 @@ let package = Package(
         ]),
         .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
-        // zlib's crc32 for the migration stream's checksums.
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CZlib"]),
+        // CRC-32C with the SSE4.2 instruction, the migration stream's record checksum.
+        .target(name: "CChecksum"),
+        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CChecksum"],
+                swiftSettings: loopHotPath),
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM", "Migration"]),
         .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions", "Migration"]),

@@ -37,9 +37,9 @@ let package = Package(
         ]),
         .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
-        // CRC-32C with the SSE4.2 instruction, the migration stream's record checksum.
-        .target(name: "CChecksum"),
-        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CChecksum"],
+        // Intel's ISA-L for the migration stream's record checksum (CRC-32C).
+        .systemLibrary(name: "CIsal", path: "Sources/CIsal"),
+        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CIsal"],
                 swiftSettings: loopHotPath),
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM", "Migration"]),

@@ -1,15 +1,15 @@
 import Testing
 @testable import Migration
 
-/// The record checksum is CRC-32C, the same value on every path (the SSE4.2 instruction, its
-/// byte-wise tail, or the table), so streams move between machines with and without it.
+/// The record checksum is the standard CRC-32C whatever code ISA-L picks on this CPU, so streams
+/// move between machines with and without SSE4.2.
 @Suite struct Crc32cTests {
     @Test func theCheckValueOfTheStandard() {
         let bytes = Array("123456789".utf8)
         #expect(bytes.withUnsafeBytes { Crc32c.of($0) } == 0xE306_9283)
     }
 
-    /// A page and three bytes of a pattern: the 8-byte steps and the byte tail; the value is the
+    /// A page and three bytes of a pattern (wide steps and a byte tail); the value is the
     /// table-driven one (computed independently in Python).
     @Test func aPageWithAShortTailMatchesTheTableDrivenValue() {
         let bytes = (0..<4099).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }

@@ -81,10 +81,13 @@ extension QmpMonitor {
         }
         do throws(BlockError) { try plan.createImage() } catch { return reply(.failure(QmpError(error))) }
         let nodeName = plan.nodeName ?? graph.makeAutoName()
-        let blockdev: BlockdevOptions
-        do throws(BlockError) { blockdev = try BlockdevOptions(plan.blockdevOptions(nodeName: nodeName), fromCommandLine: false) } catch {
+        var blockdev: BlockdevOptions
+        do throws(BlockError) { blockdev = try BlockdevOptions(plan.blockdevOptions(nodeName: plan.nodeName), fromCommandLine: false) } catch {
             return reply(.failure(QmpError(error)))
         }
+        // Without node-name the target gets the graph's own name (`#blockN`, as bdrv_open names
+        // it), which is not a user's node-name to check.
+        blockdev.nodeName = nodeName
         machine.openBlockdev(blockdev) { [unowned self] result in
             if case .failure(let error) = result { return reply(.failure(QmpError(error))) }
             var options = options

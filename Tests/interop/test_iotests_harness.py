@@ -132,3 +132,33 @@ def test_a_vm_that_cannot_start_connects_then_says_why(tmp_path):
         run(body())
     finally:
         holder.communicate(b"quit\n", timeout=20)
+
+
+def test_an_inherited_connected_socket_is_the_monitor(tmp_path):
+    """Debian's 7.2 harness passes `-chardev socket,id=mon,fd=N`: one end of a socketpair."""
+    import json
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    process = subprocess.Popen([SVMM, "-chardev", f"socket,id=mon,fd={theirs.fileno()}", "-mon", "chardev=mon,mode=control",
+                                "-accel", "qtest", "-nodefaults", "-display", "none"],
+                               pass_fds=[theirs.fileno()], stderr=subprocess.PIPE)
+    theirs.close()
+    ours.settimeout(20)
+    reader = ours.makefile("r")
+    try:
+        greeting = json.loads(reader.readline())
+        assert greeting["QMP"]["version"]["qemu"] == {"major": 7, "minor": 2, "micro": 0}
+        for command, expected in (("qmp_capabilities", {}), ("query-status", None)):
+            ours.sendall(json.dumps({"execute": command}).encode() + b"\n")
+            answer = json.loads(reader.readline())
+            assert "return" in answer, answer
+            if expected is not None:
+                assert answer["return"] == expected
+            else:
+                assert answer["return"]["status"] == "running"
+        ours.sendall(b'{"execute": "quit"}\n')
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        ours.close()

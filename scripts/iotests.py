@@ -181,13 +181,18 @@ def unpack(orig: Path, debian: Path, version: str) -> Path:
             if not name:
                 continue
             kept = [section for path, section in patch_sections((work / "debian" / "patches" / name).read_text(errors="surrogateescape"))
-                    if path.startswith(("tests/", "python/"))]
+                    if path.startswith(("tests/qemu-iotests/", "python/"))]
             if not kept:
                 continue
             patch = "".join(line for section in kept for line in section)
-            result = subprocess.run(["patch", "-p1", "-s", "-N", "--no-backup-if-mismatch", "-d", str(tree)],
+            # git apply (git is where this repository is; patch(1) may not be installed), kept from
+            # finding this repository above the tree: inside a repository it would skip every path
+            # outside it, silently. -v names each file it patched: all of them must be there.
+            result = subprocess.run(["git", "apply", "-v", "-p1", "--whitespace=nowarn", "-"], cwd=tree,
+                                    env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent)),
                                     input=patch, text=True, errors="surrogateescape", capture_output=True)
-            if result.returncode != 0:
+            checked = result.stderr.count("Checking patch ")
+            if result.returncode != 0 or checked != len(kept):
                 raise Failure(f"Debian patch {name} does not apply to tests/ and python/:\n{result.stdout}{result.stderr}")
     finally:
         shutil.rmtree(work)

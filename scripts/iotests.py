@@ -13,7 +13,8 @@
 
 Environment: IOTESTS="a b" (tests, in order), IOTESTS_SVMM (the svmm binary, default the debug
 build), IOTESTS_QEMU=0 (svmm only), IOTESTS_MUST_PASS="a b" (exit 1 unless these pass against svmm;
-default: every test run), IOTESTS_CACHE (default .cache/iotests).
+default: every test run), IOTESTS_CACHE (default .cache/iotests), IOTESTS_TIMEOUT (seconds per
+test, default 900).
 """
 
 import os
@@ -50,6 +51,8 @@ TOOLS = {
     "QSD_PROG": "/usr/bin/qemu-storage-daemon",
 }
 QEMU = "/usr/bin/qemu-system-x86_64"
+# Seconds one test may take under `check` before it counts as failed (IOTESTS_TIMEOUT).
+TIMEOUT = int(os.environ.get("IOTESTS_TIMEOUT", "900"))
 
 
 class Failure(Exception):
@@ -234,10 +237,10 @@ def run_one(tree: Path, prog: str, label: str, test: str) -> tuple:
     started = time.monotonic()
     try:
         result = subprocess.run([sys.executable, "./check", f"-{FORMATS.get(test, 'raw')}", "-file", test],
-                                cwd=iotests, env=env, capture_output=True, text=True, timeout=900)
+                                cwd=iotests, env=env, capture_output=True, text=True, timeout=TIMEOUT)
         output = result.stdout + result.stderr
     except subprocess.TimeoutExpired as expired:
-        output = f"{expired.stdout or ''}{expired.stderr or ''}\ncheck timed out after 900 s"
+        output = f"{expired.stdout or ''}{expired.stderr or ''}\ncheck timed out after {TIMEOUT} s"
         return "fail", time.monotonic() - started, output
     finally:
         shutil.rmtree(socks, ignore_errors=True)

@@ -1,7 +1,7 @@
 import Block
 import Machine
 
-/// `-blockdev` (QEMU's dotted keyval syntax) and the `-drive` shorthand.
+/// `-blockdev` (QEMU's dotted keyval syntax); `-drive` is `DriveOption`.
 enum BlockdevOption {
     static func parse(_ argument: String) throws(CommandLineError) -> MachineConfig.Blockdev {
         // keyval_parse(optarg, "driver", ...): `-blockdev file,node-name=...` names the driver first.
@@ -9,35 +9,6 @@ enum BlockdevOption {
         do {
             let tree = try OptionValue.fromDottedKeys(pairs)
             return .init(options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)
-        } catch {
-            throw CommandLineError(error.description)
-        }
-    }
-
-    /// `-drive file=F,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on][,cache=none|writeback][,aio=...]`;
-    /// `virtio` says whether the drive also gets a virtio-blk device (`if=virtio`).
-    static func parseDrive(_ argument: String) throws(CommandLineError) -> (drive: MachineConfig.Drive, virtio: Bool) {
-        let options = try OptionList(argument)
-        try options.checkKeys(["file", "format", "if", "id", "readonly", "cache", "aio", "node-name", "discard"])
-        let interface = options.value("if") ?? "none"
-        guard ["none", "virtio"].contains(interface) else {
-            let known = ["ide", "scsi", "floppy", "pflash", "mtd", "sd", "xen"].contains(interface)
-            throw CommandLineError(known ? "Parameter 'if' does not accept value '\(interface)': svmm has if=none and if=virtio"
-                                         : "unsupported bus type '\(interface)'")
-        }
-        guard let id = options.value("id") else { throw CommandLineError("drive needs an id (-drive ...,if=none,id=ID)") }
-        guard let file = options.value("file") else { throw CommandLineError("Parameter 'file' is missing") }
-        let direct = options.value("cache").map { $0 == "none" || $0 == "directsync" } ?? true
-        var fileKeys: [(key: String, value: String)] = [("driver", "file"), ("filename", file), ("cache.direct", direct ? "on" : "off")]
-        if let aio = options.value("aio") { fileKeys.append(("aio", aio)) }
-        var keys: [(key: String, value: String)] = [("driver", options.value("format") ?? "raw")]
-        keys += fileKeys.map { (key: "file." + $0.key, value: $0.value) }
-        if let readOnly = options.value("readonly") { keys.append(("read-only", readOnly)) }
-        if let nodeName = options.value("node-name") { keys.append(("node-name", nodeName)) }
-        if let discard = options.value("discard") { keys.append(("discard", discard)) }
-        do {
-            let tree = try OptionValue.fromDottedKeys(keys)
-            return (.init(id: id, options: try BlockdevOptions(tree, fromCommandLine: true), source: argument), interface == "virtio")
         } catch {
             throw CommandLineError(error.description)
         }

@@ -68,6 +68,11 @@ import Testing
          "svmm: -device virtio-blk,drive=n0: No 'virtio-bus' bus found for device 'virtio-blk-device'"),
         (["-M", "none", "-drive", "if=virtio,id=drive0,file=/dev/null,format=raw"],
          "svmm: -drive if=virtio,id=drive0,file=/dev/null,format=raw: No 'virtio-bus' bus found for device 'virtio-blk-device'"),
+        // -drive passes keys that are not its own to the format node, as drive_new does.
+        (["-drive", "id=s,if=none,driver=raw,format=raw,file=/tmp/x"],
+         "svmm: -drive id=s,if=none,driver=raw,format=raw,file=/tmp/x: Cannot specify both 'driver' and 'format'"),
+        (["-drive", "if=none,id=d0,file=/dev/null,format=raw,bogus=1"],
+         "svmm: -drive if=none,id=d0,file=/dev/null,format=raw,bogus=1: Block format 'raw' does not support the option 'bogus'"),
         (["-device", "virtio-blk,drive=nope"], "svmm: -device virtio-blk,drive=nope: Property 'virtio-blk-device.drive' can't find value 'nope'"),
         (["-accel", "kvm", "-drive", "if=virtio,id=drive0,file=/nonexistent/x,format=raw"],
          "svmm: -drive if=virtio,id=drive0,file=/nonexistent/x,format=raw: Could not open '/nonexistent/x': No such file or directory"),

@@ -92,7 +92,7 @@ bench-mirror: deps build kvm-check
 # to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
 IOTESTS ?=
 # The iotests svmm passes: `make test` runs them (add a test here once it passes).
-IOTESTS_PASSING := migration-permissions mirror-top-perms
+IOTESTS_PASSING := migration-permissions mirror-top-perms nbd-multiconn 132 152
 iotests: deps guest
 	swift build
 	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py

@@ -29,7 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("IOTESTS_CACHE", REPO / ".cache" / "iotests"))
-DEFAULT_TESTS = ["migration-permissions", "mirror-top-perms", "194", "mirror-ready-cancel-error", "155", "041"]
+DEFAULT_TESTS = ["migration-permissions", "mirror-top-perms", "194", "mirror-ready-cancel-error", "155", "041",
+                 "nbd-multiconn", "132", "152"]
 # The image format each test runs with: check's default (raw) unless the test supports only others.
 FORMATS = {"155": "qcow2", "041": "qcow2"}
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -52,6 +53,8 @@ TOOLS = {
     "QSD_PROG": "/usr/bin/qemu-storage-daemon",
 }
 QEMU = "/usr/bin/qemu-system-x86_64"
+# The harness runs on Debian's python3, which sees Debian's python3-* modules (libnbd for nbd-multiconn).
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 # Seconds one test may take under `check` before it counts as failed (IOTESTS_TIMEOUT).
 TIMEOUT = int(os.environ.get("IOTESTS_TIMEOUT", "900"))
 
@@ -248,7 +251,7 @@ def run_check(tree: Path, prog: str, label: str, test: str, image_format: str) -
     env.pop("PYTHONPATH", None)
     started = time.monotonic()
     # A session of its own: on a timeout, or when a test leaves a VM behind, the whole group goes.
-    check = subprocess.Popen([sys.executable, "./check", f"-{image_format}", "-file", test],
+    check = subprocess.Popen([PYTHON, "./check", f"-{image_format}", "-file", test],
                              cwd=iotests, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     try:

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """QEMU 7.2's own qemu-iotests against svmm, then against QEMU 7.2, with one table (`make iotests`).
 
-1. Fetches the source package of Debian's QEMU 7.2 (the version of the installed qemu-system-x86)
-   with apt-get, through a private apt configuration under .cache/iotests/apt (a deb-src list of
-   its own, its own lists and archives: the machine's apt set-up is not touched). The download is
-   cached; a failed one is an error.
+1. Fetches the source package of Debian's QEMU 7.2 (the version of the installed qemu-system-x86,
+   else the newest 7.2 the mirrors have) with apt-get, through a private apt configuration under
+   .cache/iotests/apt: deb-src twins of the machine's own sources, its own lists and archives (the
+   machine's apt set-up is only read). The download is cached; a failed one is an error.
 2. Unpacks only tests/ and python/ of the upstream tarball and applies Debian's patches to them
    (the 7.2.x stable updates touch both), under .cache/iotests/src. Nothing of QEMU's is committed.
 3. Runs tests/qemu-iotests/check for each test with QEMU_PROG = svmm (QEMU_IMG_PROG, QEMU_IO_PROG,
@@ -33,19 +33,6 @@ DEFAULT_TESTS = ["migration-permissions", "mirror-top-perms", "194", "mirror-rea
                  "nbd-multiconn", "132", "152"]
 # The image format each test runs with: check's default (raw) unless the test supports only others.
 FORMATS = {"155": "qcow2", "041": "qcow2"}
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-SOURCES = """Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: {keyring}
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: {keyring}
-"""
 TOOLS = {
     "QEMU_IMG_PROG": "/usr/bin/qemu-img",
     "QEMU_IO_PROG": "/usr/bin/qemu-io",
@@ -72,11 +59,39 @@ def source_version() -> str:
     return result.stdout.strip()
 
 
+def source_lists() -> tuple:
+    """deb-src twins of the machine's own `deb` sources (deb822 stanzas, one-line entries): the
+    same mirrors and keys; the machine's files are only read."""
+    stanzas, lines = [], []
+    parts = Path("/etc/apt/sources.list.d")
+    for path in sorted(parts.glob("*.sources")) if parts.is_dir() else []:
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line or line[0].isspace():
+                    continue
+                key, value = line.split(":", 1)
+                fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                entry = ["Types: deb-src"] + [f"{name}: {fields[key]}" for key, name in
+                                              (("uris", "URIs"), ("suites", "Suites"), ("components", "Components"),
+                                               ("signed-by", "Signed-By")) if key in fields]
+                stanzas.append("\n".join(entry))
+    one_line = [Path("/etc/apt/sources.list")] + (sorted(parts.glob("*.list")) if parts.is_dir() else [])
+    for path in (p for p in one_line if p.exists()):
+        for line in path.read_text().splitlines():
+            if re.match(r"^deb\s", line.strip()):
+                lines.append("deb-src" + line.strip()[3:])
+    if not stanzas and not lines:
+        raise Failure("the machine's apt configuration has no `deb` source to take a deb-src from")
+    return "\n\n".join(stanzas) + "\n", "\n".join(lines) + "\n"
+
+
 def apt(*arguments: str) -> None:
     """apt-get with a configuration of its own under CACHE/apt."""
     root = CACHE / "apt"
     options = [
-        "-o", "Dir::Etc::SourceList=/dev/null",
+        "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
         "-o", f"Dir::Etc::SourceParts={root / 'sources.list.d'}",
         "-o", f"Dir::State::Lists={root / 'lists'}",
         "-o", f"Dir::Cache={root / 'cache'}",
@@ -90,26 +105,44 @@ def apt(*arguments: str) -> None:
                       f"{result.stdout}{result.stderr}")
 
 
+def downloaded() -> tuple:
+    """The newest tarball pair in the download folder, if there is one."""
+    folder = CACHE / "download"
+    for dsc in sorted(folder.glob("qemu_*.dsc"), reverse=True):
+        debian = folder / (dsc.name[:-4] + ".debian.tar.xz")
+        upstream = dsc.name[len("qemu_"):-4].rsplit("-", 1)[0]
+        orig = folder / f"qemu_{upstream}.orig.tar.xz"
+        if orig.exists() and debian.exists():
+            return orig, debian, "1:" + dsc.name[len("qemu_"):-4]
+    return None
+
+
 def download(version: str) -> tuple:
-    """The upstream tarball and Debian's tarball of `version`, downloaded once."""
-    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
-    orig = CACHE / "download" / f"qemu_{upstream}.orig.tar.xz"
-    debian = CACHE / "download" / f"qemu_{version.split(':', 1)[-1]}.debian.tar.xz"
+    """The upstream tarball and Debian's tarball of `version` (else the newest 7.2 the mirrors
+    still have, said so), downloaded once."""
+    folder = CACHE / "download"
+    debian = folder / f"qemu_{version.split(':', 1)[-1]}.debian.tar.xz"
+    orig = folder / f"qemu_{version.split(':', 1)[-1].rsplit('-', 1)[0]}.orig.tar.xz"
     if orig.exists() and debian.exists():
-        return orig, debian
-    if not Path(KEYRING).exists():
-        raise Failure(f"{KEYRING} is missing (package debian-archive-keyring)")
+        return orig, debian, version
     root = CACHE / "apt"
-    for directory in (root / "sources.list.d", root / "lists" / "partial", root / "cache" / "archives" / "partial",
-                      CACHE / "download"):
+    for directory in (root / "sources.list.d", root / "lists" / "partial", root / "cache" / "archives" / "partial", folder):
         directory.mkdir(parents=True, exist_ok=True)
-    (root / "sources.list.d" / "qemu-src.sources").write_text(SOURCES.format(keyring=KEYRING))
+    stanzas, lines = source_lists()
+    (root / "sources.list.d" / "qemu-src.sources").write_text(stanzas)
+    (root / "sources.list").write_text(lines)
     print(f"iotests: fetching the source of qemu {version} with apt-get (private configuration in {root})", flush=True)
     apt("update")
-    apt("source", "--download-only", f"qemu={version}")
-    if not (orig.exists() and debian.exists()):
-        raise Failure(f"apt-get source did not leave {orig.name} and {debian.name} in {orig.parent}")
-    return orig, debian
+    try:
+        apt("source", "--download-only", f"qemu={version}")
+    except Failure as failure:
+        print(f"iotests: qemu {version} is not on the mirrors ({str(failure).splitlines()[-1]}); taking their newest",
+              flush=True)
+        apt("source", "--download-only", "qemu")
+    found = downloaded()
+    if found is None or not found[2].startswith("1:7.2+"):
+        raise Failure(f"apt-get source left no QEMU 7.2 source package in {folder}")
+    return found
 
 
 def patch_sections(text: str):
@@ -326,7 +359,8 @@ def main() -> int:
             if not os.access(path, os.X_OK):
                 raise Failure(f"{path} ({name}) is missing: make deps installs qemu-utils and qemu-system-x86")
         version = source_version()
-        tree = unpack(*download(version), version)
+        orig, debian, fetched = download(version)
+        tree = unpack(orig, debian, fetched)
         columns = {"svmm": run_all(tree, str(svmm), "svmm", tests)}
         if os.environ.get("IOTESTS_QEMU", "1") != "0":
             columns["QEMU 7.2"] = run_all(tree, str(qemu_wrapper()), "qemu", tests)

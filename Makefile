@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd bench-migrate fuzz clean kvm-check check-sanitizers iotests iotests-passing
+.PHONY: all deps guest build run test interop-test graph bench bench-plot bench-nbd bench-migrate fuzz clean kvm-check check-sanitizers iotests iotests-passing
 
 all: build
 
@@ -67,8 +67,14 @@ graph:
 	@test -n "$(QMP)" || { echo "usage: make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]" >&2; exit 1; }
 	venv/bin/python scripts/render_block_graph.py $(QMP) $(OUT)
 
+# QUICK=1: 3 short runs on a 256 MiB disk (under 2 minutes), for before/after checks.
 bench: deps build kvm-check
 	bench/run.sh
+
+# Draws the newest results of each bench suite (bench/results/*.json) as bench/results/chart.svg.
+bench-plot:
+	@command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null; }
+	python3 bench/plot.py
 
 # nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios.
 bench-nbd: deps build
@@ -92,7 +98,7 @@ bench-mirror: deps build kvm-check
 # to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
 IOTESTS ?=
 # The iotests svmm passes: `make test` runs them (add a test here once it passes).
-IOTESTS_PASSING := migration-permissions mirror-top-perms nbd-multiconn 132 152
+IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error nbd-multiconn 132 152
 iotests: deps guest
 	swift build
 	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
@@ -100,3 +106,8 @@ iotests: deps guest
 iotests-passing: deps guest
 	swift build
 	IOTESTS="$(IOTESTS_PASSING)" IOTESTS_QEMU=0 IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
+
+# Storage migration (mirror to NBD + live migration) of a 256 MiB guest with a 1 GiB disk, idle and writing, vs QEMU 7.2.
+.PHONY: bench-storage-migrate
+bench-storage-migrate: deps build kvm-check
+	venv/bin/python bench/storage_migrate.py

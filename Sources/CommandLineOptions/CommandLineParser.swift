@@ -166,7 +166,7 @@ public struct CommandLineParser {
     }
 
     private func parseVirtioBlk(_ options: OptionList, source: String) throws(CommandLineError) -> MachineConfig.VirtioBlkConfig {
-        try options.checkKeys(["driver", "drive", "id", "serial", "share-rw"]) { "Property 'virtio-blk-device.\($0)' not found" }
+        try options.checkKeys(["driver", "drive", "id", "serial", "share-rw", "werror", "rerror"]) { "Property 'virtio-blk-device.\($0)' not found" }
         guard let drive = options.value("drive") else { throw CommandLineError("Property 'virtio-blk-device.drive' is missing") }
         guard config.hasDrive(drive) else {
             throw CommandLineError("Property 'virtio-blk-device.drive' can't find value '\(drive)'")
@@ -175,6 +175,14 @@ public struct CommandLineParser {
         device.id = options.value("id")
         device.serial = options.value("serial") ?? ""
         device.shareRW = try options.bool("share-rw") ?? false
+        // DEFINE_BLOCK_ERROR_PROPERTIES: any BlockdevOnError, `auto` (the default) keeps the drive's.
+        for (key, isRead) in [("werror", false), ("rerror", true)] {
+            guard let text = options.value(key) else { continue }
+            guard let policy = JobErrorPolicy(rawValue: text) else {
+                throw CommandLineError("Parameter '\(key)' does not accept value '\(text)'")
+            }
+            if isRead { device.readErrorPolicy = policy } else { device.writeErrorPolicy = policy }
+        }
         return device
     }
 

@@ -2,7 +2,7 @@ import Block
 import Machine
 
 /// `-drive`: QEMU's drive_new. Its own keys (`file`, `format`/`driver`, `if`, `id`, `readonly`,
-/// `cache`, `aio`) make the format node over a protocol node; every other key is a block option
+/// `cache`, `aio`, `werror`, `rerror`) make the format node over a protocol node; every other key is a block option
 /// of the format node, passed on as QEMU passes it (`node-name`, `discard`, `file.read-zeroes`,
 /// `file.driver=...` with its own `file.*` keys), and refused there if the driver has no such option.
 enum DriveOption {
@@ -21,18 +21,32 @@ enum DriveOption {
         var keys: [(key: String, value: String)] = [("driver", options.value("format") ?? options.value("driver") ?? "raw")]
         keys += try protocolKeys(options)
         if let readOnly = options.value("readonly") { keys.append(("read-only", readOnly)) }
-        let own: Set<String> = ["file", "format", "driver", "if", "id", "readonly", "cache", "aio"]
+        let own: Set<String> = ["file", "format", "driver", "if", "id", "readonly", "cache", "aio", "werror", "rerror"]
         let passed = options.pairs.filter { !own.contains($0.key) }
         keys += passed
+        var drive: MachineConfig.Drive
         do {
             let tree = try OptionValue.fromDottedKeys(keys)
-            return (.init(id: id, options: try BlockdevOptions(tree, fromCommandLine: true), source: argument), interface == "virtio")
+            drive = .init(id: id, options: try BlockdevOptions(tree, fromCommandLine: true), source: argument)
         } catch {
             // bdrv_open_common: a key no layer took is the format's to refuse.
             if let key = passed.first(where: { error.description == "Parameter '\($0.key)' is unexpected" })?.key {
                 throw CommandLineError("Block format '\(keys[0].value)' does not support the option '\(key)'")
             }
             throw CommandLineError(error.description)
+        }
+        try applyErrorPolicies(options, to: &drive)
+        return (drive, interface == "virtio")
+    }
+
+    /// blockdev_init's werror/rerror (parse_block_error_action): no `auto`, no `enospc` for reads.
+    private static func applyErrorPolicies(_ options: OptionList, to drive: inout MachineConfig.Drive) throws(CommandLineError) {
+        for (key, isRead) in [("werror", false), ("rerror", true)] {
+            guard let text = options.value(key) else { continue }
+            guard let policy = JobErrorPolicy(rawValue: text), policy != .auto, !(isRead && policy == .enospc) else {
+                throw CommandLineError("'\(text)' invalid \(isRead ? "read" : "write") error action")
+            }
+            if isRead { drive.readErrorPolicy = policy } else { drive.writeErrorPolicy = policy }
         }
     }
 
@@ -47,14 +61,32 @@ enum DriveOption {
         }
         guard let file = options.value("file") else { throw CommandLineError("Parameter 'file' is missing") }
         if file.hasPrefix("null-co://") { return [("file.driver", "null-co")] }
+        if file.hasPrefix("blkdebug:") {
+            let (blkdebug, image) = try blkdebugKeys(file)
+            return blkdebug.map { (key: "file." + $0.key, value: $0.value) } + [("file.image.driver", "file")]
+                + fileNodeKeys(options, direct: direct, filename: image, prefix: "file.image.")
+        }
         return [("file.driver", "file")] + fileNodeKeys(options, direct: direct, filename: file)
     }
 
-    private static func fileNodeKeys(_ options: OptionList, direct: Bool, filename: String?) -> [(key: String, value: String)] {
+    private static func fileNodeKeys(_ options: OptionList, direct: Bool, filename: String?,
+                                     prefix: String = "file.") -> [(key: String, value: String)] {
         var keys: [(key: String, value: String)] = []
-        if let filename { keys.append(("file.filename", filename)) }
-        if options.value("file.cache.direct") == nil { keys.append(("file.cache.direct", direct ? "on" : "off")) }
-        if let aio = options.value("aio"), options.value("file.aio") == nil { keys.append(("file.aio", aio)) }
+        if let filename { keys.append((prefix + "filename", filename)) }
+        if options.value(prefix + "cache.direct") == nil { keys.append((prefix + "cache.direct", direct ? "on" : "off")) }
+        if let aio = options.value("aio"), options.value(prefix + "aio") == nil { keys.append((prefix + "aio", aio)) }
         return keys
+    }
+
+    /// `blkdebug:CONFIG:IMAGE` (blkdebug_parse_filename): a blkdebug node (with its config file,
+    /// if CONFIG is not empty) over the image file.
+    private static func blkdebugKeys(_ file: String) throws(CommandLineError) -> ([(key: String, value: String)], String) {
+        let rest = file.dropFirst("blkdebug:".count)
+        guard let colon = rest.firstIndex(of: ":") else {
+            throw CommandLineError("blkdebug requires both config file and image path")
+        }
+        var keys: [(key: String, value: String)] = [("driver", "blkdebug")]
+        if colon != rest.startIndex { keys.append(("config", String(rest[..<colon]))) }
+        return (keys, String(rest[rest.index(after: colon)...]))
     }
 }

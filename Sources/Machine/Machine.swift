@@ -63,9 +63,9 @@ public final class Machine: @unchecked Sendable {
         } catch {
             throw MachineError("failed to initialize kvm: \(error)")
         }
-        loop = try EventLoop()
+        do { loop = try EventLoop() } catch { throw MachineError(error) }
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() }
+        do { try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() } } catch { throw MachineError(error) }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -98,6 +98,8 @@ public final class Machine: @unchecked Sendable {
             do {
                 let node = try opener.open(drive.options, autoName: true)
                 let backend = BlockBackend(graph: graph, name: drive.id, perm: [], shared: .all)
+                backend.onReadError = drive.readErrorPolicy
+                backend.onWriteError = drive.writeErrorPolicy
                 try backend.insert(node)
                 namedBackends[drive.id] = backend
             } catch {
@@ -137,6 +139,7 @@ public final class Machine: @unchecked Sendable {
                 throw MachineError("\(device.option) \(device.source): \(error)")
             }
             deviceBackends.append(backend)
+            applyErrorPolicy(device, to: backend)
             let blk = VirtioBlk(backend: backend, memory: memory, serial: device.serial, id: device.id)
             let address = MemoryMap.virtioMmioAddress(slot: slot)
             do {
@@ -176,7 +179,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: runState != .running, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -185,7 +188,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -196,7 +199,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, runsGuest: false, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -224,7 +227,7 @@ public final class Machine: @unchecked Sendable {
             }
         } catch {
             pendingOpens[id] = nil
-            completion(.failure(error))
+            completion(.failure(BlockError(error)))
         }
     }
 
@@ -284,21 +287,25 @@ public final class Machine: @unchecked Sendable {
     public func cont() throws(MachineError) {
         if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
+        resetIoStatus()
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
-        // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
-        // when the stream is in, and the devices' permissions apply then.
-        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
-        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
+        // The seed's qmp_cont applies the recorded permissions before it looks at the run state:
+        // a `cont` during an incoming migration with a writable export in place fails with the
+        // conflict and arms nothing (QEMU 7.2 arms autostart there and succeeds).
         do {
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {
             throw MachineError(error.description)
         }
+        // qmp_cont during an incoming migration: the VM starts when the stream is in.
+        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
+        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
         guard runState != .running else { return }
         try changeRunState(to: .running)
         if kickQueuesOnResume { kickRestoredQueues() }
         vcpuRunner?.resume()
         onEvent?(.resume)
+        retryFailedRequests()
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {

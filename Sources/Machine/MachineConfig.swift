@@ -24,6 +24,9 @@ public struct MachineConfig: Sendable {
         public var id: String
         public var options: BlockdevOptions
         public var source: String
+        /// `rerror=` / `werror=` (blockdev_init's defaults: report, enospc).
+        public var readErrorPolicy: JobErrorPolicy = .report
+        public var writeErrorPolicy: JobErrorPolicy = .enospc
         public init(id: String, options: BlockdevOptions, source: String) {
             self.id = id
             self.options = options
@@ -36,6 +39,9 @@ public struct MachineConfig: Sendable {
         public var id: String?
         public var serial = ""
         public var shareRW = false
+        /// `rerror=` / `werror=` device properties; `auto` keeps the backend's.
+        public var readErrorPolicy: JobErrorPolicy = .auto
+        public var writeErrorPolicy: JobErrorPolicy = .auto
         public var source: String
         /// The option that made it, for errors: `-device`, or `-drive` for an `if=virtio` drive's device.
         public var option = "-device"

@@ -85,8 +85,7 @@ extension QmpMonitor {
         do throws(BlockError) { blockdev = try BlockdevOptions(plan.blockdevOptions(nodeName: plan.nodeName), fromCommandLine: false) } catch {
             return reply(.failure(QmpError(error)))
         }
-        // Without node-name the target gets the graph's own name (`#blockN`, as bdrv_open names
-        // it), which is not a user's node-name to check.
+        // An auto name ('#block…') is none a user may give, so it is set after the options' checks.
         blockdev.nodeName = nodeName
         machine.openBlockdev(blockdev) { [unowned self] result in
             if case .failure(let error) = result { return reply(.failure(QmpError(error))) }

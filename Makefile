@@ -98,7 +98,7 @@ bench-mirror: deps build kvm-check
 # to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
 IOTESTS ?=
 # The iotests svmm passes: `make test` runs them (add a test here once it passes).
-IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error
+IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error nbd-multiconn 132 152
 iotests: deps guest
 	swift build
 	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py

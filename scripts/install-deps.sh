@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(libaio-dev libfdt-dev libisal-dev gcc binutils make qemu-system-x86 qemu-utils fio python3-venv graphviz libnbd-bin nbdkit iproute2)
 missing=()
+packages+=(python3-libnbd)  # qemu-iotests' nbd-multiconn (make iotests, make test)
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done

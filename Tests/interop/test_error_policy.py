@@ -39,7 +39,8 @@ def binaries():
 class Guest:
     """The writer guest under one VMM on the -blockdev `top`, with the device's error options."""
 
-    def __init__(self, target: str, workdir: Path, blockdevs: list, device_options: str, append: str = "mode=writer"):
+    def __init__(self, target: str, workdir: Path, blockdevs: list, device_options: str, append: str = "mode=writer",
+                 drives: list = (), drive: str = "top"):
         svmm, guest, qemu = binaries()
         self.target = target
         self.sock = str(workdir / f"{target}.sock")
@@ -51,7 +52,9 @@ class Guest:
                  "-qmp", f"unix:{self.sock},server=on,wait=off"]
         for blockdev in blockdevs:
             args += ["-blockdev", blockdev]
-        args += ["-device", f"virtio-blk-device,drive=top,id=vblk0,{device_options}"]
+        for drive_option in drives:
+            args += ["-drive", drive_option]
+        args += ["-device", f"virtio-blk-device,drive={drive},id=vblk0{',' if device_options else ''}{device_options}"]
         self.output = open(self.log, "wb")
         self.proc = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -480,3 +483,84 @@ def test_hmp_qemu_io_answers_as_qemu_does(tmp_path):
     assert "Pattern verification failed at offset 512, 512 bytes" in svmm["printed"]
     assert outcomes["svmm"]["answers"] == outcomes["qemu"]["answers"]
     assert sorted(outcomes["svmm"]["printed"]) == sorted(outcomes["qemu"]["printed"])
+
+
+def drive_scenario(target: str, workdir: Path) -> dict:
+    """`-drive file=blkdebug:CONF:IMAGE,…,werror=stop`: the rules come from a config file, the
+    error names the drive, and `cont` resets a named backend's io-status (qmp_cont's blk_next)."""
+    disk = workdir / f"{target}.raw"
+    with open(disk, "wb") as image:
+        image.truncate(4 * MiB)
+    config = workdir / "blkdebug.conf"
+    config.write_text('# fail one write in the first round\n[inject-error]\nevent = "write_aio"\n'
+                      'iotype = "write"\nsector = "2048"\nonce = "on"\n')
+    guest = Guest(target, workdir, [], "", drives=[f"file=blkdebug:{config}:{disk},format=raw,if=none,id=drv0,werror=stop"],
+                  drive="drv0")
+    try:
+        assert guest.qmp.cmd("cont") == {"return": {}}
+        error = guest.wait_event("BLOCK_IO_ERROR")
+        guest.wait_event("STOP")
+        info = guest.qmp.cmd("query-block")["return"][0]
+        before = (info["device"], info.get("io-status"), guest.qmp.cmd("query-status")["return"]["status"])
+        assert guest.qmp.cmd("cont") == {"return": {}}
+        guest.wait_event("RESUME")
+        after = guest.qmp.cmd("query-block")["return"][0].get("io-status")
+        guest.wait_rounds(1)
+        guest.quit()
+        assert "FAIL" not in guest.serial(), guest.serial()
+        check_writer_stamps(disk, 4 * MiB // 512)
+        # The node under the drive has a generated name, which differs between the two.
+        data = [(key, value) for key, value in io_error_data(error) if key != "node-name"]
+        return {"event": data, "before-cont": before, "io-status-after-cont": after}
+    finally:
+        guest.kill()
+
+
+def test_drive_with_a_blkdebug_config_file_stops_and_cont_resets_its_io_status(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = drive_scenario(target, tmp_path / target)
+    svmm = outcomes["svmm"]
+    assert svmm["event"] == [("device", "drv0"), ("nospace", False), ("reason", "Input/output error"),
+                             ("operation", "write"), ("action", "stop")]
+    assert svmm["before-cont"] == ("drv0", "failed", "io-error")
+    assert svmm["io-status-after-cont"] == "ok"
+    assert outcomes["svmm"] == outcomes["qemu"]
+
+
+def test_qcow2_on_a_full_tmpfs_pauses_and_resumes_clean(tmp_path):
+    """werror=enospc with a qcow2 image on a 3 MiB tmpfs (data and metadata both run out of room):
+    the VM pauses with nospace, the tmpfs grows, `cont`, two verified rounds, and qemu-img check
+    finds the image clean; the same under QEMU 7.2."""
+    outcomes = {}
+    for target in TARGETS:
+        workdir = tmp_path / target
+        workdir.mkdir()
+        mount = SmallTmpfs(workdir / "tmpfs", "3m")
+        try:
+            disk = mount.path / "disk.qcow2"
+            assert qemu_img("create", "-f", "qcow2", disk, "8M").returncode == 0
+            blockdevs = [f"driver=qcow2,node-name=top,file.driver=file,file.filename={disk},file.cache.direct=off,file.aio=threads"]
+            guest = Guest(target, workdir, blockdevs, "werror=enospc")
+            try:
+                assert guest.qmp.cmd("cont") == {"return": {}}
+                error = guest.wait_event("BLOCK_IO_ERROR")
+                guest.wait_event("STOP")
+                io_status = guest.qmp.cmd("query-block")["return"][0].get("io-status")
+                mount.grow("32m")
+                assert guest.qmp.cmd("cont") == {"return": {}}
+                guest.wait_rounds(2)
+                guest.quit()
+                assert "FAIL" not in guest.serial(), guest.serial()
+            finally:
+                guest.kill()
+            check = qemu_img("check", disk)
+            outcomes[target] = {"event": dict(io_error_data(error)), "io-status": io_status,
+                                "check": (check.returncode, "No errors were found" in check.stdout)}
+        finally:
+            mount.remove()
+    svmm = outcomes["svmm"]
+    assert svmm["event"]["nospace"] is True and svmm["event"]["action"] == "stop"
+    assert svmm["io-status"] == "nospace" and svmm["check"] == (0, True)
+    assert outcomes["svmm"] == outcomes["qemu"]

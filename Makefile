@@ -98,7 +98,7 @@ bench-mirror: deps build kvm-check
 # to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
 IOTESTS ?=
 # The iotests svmm passes: `make test` runs them (add a test here once it passes).
-IOTESTS_PASSING := migration-permissions mirror-top-perms mirror-ready-cancel-error
+IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error
 iotests: deps guest
 	swift build
 	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
@@ -106,3 +106,8 @@ iotests: deps guest
 iotests-passing: deps guest
 	swift build
 	IOTESTS="$(IOTESTS_PASSING)" IOTESTS_QEMU=0 IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
+
+# Storage migration (mirror to NBD + live migration) of a 256 MiB guest with a 1 GiB disk, idle and writing, vs QEMU 7.2.
+.PHONY: bench-storage-migrate
+bench-storage-migrate: deps build kvm-check
+	venv/bin/python bench/storage_migrate.py

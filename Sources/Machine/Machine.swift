@@ -63,9 +63,9 @@ public final class Machine: @unchecked Sendable {
         } catch {
             throw MachineError("failed to initialize kvm: \(error)")
         }
-        loop = try EventLoop()
+        do { loop = try EventLoop() } catch { throw MachineError(error) }
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() }
+        do { try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() } } catch { throw MachineError(error) }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -179,7 +179,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: runState != .running, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -188,7 +188,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -199,7 +199,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, runsGuest: false, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -227,7 +227,7 @@ public final class Machine: @unchecked Sendable {
             }
         } catch {
             pendingOpens[id] = nil
-            completion(.failure(error))
+            completion(.failure(BlockError(error)))
         }
     }
 
@@ -289,15 +289,17 @@ public final class Machine: @unchecked Sendable {
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
         resetIoStatus()
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
-        // qmp_cont during an incoming migration (after activating, as QEMU 7.2): the VM starts
-        // when the stream is in, and the devices' permissions apply then.
-        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
-        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
+        // The seed's qmp_cont applies the recorded permissions before it looks at the run state:
+        // a `cont` during an incoming migration with a writable export in place fails with the
+        // conflict and arms nothing (QEMU 7.2 arms autostart there and succeeds).
         do {
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {
             throw MachineError(error.description)
         }
+        // qmp_cont during an incoming migration: the VM starts when the stream is in.
+        // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)
+        if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
         guard runState != .running else { return }
         try changeRunState(to: .running)
         if kickQueuesOnResume { kickRestoredQueues() }

@@ -564,3 +564,63 @@ def test_qcow2_on_a_full_tmpfs_pauses_and_resumes_clean(tmp_path):
     assert svmm["event"]["nospace"] is True and svmm["event"]["action"] == "stop"
     assert svmm["io-status"] == "nospace" and svmm["check"] == (0, True)
     assert outcomes["svmm"] == outcomes["qemu"]
+
+
+def source_error_scenario(target: str, workdir: Path, policy: str) -> dict:
+    """A mirror whose source (qcow2 over blkdebug) fails its first data read: on-source-error
+    `stop` pauses the job (BLOCK_JOB_ERROR read/stop) until block-job-resume, `report` fails it."""
+    source, dest = workdir / "source.qcow2", workdir / "target.qcow2"
+    for image in (source, dest):
+        assert qemu_img("create", "-f", "qcow2", image, "1M").returncode == 0
+    written = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 3 64k 64k", str(source)], capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    vm = Monitor(target, workdir)
+    try:
+        qmp = vm.qmp
+        source_options = {"node-name": "source", "driver": "qcow2", "file": {
+            "driver": "blkdebug", "image": {"driver": "file", "filename": str(source)},
+            "inject-error": [{"event": "read_aio", "iotype": "read", "once": True}]}}
+        assert qmp.cmd("blockdev-add", **source_options) == {"return": {}}
+        assert qmp.cmd("blockdev-add", **{"node-name": "target", "driver": "qcow2",
+                                          "file": {"driver": "file", "filename": str(dest)}}) == {"return": {}}
+        assert qmp.cmd("blockdev-mirror", **{"job-id": "mirror", "device": "source", "target": "target",
+                                             "sync": "full", "on-source-error": policy}) == {"return": {}}
+        error = vm.next_event("BLOCK_JOB_ERROR")["data"]
+        statuses = []
+        while True:
+            status = vm.next_event("JOB_STATUS_CHANGE")["data"]["status"]
+            statuses.append(status)
+            if status == "paused":
+                assert qmp.cmd("block-job-resume", device="mirror") == {"return": {}}
+            elif status == "ready":
+                assert qmp.cmd("block-job-complete", device="mirror") == {"return": {}}
+            elif status == "concluded":
+                break
+        ended = [(e["event"], e["data"].get("error")) for e in qmp.events
+                 if e["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED")]
+        vm.close()
+        return {
+            "error": error, "statuses": [s for s in statuses if s in ("paused", "ready", "aborting", "concluded")],
+            "ended": ended, "same-data": qemu_img("compare", "-f", "qcow2", "-F", "qcow2", source, dest).returncode == 0,
+            "target-check": qemu_img("check", dest).returncode,
+        }
+    finally:
+        vm.kill()
+
+
+@pytest.mark.parametrize("policy", ["stop", "report"])
+def test_mirror_follows_on_source_error_with_a_blkdebug_read_error(tmp_path, policy):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = source_error_scenario(target, tmp_path / target, policy)
+    svmm = outcomes["svmm"]
+    assert svmm["error"] == {"device": "mirror", "operation": "read", "action": policy}
+    if policy == "stop":
+        assert svmm["statuses"][:1] == ["paused"] and "ready" in svmm["statuses"] and svmm["same-data"]
+        assert svmm["ended"] == [("BLOCK_JOB_COMPLETED", None)]
+    else:
+        assert "aborting" in svmm["statuses"]
+        assert svmm["ended"] == [("BLOCK_JOB_COMPLETED", "Input/output error")]
+    assert svmm["target-check"] == 0
+    assert outcomes["svmm"] == outcomes["qemu"]

@@ -7,7 +7,7 @@ final class QmpListener {
     let fd: Int32
 
     init(address: SocketAddress) throws(QmpError) {
-        do { fd = try Socket.listen(address, permissions: 0o600).fd } catch { throw QmpError(error.description) }
+        do { fd = try Socket.listen(address, permissions: 0o600).fd } catch { throw QmpError(error) }
     }
 
     /// Takes every pending connection; `outOfDescriptors` when one is left waiting because the

@@ -4,7 +4,9 @@ processes (-M microvm,accel=kvm) on this machine, alternating, in one invocation
 in mode=writer (on a shared raw disk) and in mode=ramdirty mb=64; total time and downtime as each
 source reports them; plus the restore time of a VM saved with exec: (process start to `completed`
 on the destination). Prints medians and svmm/QEMU ratios (markdown)."""
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+from qmp import Qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -12,37 +14,6 @@ GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = shutil.which("qemu-system-x86_64")
 MEMORY = "512M"
 UNLIMITED = 1 << 40   # max-bandwidth for both: the machine, not the throttle, sets the pace
-
-
-class Qmp:
-    def __init__(self, path):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    sys.exit(f"no QMP socket {path}")
-                time.sleep(0.02)
-        self.stream = self.sock.makefile("rwb")
-        self.stream.readline()
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **arguments):
-        message = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        self.stream.write(json.dumps(message).encode() + b"\n")
-        self.stream.flush()
-        while True:
-            reply = json.loads(self.stream.readline())
-            if "event" not in reply:
-                break
-        if "error" in reply:
-            sys.exit(f"QMP {name} {arguments}: {reply['error']}")
-        return reply["return"]
 
 
 class Vmm:

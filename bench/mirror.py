@@ -3,8 +3,12 @@
 loopback (qemu-nbd, the same server for both), with the guest idle and with the guest writing
 (mode=writer over its first 64 MiB), svmm vs QEMU 7.2 alternately in one run; plus `dd
 oflag=direct` between the same files as the host's limit. Time from blockdev-mirror to
-BLOCK_JOB_READY and MB/s (1 GiB / that time), medians, ratios (markdown)."""
-import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
+BLOCK_JOB_READY and MB/s (1 GiB / that time), and the CPU time the VMM process used meanwhile
+(all threads: a figure the machine's load disturbs much less than the wall clock), medians,
+ratios (markdown)."""
+import argparse, os, statistics, subprocess, sys, tempfile, time
+
+from qmp import Qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -14,57 +18,19 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-class Qmp:
-    """A minimal QMP client (replies line by line, events kept)."""
-
-    def __init__(self, path):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.file = self.sock.makefile("rb")
-        self.events = []
-        self.read()
-        self.cmd("qmp_capabilities")
-
-    def read(self):
-        line = self.file.readline()
-        if not line:
-            raise ConnectionError("QMP closed")
-        return json.loads(line)
-
-    def cmd(self, name, **arguments):
-        self.sock.sendall(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
-        while True:
-            message = self.read()
-            if "event" in message:
-                self.events.append(message)
-                continue
-            if "error" in message:
-                sys.exit(f"{name} {arguments}: {message['error']}")
-            return message["return"]
-
-    def wait(self, event, timeout=600):
-        self.sock.settimeout(timeout)
-        while True:
-            for index, message in enumerate(self.events):
-                if message["event"] == event:
-                    return self.events.pop(index)
-            self.events.append(self.read())
-
-
 def vm_args(vmm, source, append, sock):
     args = [SVMM] if vmm == "svmm" else [QEMU, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config",
                                          "-display", "none", "-global", "virtio-mmio.force-legacy=false"]
     return args + ["-m", "64M", "-serial", "none", "-kernel", GUEST, "-append", append,
                    "-blockdev", f"driver=file,node-name=src,filename={source},cache.direct=on,aio=native",
                    "-device", "virtio-blk-device,drive=src,id=vblk0", "-qmp", f"unix:{sock},server=on,wait=off"]
+
+
+def cpu_seconds(pid):
+    """User + system time the process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(vmm, workdir, source, target, guest_mode, nbd_socket):
@@ -86,15 +52,15 @@ def one_run(vmm, workdir, source, target, guest_mode, nbd_socket):
                     server={"type": "unix", "path": nbd_socket})
         if guest_mode == "writer":
             time.sleep(1.0)  # the writer is past its first stamping
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds(proc.pid)
         qmp.cmd("blockdev-mirror", **{"job-id": "job0"}, device="src", target="tgt", sync="full")
         qmp.wait("BLOCK_JOB_READY")
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, cpu_seconds(proc.pid) - cpu
         qmp.cmd("block-job-cancel", device="job0", force=True)
         qmp.wait("BLOCK_JOB_CANCELLED")
         qmp.cmd("quit")
         proc.wait(30)
-        return elapsed
+        return elapsed, cpu
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -112,7 +78,7 @@ def dd_seconds(source, target):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     for needed in (SVMM, GUEST):
         if not os.path.exists(needed):
@@ -123,6 +89,7 @@ def main():
     with open(source, "wb") as f:
         for _ in range(GiB // MiB):
             f.write(block)
+        os.fsync(f.fileno())  # else its write-back slows whichever VMM runs first
     nbd_file = os.path.join(workdir, "export.raw")
     with open(nbd_file, "wb") as f:
         f.truncate(GiB)
@@ -137,18 +104,23 @@ def main():
         for target in ("file", "nbd"):
             for guest_mode in ("idle", "writer"):
                 times = {"svmm": [], "qemu": []}
-                for _ in range(args.runs):
-                    for vmm in ("svmm", "qemu"):  # alternately, so both see the same machine load
-                        times[vmm].append(one_run(vmm, workdir, source, target, guest_mode, nbd_socket))
+                cpus = {"svmm": [], "qemu": []}
+                for run in range(args.runs):
+                    # alternately, each first every other run, so both see the same machine load
+                    for vmm in ("svmm", "qemu") if run % 2 == 0 else ("qemu", "svmm"):
+                        elapsed, cpu = one_run(vmm, workdir, source, target, guest_mode, nbd_socket)
+                        times[vmm].append(elapsed)
+                        cpus[vmm].append(cpu)
                 svmm, qemu = statistics.median(times["svmm"]), statistics.median(times["qemu"])
-                rows.append((target, guest_mode, svmm, qemu))
+                rows.append((target, guest_mode, svmm, qemu, statistics.median(cpus["svmm"]), statistics.median(cpus["qemu"])))
         print(f"mirror of 1 GiB (random data), sync=full, medians of {args.runs} runs; dd oflag=direct: "
               f"{dd:.2f} s ({GiB / MiB / dd:.0f} MB/s)\n")
-        print("| target | guest | svmm to READY | QEMU to READY | svmm MB/s | QEMU MB/s | svmm/QEMU throughput | svmm / dd |")
-        print("|---|---|---|---|---|---|---|---|")
-        for target, guest_mode, svmm, qemu in rows:
+        print("| target | guest | svmm to READY | QEMU to READY | svmm MB/s | QEMU MB/s | svmm/QEMU throughput | svmm / dd "
+              "| svmm CPU s | QEMU CPU s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for target, guest_mode, svmm, qemu, svmm_cpu, qemu_cpu in rows:
             print(f"| {target} | {guest_mode} | {svmm:.2f} s | {qemu:.2f} s | {GiB / MiB / svmm:.0f} | {GiB / MiB / qemu:.0f} | "
-                  f"{qemu / svmm:.2f}x | {dd / svmm:.2f} |")
+                  f"{qemu / svmm:.2f}x | {dd / svmm:.2f} | {svmm_cpu:.2f} | {qemu_cpu:.2f} |")
     finally:
         server.kill()
         server.wait()

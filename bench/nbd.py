@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """make bench-nbd: nbdcopy of a 1 GiB image from (and to) svmm's NBD export vs qemu-nbd's export
 of the same file, alternating, in one invocation. Prints medians and ratios (markdown)."""
-import argparse, json, os, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile, time
+
+import qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.path.join(ROOT, ".build/release/svmm")
@@ -17,23 +19,6 @@ def wait_for(path, proc):
         time.sleep(0.02)
 
 
-def qmp(sock_path, *commands):
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(sock_path)
-    stream = sock.makefile("rwb")
-    stream.readline()
-    for command in ({"execute": "qmp_capabilities"},) + commands:
-        stream.write(json.dumps(command).encode() + b"\n")
-        stream.flush()
-        while True:
-            reply = json.loads(stream.readline())
-            if "event" not in reply:
-                break
-        if "error" in reply:
-            sys.exit(f"QMP {command}: {reply['error']}")
-    sock.close()
-
-
 class SvmmExport:
     def __init__(self, work, image):
         self.qmp = os.path.join(work, "qmp.sock")
@@ -44,10 +29,10 @@ class SvmmExport:
         self.proc = subprocess.Popen([SVMM, "-S", "-kernel", GUEST, "-qmp", f"unix:{self.qmp},server=on,wait=off"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.qmp, self.proc)
-        qmp(self.qmp,
-            {"execute": "blockdev-add", "arguments": {"driver": "file", "node-name": "img", "filename": image}},
-            {"execute": "nbd-server-start", "arguments": {"addr": {"type": "unix", "data": {"path": self.sock}}}},
-            {"execute": "block-export-add", "arguments": {"type": "nbd", "id": "e", "node-name": "img", "name": "img", "writable": True}})
+        qmp.run(self.qmp,
+                ("blockdev-add", {"driver": "file", "node-name": "img", "filename": image}),
+                ("nbd-server-start", {"addr": {"type": "unix", "data": {"path": self.sock}}}),
+                ("block-export-add", {"type": "nbd", "id": "e", "node-name": "img", "name": "img", "writable": True}))
         self.uri = f"nbd+unix:///img?socket={self.sock}"
 
     def close(self):

@@ -133,10 +133,14 @@ public final class NbdServer {
         for connection in connections.values where connection.attachedExport === export {
             connection.close(reason: "")
         }
-        let deleted: () -> Void = { [weak self] in
+        // Taken now: after nbd-server-stop the server itself may be gone before the export is
+        // (the monitor drops it at once), and BLOCK_EXPORT_DELETED must still come (blk_exp_delete_bh).
+        let notify = onExportDeleted
+        let watcher = self.watcher
+        let deleted: () -> Void = {
             // nbd_export_delete: the bitmaps are free again.
             for bitmap in export.bitmaps { bitmap.setBusy(false) }
-            self?.watcher.runSoon { [weak self] in self?.onExportDeleted?(export) }
+            watcher.runSoon { notify?(export) }
         }
         if export.pendingRequests == 0 { deleted() } else { export.whenIdle = deleted }
     }

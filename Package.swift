@@ -35,7 +35,7 @@ let package = Package(
             "KVM", "Block", "Devices", "CKVM", "NBD", "Loop",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
+        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration", "Loop"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
         // Intel's ISA-L for the migration stream's record checksum (CRC-32C).
         .systemLibrary(name: "CIsal", path: "Sources/CIsal"),

@@ -83,16 +83,17 @@ class Host:
 
     # -- QMP
 
-    def cmd(self, name: str, **arguments) -> dict:
-        return self.qmp.cmd(name, **arguments)
+    def cmd(self, name: str, /, **arguments) -> dict:
+        # (RawQMP.cmd would take an argument called `name` for its own)
+        return self.qmp.request({"execute": name, "arguments": arguments})
 
-    def ok(self, name: str, **arguments):
-        reply = self.qmp.cmd(name, **arguments)
+    def ok(self, name: str, /, **arguments):
+        reply = self.cmd(name, **arguments)
         assert "return" in reply, f"{self.name} ({self.target}): {name} {arguments}: {reply}\n{self.errors()}"
         return reply["return"]
 
-    def error(self, name: str, **arguments) -> str:
-        reply = self.qmp.cmd(name, **arguments)
+    def error(self, name: str, /, **arguments) -> str:
+        reply = self.cmd(name, **arguments)
         assert "error" in reply, f"{self.name} ({self.target}): {name} {arguments} succeeded: {reply}"
         assert reply["error"]["class"] == "GenericError", reply
         return reply["error"]["desc"]
@@ -574,3 +575,34 @@ def test_the_switch_over_waits_for_a_lagging_mirror(hosts, tmp_path):
     assert destination.ok("cont") == {}
     destination.wait_rounds(2)
     source.assert_verifying()
+
+
+# -- the export's end after nbd-server-stop ----------------------------------------------------
+
+@pytest.mark.parametrize("target", ["svmm", "qemu"])
+def test_nbd_server_stop_deletes_every_export(hosts, tmp_path, target):
+    """nbd-server-stop ends each export with BLOCK_EXPORT_DELETED, also while a client is
+    connected (the storage-migration source's NBD node), and their ids are free again: the flow's
+    last step re-exports the disk under the same name (svmm's server object used to go first and
+    the event and the id's release never came)."""
+    host = hosts(target, "host", mode="idle")
+    socket_path = tmp_path / "nbd.sock"
+    host.ok("nbd-server-start", addr={"type": "unix", "data": {"path": str(socket_path)}})
+    host.ok("nbd-server-add", device="d0")
+    host.ok("block-export-add", type="nbd", id="second", name="second", **{"node-name": "d0"})
+    client = subprocess.Popen(["qemu-io", "-r", "-f", "raw", f"nbd+unix:///d0?socket={socket_path}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        client.stdin.write(b"read 0 4k\n")
+        client.stdin.flush()
+        assert b"read 4096/4096 bytes" in client.stdout.readline()
+        host.ok("nbd-server-stop")
+        deleted = {host.event("BLOCK_EXPORT_DELETED", timeout=10)["data"]["id"] for _ in range(2)}
+        assert deleted == {"d0", "second"}
+        assert host.ok("query-block-exports") == []
+    finally:
+        client.kill()
+        client.wait()
+    host.ok("nbd-server-start", addr={"type": "unix", "data": {"path": str(tmp_path / "again.sock")}})
+    host.ok("nbd-server-add", device="d0")
+    host.ok("block-export-add", type="nbd", id="second", name="second", **{"node-name": "d0"})

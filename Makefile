@@ -5,7 +5,7 @@ DEBUG := .build/debug/svmm
 GUEST := guest-images/out/blkguest.elf
 SCRATCH := scratch
 
-.PHONY: all deps guest build run test interop-test graph bench bench-nbd bench-migrate fuzz clean kvm-check check-sanitizers
+.PHONY: all deps guest build run test interop-test graph bench bench-plot bench-nbd bench-migrate fuzz clean kvm-check check-sanitizers iotests iotests-passing
 
 all: build
 
@@ -36,6 +36,7 @@ test: deps guest kvm-check
 	swift build
 	SVMM_BIN=$(CURDIR)/$(DEBUG) GUEST_ELF=$(CURDIR)/$(GUEST) swift test
 	$(MAKE) interop-test
+	$(MAKE) iotests-passing
 
 # Python interop tests (Tests/interop): the real qemu.qmp client against svmm's QMP monitor,
 # using the debug binary as `make test` builds it. INTEROP_TARGET=qemu runs the same tests
@@ -66,8 +67,14 @@ graph:
 	@test -n "$(QMP)" || { echo "usage: make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]" >&2; exit 1; }
 	venv/bin/python scripts/render_block_graph.py $(QMP) $(OUT)
 
+# QUICK=1: 3 short runs on a 256 MiB disk (under 2 minutes), for before/after checks.
 bench: deps build kvm-check
 	bench/run.sh
+
+# Draws the newest results of each bench suite (bench/results/*.json) as bench/results/chart.svg.
+bench-plot:
+	@command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null; }
+	python3 bench/plot.py
 
 # nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios.
 bench-nbd: deps build
@@ -85,6 +92,20 @@ clean:
 .PHONY: bench-mirror
 bench-mirror: deps build kvm-check
 	venv/bin/python bench/mirror.py
+
+# QEMU 7.2's own qemu-iotests (Debian's source package, fetched once into .cache/iotests with a
+# private apt configuration) against svmm's debug build, then against QEMU 7.2 (-accel qtest mapped
+# to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
+IOTESTS ?=
+# The iotests svmm passes: `make test` runs them (add a test here once it passes).
+IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error
+iotests: deps guest
+	swift build
+	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
+
+iotests-passing: deps guest
+	swift build
+	IOTESTS="$(IOTESTS_PASSING)" IOTESTS_QEMU=0 IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py
 
 # Storage migration (mirror to NBD + live migration) of a 256 MiB guest with a 1 GiB disk, idle and writing, vs QEMU 7.2.
 .PHONY: bench-storage-migrate

@@ -24,13 +24,15 @@ let package = Package(
             name: "CKVM",
             linkerSettings: [.linkedLibrary("aio"), .linkedLibrary("fdt")]
         ),
-        .target(name: "KVM", dependencies: ["CKVM"], swiftSettings: loopHotPath),
-        .target(name: "Block", dependencies: ["CKVM"], swiftSettings: loopHotPath),
+        // The bottom layer every module shares: the epoll loop, timers, eventfds, threads, sockets, byte readers.
+        .target(name: "Loop", dependencies: ["CKVM"], swiftSettings: loopHotPath),
+        .target(name: "KVM", dependencies: ["CKVM", "Loop"], swiftSettings: loopHotPath),
+        .target(name: "Block", dependencies: ["CKVM", "Loop"], swiftSettings: loopHotPath),
         .target(name: "NBD", dependencies: ["Block", "CKVM"]),
         .target(name: "Devices", dependencies: ["KVM", "Block", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: loopHotPath),
         .target(name: "Machine", dependencies: [
-            "KVM", "Block", "Devices", "CKVM", "NBD",
+            "KVM", "Block", "Devices", "CKVM", "NBD", "Loop",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
@@ -41,10 +43,11 @@ let package = Package(
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM", "Migration"]),
         .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions", "Migration"]),
+        .testTarget(name: "LoopTests", dependencies: ["Loop"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "KVM", "Block"]),
         .testTarget(name: "BlockTests", dependencies: ["Block"]),
-        .testTarget(name: "NBDTests", dependencies: ["NBD", "Block", "CKVM"]),
+        .testTarget(name: "NBDTests", dependencies: ["NBD", "Block", "CKVM", "Loop"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),

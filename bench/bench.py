@@ -38,24 +38,199 @@ def time_first_line_and_exit(cmd):
     return first, total
 
 
-def bench_iops(cmd):
+def bench_iops(cmd, secs=None, probe=None):
+    """Runs a mode=bench guest; returns IOPS, or with `probe` (its `secs`) a dict with the IOPS,
+    MB/s and what `probe_process` saw of the running process."""
+    if probe is None:
+        return bench_run(cmd)["iops"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = probe_process(proc.pid, secs)
+    if proc.poll() is not None:
+        seen = None  # it ended before the window did: what was read may be a zombie's (nothing)
+    out, _ = proc.communicate(timeout=120)
+    result = parse_bench(out, cmd)
+    if seen:
+        result["cpu_us_per_io"] = seen["cpu_s"] / (seen["window_s"] * result["iops"]) * 1e6
+        result["mem_mib"] = seen["mem_mib"]
+    return result
+
+
+def bench_run(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    match = re.search(r"BENCH iops=(\d+) mbps=(\d+)", out.stdout)
+    return parse_bench(out.stdout + out.stderr, cmd)
+
+
+def parse_bench(out, cmd):
+    match = re.search(r"BENCH iops=(\d+) mbps=(\d+)", out)
     if not match:
-        sys.exit(f"no BENCH line from {' '.join(cmd)}:\n{out.stdout}{out.stderr}")
-    return int(match.group(1))
+        sys.exit(f"no BENCH line from {' '.join(cmd)}:\n{out}")
+    return {"iops": int(match.group(1)), "mbps": int(match.group(2))}
 
 
-def host_fio(disk, rw, qd, secs):
-    out = subprocess.run(["fio", "--name=host", f"--filename={disk}", f"--rw={rw}", "--bs=4k", f"--iodepth={qd}",
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def vmm_thread_seconds(pid):
+    """CPU seconds (user+sys) of the process's threads that do not run the guest: a vCPU thread is
+    one with guest time (/proc/PID/task/TID/stat field 43), and the guest polls there all the time,
+    so its time says how long the run was, not what the VMM costs. svmm's event loop and QEMU's main
+    loop (and both one's worker threads) are what is left."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        utime, stime, guest = int(fields[11]), int(fields[12]), int(fields[40])
+        if guest == 0:
+            total += utime + stime
+    return total / CLOCK_TICK
+
+
+def memory_beyond_guest_ram(pid, ram_bytes=64 << 20):
+    """Resident MiB of every mapping in /proc/PID/smaps but the guest's RAM (the anonymous
+    mapping at least as large as the guest's memory)."""
+    resident, size, name = 0, 0, ""
+    total = 0
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                size, name = end - start, head[5] if len(head) > 5 else ""
+            elif head[0] == "Rss:":
+                resident = int(head[1]) * 1024
+                if name or size < ram_bytes:
+                    total += resident
+    return total / (1 << 20)
+
+
+def probe_process(pid, secs):
+    """Samples the running process from 1 s in until 0.4 s before its bench window ends: VMM
+    CPU seconds over that window, and memory beyond guest RAM at the end of it."""
+    if secs < 2:
+        return None
+    time.sleep(1.0)
+    start, cpu_start = time.monotonic(), vmm_thread_seconds(pid)
+    time.sleep(secs - 1.4)
+    try:
+        cpu, window = vmm_thread_seconds(pid) - cpu_start, time.monotonic() - start
+        return {"cpu_s": cpu, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid)}
+    except FileNotFoundError:
+        return None
+
+
+def host_fio(disk, rw, qd, secs, bs="4k"):
+    out = subprocess.run(["fio", "--name=host", f"--filename={disk}", f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}",
                           "--direct=1", "--ioengine=libaio", f"--runtime={secs}", "--time_based",
                           "--output-format=json"], capture_output=True, text=True, check=True)
     job = json.loads(out.stdout)["jobs"][0]
-    return int(job["read" if "read" in rw else "write"]["iops"])
+    side = job["read" if "read" in rw else "write"]
+    return int(side["iops"]) if bs == "4k" else side["bw_bytes"] / 1e6
 
 
 def median(values):
     return statistics.median(values)
+
+
+def spread(values):
+    return {"median": median(values), "min": min(values), "max": max(values), "runs": list(values)}
+
+
+def row(name, unit, svmm, qemu, host=None, better="higher"):
+    """One figure: svmm's and QEMU's runs (medians, min-max) and the host's where one exists."""
+    return {"figure": name, "unit": unit, "better": better, "svmm": spread(svmm), "qemu": spread(qemu), "host": host}
+
+
+def start_rows(args, work):
+    small = os.path.join(work, "selftest.raw")
+    first = {"svmm": [], "qemu": []}
+    total = {"svmm": [], "qemu": []}
+    for _ in range(args.runs):
+        for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
+            with open(small, "wb") as f:
+                f.truncate(64 << 20)
+            a, b = time_first_line_and_exit(make(small, "mode=selftest"))
+            first[name].append(a * 1e3)
+            total[name].append(b * 1e3)
+    return [row("start → first serial line", "ms", first["svmm"], first["qemu"], better="lower"),
+            row("start → exit, selftest on 64 MiB", "ms", total["svmm"], total["qemu"], better="lower")]
+
+
+def io_rows(args, disk, fmt, label, host_rows):
+    """4k random I/O and 1 MiB sequential reads; at QD32 randread also the VMM's CPU per I/O and
+    its memory beyond guest RAM."""
+    rows, cpu, mem = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
+    cases = [("randread", 1), ("randread", 32), ("randwrite", 32)] if fmt == "raw" else [("randread", 32), ("randwrite", 32)]
+    for rw, qd in cases:
+        iops = {"svmm": [], "qemu": []}
+        append = f"mode=bench qd={qd} secs={args.secs} rw={rw} bs=4096"
+        probed = rw == "randread" and qd == 32 and fmt == "raw"
+        for _ in range(args.iops_runs):
+            for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
+                result = bench_iops(make(disk, append, fmt), args.secs, probe=True) if probed else \
+                    {"iops": bench_iops(make(disk, append, fmt))}
+                iops[name].append(result["iops"])
+                if "cpu_us_per_io" in result:
+                    cpu[name].append(result["cpu_us_per_io"])
+                    mem[name].append(result["mem_mib"])
+        key = (rw, qd)
+        if key not in host_rows:
+            host_rows[key] = host_fio(disk, rw, qd, args.secs)
+        rows.append(row(f"4k {rw} QD{qd} ({label})", "IOPS", iops["svmm"], iops["qemu"], host_rows[key]))
+    if fmt == "raw":
+        seq = {"svmm": [], "qemu": []}
+        append = f"mode=bench qd=8 secs={args.secs} rw=read bs=1048576"
+        for _ in range(args.iops_runs):
+            for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
+                seq[name].append(bench_run(make(disk, append))["mbps"])
+        host = host_fio(disk, "read", 8, args.secs, bs="1M")
+        rows.append(row(f"1 MiB sequential read QD8 ({label})", "MB/s", seq["svmm"], seq["qemu"], host))
+        if cpu["svmm"] and cpu["qemu"]:
+            rows.append(row("VMM CPU time per I/O, 4k randread QD32", "µs", cpu["svmm"], cpu["qemu"], better="lower"))
+            rows.append(row("memory beyond guest RAM (Rss)", "MiB", mem["svmm"], mem["qemu"], better="lower"))
+    return rows
+
+
+def write_random_file(path, mib):
+    with open(path, "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(mib):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    # Let the file's writeback settle, so O_DIRECT reads measure the disk, not the flush.
+    subprocess.run(["sync"], check=True)
+    time.sleep(2)
+
+
+def machine_info():
+    model = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"kernel": os.uname().release, "cpu": model, "cores": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def ratio(r):
+    return r["svmm"]["median"] / r["qemu"]["median"] if r["qemu"]["median"] else float("nan")
+
+
+def print_table(rows):
+    print("| figure | svmm | QEMU 7.2 | host | svmm/QEMU | svmm/host |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        def cell(side):
+            digits = 1 if r["unit"] in ("ms", "µs", "MiB") else 0
+            return f"{side['median']:,.{digits}f} ({side['min']:,.{digits}f}–{side['max']:,.{digits}f})"
+        host = f"{r['host']:,.0f}" if r["host"] else "–"
+        vs_host = f"{r['svmm']['median'] / r['host']:.2f}" if r["host"] else "–"
+        print(f"| {r['figure']} ({r['unit']}, {r['better']} is better) | {cell(r['svmm'])} | {cell(r['qemu'])} "
+              f"| {host} | {ratio(r):.2f} | {vs_host} |")
 
 
 def main():
@@ -65,66 +240,34 @@ def main():
     parser.add_argument("--secs", type=int, default=3)
     parser.add_argument("--disk-mib", type=int, default=1024)
     parser.add_argument("--no-qcow2", action="store_true", help="skip the preallocated qcow2 rows")
+    parser.add_argument("--quick", action="store_true", help="few short runs on a small disk (under 2 minutes)")
+    parser.add_argument("--json", help="also write the rows here (make bench: bench/results/<date>.json)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.iops_runs, args.secs, args.disk_mib, args.no_qcow2 = 3, 1, 3, 256, True
 
-    work = tempfile.mkdtemp(prefix="svmm-bench-", dir=os.path.join(ROOT, "scratch") if os.path.isdir(os.path.join(ROOT, "scratch")) else None)
-    small = os.path.join(work, "selftest.raw")
-    big = os.path.join(work, "bench.raw")
-    with open(big, "wb") as f:
-        chunk = os.urandom(1 << 20)
-        for _ in range(args.disk_mib):
-            f.write(chunk)
-    rows = []
-    qcow2_vs_raw = []
-
-    first = {"svmm": [], "qemu": []}
-    total = {"svmm": [], "qemu": []}
-    for _ in range(args.runs):
-        for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
-            with open(small, "wb") as f:
-                f.truncate(64 << 20)
-            a, b = time_first_line_and_exit(make(small, "mode=selftest"))
-            first[name].append(a)
-            total[name].append(b)
-    rows.append(("start → first serial line (ms)", median(first["svmm"]) * 1e3, median(first["qemu"]) * 1e3, None))
-    rows.append(("start → exit, selftest on 64 MiB (ms)", median(total["svmm"]) * 1e3, median(total["qemu"]) * 1e3, None))
-
-    for rw, qd in (("randread", 1), ("randread", 32), ("randwrite", 32)):
-        results = {"svmm": [], "qemu": []}
-        append = f"mode=bench qd={qd} secs={args.secs} rw={rw} bs=4096"
-        for _ in range(args.iops_runs):
-            results["svmm"].append(bench_iops(svmm_cmd(big, append)))
-            results["qemu"].append(bench_iops(qemu_cmd(big, append)))
-        host = host_fio(big, rw, qd, args.secs)
-        rows.append((f"4k {rw} QD{qd} IOPS (raw, 1 GiB)", median(results["svmm"]), median(results["qemu"]), host))
-
-    if not args.no_qcow2:
-        qcow2 = os.path.join(work, "bench.qcow2")
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=full", qcow2,
-                        f"{args.disk_mib}M"], check=True)
-        for rw, qd in (("randread", 32), ("randwrite", 32)):
-            append = f"mode=bench qd={qd} secs={args.secs} rw={rw} bs=4096"
-            results = {"svmm": [], "qemu": []}
-            for _ in range(args.iops_runs):
-                results["svmm"].append(bench_iops(svmm_cmd(qcow2, append, "qcow2")))
-                results["qemu"].append(bench_iops(qemu_cmd(qcow2, append, "qcow2")))
-            raw_row = next(r for r in rows if r[0] == f"4k {rw} QD{qd} IOPS (raw, 1 GiB)")
-            rows.append((f"4k {rw} QD{qd} IOPS (qcow2 preallocated)", median(results["svmm"]), median(results["qemu"]), raw_row[3]))
-            qcow2_vs_raw.append((rw, median(results["svmm"]) / raw_row[1], median(results["qemu"]) / raw_row[2]))
-
-    print(f"| figure | svmm | QEMU 7.2 | host fio | svmm/QEMU | svmm/host |")
-    print(f"|---|---|---|---|---|---|")
-    for name, s, q, h in rows:
-        ratio = s / q if q else float("nan")
-        if "ms" in name:
-            print(f"| {name} | {s:.1f} | {q:.1f} | – | {ratio:.2f} | – |")
-        else:
-            print(f"| {name} | {s:,.0f} | {q:,.0f} | {h:,.0f} | {ratio:.2f} | {s / h:.2f} |")
-    for rw, svmm_ratio, qemu_ratio in qcow2_vs_raw:
-        print(f"\nqcow2/raw, 4k {rw} QD32: svmm {svmm_ratio:.2f}, QEMU {qemu_ratio:.2f}", end="")
-    print(f"\n\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for IOPS, medians; "
-          f"svmm and QEMU alternate in one invocation.")
-    subprocess.run(["rm", "-rf", work])
+    scratch = os.path.join(ROOT, "scratch")
+    work = tempfile.mkdtemp(prefix="svmm-bench-", dir=scratch if os.path.isdir(scratch) else None)
+    try:
+        big = os.path.join(work, "bench.raw")
+        write_random_file(big, args.disk_mib)
+        host_rows = {}
+        rows = start_rows(args, work)
+        rows += io_rows(args, big, "raw", f"raw, {args.disk_mib} MiB", host_rows)
+        if not args.no_qcow2:
+            qcow2 = os.path.join(work, "bench.qcow2")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=full", qcow2,
+                            f"{args.disk_mib}M"], check=True)
+            rows += io_rows(args, qcow2, "qcow2", "qcow2 preallocated", {k: v for k, v in host_rows.items()})
+    finally:
+        subprocess.run(["rm", "-rf", work])
+    print_table(rows)
+    print(f"\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for I/O, medians (min–max); "
+          f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file.")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as out:
+            json.dump({"machine": machine_info(), "suite": "bench.py", "rows": rows}, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -6,24 +6,22 @@ invocation measures QEMU too, so the ratio corrects for what the machine was doi
     bench/compare.py --a /work/wt-base/.build/release/svmm --b .build/release/svmm \\
         --rounds 3 -- --runs 3 --iops-runs 3 --secs 2 --no-qcow2
 """
-import argparse, os, re, statistics, subprocess, sys
+import argparse, json, os, statistics, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROW = re.compile(r"^\| (?P<name>[^|]+?) \| (?P<svmm>[\d,.]+) \| (?P<qemu>[\d,.]+) \|")
 
 
 def run_bench(binary, bench_args):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), *bench_args],
-                         env={**os.environ, "SVMM_BIN": binary}, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"bench.py failed for {binary}:\n{out.stdout}{out.stderr}")
-    rows = {}
-    for line in out.stdout.splitlines():
-        match = ROW.match(line)
-        if match:
-            svmm, qemu = (float(match.group(k).replace(",", "")) for k in ("svmm", "qemu"))
-            rows[match.group("name")] = (svmm, svmm / qemu if qemu else float("nan"))
-    return rows
+    with tempfile.TemporaryDirectory() as scratch:
+        result = os.path.join(scratch, "rows.json")
+        out = subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), *bench_args, "--json", result],
+                             env={**os.environ, "SVMM_BIN": binary}, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"bench.py failed for {binary}:\n{out.stdout}{out.stderr}")
+        with open(result) as rows:
+            measured = json.load(rows)["rows"]
+    return {r["figure"]: (r["svmm"]["median"], r["svmm"]["median"] / r["qemu"]["median"] if r["qemu"]["median"] else float("nan"))
+            for r in measured}
 
 
 def main():

@@ -13,8 +13,18 @@ public final class BlockBackend: BlockParent {
     public private(set) var perm: BlockPermission
     public private(set) var sharedPerm: BlockPermission
     public private(set) var disablePerm = false
+    /// The attached device's I/O statistics (blk_get_stats), for query-blockstats.
+    public let stats = BlockAcctStats()
     /// Requests that arrived while the root node was drained, in arrival order.
     private var heldBack: [() -> Void] = []
+    /// rerror / werror (BlockdevOnError), blk_new's defaults: report for reads, enospc for writes.
+    public var onReadError: JobErrorPolicy = .report
+    public var onWriteError: JobErrorPolicy = .enospc
+    /// blk_iostatus_enable: a device that can stop on errors shows `io-status` (virtio-blk does).
+    public var ioStatusEnabled = false
+    public internal(set) var ioStatus: BlockIoStatus = .ok
+    /// Where `reportError` sends BLOCK_IO_ERROR (the machine, which also stops the VM on `stop`).
+    public var onIoError: ((BlockIoErrorReport) -> Void)?
 
     public init(graph: BlockGraph, name: String? = nil, perm: BlockPermission, shared: BlockPermission) {
         self.graph = graph

@@ -9,6 +9,9 @@ public protocol BlockDriver: AnyObject {
     func read(at offset: Int64, into vector: IoVector, completion: @escaping IoCompletion)
     func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion)
     func flush(completion: @escaping IoCompletion)
+    /// Whether `flush` first writes cached metadata through its child and raises `flush_to_disk`
+    /// on it itself after that (qcow2: QEMU's flush_to_os step comes before that event).
+    var raisesFlushToDisk: Bool { get }
     /// Drops the data in the range (reads may then return zeroes or old data).
     func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion)
     /// Makes the range read as zeroes; `mayUnmap` allows freeing the space.
@@ -28,6 +31,7 @@ public protocol BlockDriver: AnyObject {
 
 extension BlockDriver {
     public var isFilter: Bool { false }
+    public var raisesFlushToDisk: Bool { false }
     public func plug() {}
     public func unplug() {}
     public func checkPermissions(_ perm: BlockPermission, shared: BlockPermission) throws(BlockError) {}

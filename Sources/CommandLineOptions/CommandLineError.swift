@@ -1,4 +1,5 @@
-/// A command-line problem: printed as `svmm: <option>: <message>`, exit status 1, as QEMU does.
+/// A command-line problem: printed as `svmm: <option>: <message>`, exit status 1, as QEMU does
+/// (an empty `option` for the errors QEMU prints without one).
 public struct CommandLineError: Error {
     var option: String?
     let message: String
@@ -9,7 +10,7 @@ public struct CommandLineError: Error {
     }
 
     public var line: String {
-        if let option { return "\(ProgramName.basename): \(option): \(message)" }
+        if let option, !option.isEmpty { return "\(ProgramName.basename): \(option): \(message)" }
         return "\(ProgramName.basename): \(message)"
     }
 }

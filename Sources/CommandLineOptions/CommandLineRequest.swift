@@ -6,4 +6,6 @@ public enum CommandLineRequest {
     case run(MachineConfig)
     case version
     case help
+    /// A `help` value (`-machine help`, `-drive format=help`, `-device help`): print it to stdout, exit 0.
+    case information(String)
 }

@@ -1,6 +1,6 @@
 import Block
 
-/// `-qmp unix:PATH,server=on,wait=off` / `tcp:HOST:PORT,...`, and `-chardev socket,...` with `-mon`.
+/// `-qmp unix:PATH,server=on,wait=off` / `tcp:HOST:PORT,...`, and `-mon chardev=ID,mode=control`.
 enum MonitorOption {
     static func parseQmp(_ argument: String) throws(CommandLineError) -> SocketAddress {
         let options = try OptionList(argument, impliedKey: "address")
@@ -17,30 +17,17 @@ enum MonitorOption {
         throw CommandLineError("'\(address)' is not a valid char driver")
     }
 
-    static func parseChardev(_ argument: String) throws(CommandLineError) -> (String, SocketAddress) {
-        let options = try OptionList(argument, impliedKey: "backend")
-        guard options.value("backend") == "socket" else {
-            throw CommandLineError("only socket chardevs are supported (for -mon)")
-        }
-        try options.checkKeys(["backend", "id", "path", "host", "port", "server", "wait", "nowait"])
-        guard let id = options.value("id") else { throw CommandLineError("Parameter 'id' is missing") }
-        try checkServer(options)
-        if let path = options.value("path") { return (id, .unix(path: path)) }
-        guard let port = options.value("port") else { throw CommandLineError("chardev: socket: no host given") }
-        return (id, .inet(host: options.value("host") ?? "0.0.0.0", port: port))
-    }
-
-    static func parseMon(_ argument: String, chardevs: [String: SocketAddress]) throws(CommandLineError) -> SocketAddress {
+    static func parseMon(_ argument: String, chardevs: [String: ChardevSocket]) throws(CommandLineError) -> ChardevSocket {
         let options = try OptionList(argument, impliedKey: "chardev")
         try options.checkKeys(["chardev", "mode", "pretty", "id"])
         guard options.value("mode") == "control" else { throw CommandLineError("only mode=control monitors are supported") }
-        guard let id = options.value("chardev"), let address = chardevs[id] else {
+        guard let id = options.value("chardev"), let socket = chardevs[id] else {
             throw CommandLineError("chardev \"\(options.value("chardev") ?? "")\" not found")
         }
-        return address
+        return socket
     }
 
-    /// svmm's monitors listen (server=on) and never wait for a client before the guest starts.
+    /// `-qmp` monitors listen (server=on) and never wait for a client before the guest starts.
     private static func checkServer(_ options: OptionList) throws(CommandLineError) {
         guard try options.bool("server") == true else { throw CommandLineError("only server=on sockets are supported") }
         if try options.bool("wait") == true { throw CommandLineError("wait=on is not supported; use wait=off") }

@@ -10,6 +10,11 @@ extension VirtioBlk {
             throw DeviceStateError(section: VirtioBlkState.sectionName, field: "in_flight",
                                    "virtio-blk \(stateName) has \(inFlight) requests in flight: drain before saving its state")
         }
+        // QEMU migrates its s->rq; svmm's stream has no place for them, so it refuses clearly.
+        guard failedRequests.isEmpty else {
+            throw DeviceStateError(section: VirtioBlkState.sectionName, field: "rq",
+                                   "virtio-blk \(stateName) has \(failedRequests.count) failed requests waiting for 'cont'")
+        }
         return VirtioBlkState(capacitySectors: capacitySectors, deviceFeatures: deviceFeatures, serial: serial)
     }
 

@@ -25,6 +25,9 @@ public final class VirtioBlk: VirtioDevice {
     private var processing = false
     /// Finished requests, for the next ones (see `VirtioBlkPendingRequest`).
     private var freeRequests: [VirtioBlkPendingRequest] = []
+    /// Requests that failed under a `stop` policy, in the order they failed: `cont` retries them
+    /// (QEMU's s->rq; see VirtioBlk+ErrorPolicy.swift).
+    var failedRequests: [VirtioBlkPendingRequest] = []
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
         self.backend = backend
@@ -87,6 +90,7 @@ public final class VirtioBlk: VirtioDevice {
         generation += 1
         inFlight = 0
         queue = nil
+        dropFailedRequests()
     }
 
     public func processQueue(_ index: Int) {
@@ -141,6 +145,7 @@ public final class VirtioBlk: VirtioDevice {
         let dataOut = GuestBuffers(memory: memory, segments: chain.readable, skip: VirtioBlkRequest.headerSize,
                                    length: readable - VirtioBlkRequest.headerSize)
         let dataIn = GuestBuffers(memory: memory, segments: chain.writable, skip: 0, length: writable - 1)
+        pending.remember(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn)
         dispatch(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn, pending: pending)
     }
 
@@ -149,11 +154,13 @@ public final class VirtioBlk: VirtioDevice {
         return last.address + UInt64(last.length) - 1
     }
 
-    private func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: VirtioBlkPendingRequest) {
+    func dispatch(kind: UInt32, sector: UInt64, dataOut: GuestBuffers, dataIn: GuestBuffers, pending: VirtioBlkPendingRequest) {
         switch VirtioBlkRequest.Kind(rawValue: kind) {
         case .read: transfer(sector: sector, buffers: dataIn, isWrite: false, pending: pending)
         case .write: transfer(sector: sector, buffers: dataOut, isWrite: true, pending: pending)
-        case .flush: backend.flush(completion: pending.ioCompletion(bytesIn: 0))
+        case .flush:
+            pending.accounts(backend.stats.start(bytes: 0, type: .flush))
+            backend.flush(completion: pending.ioCompletion(bytesIn: 0))
         case .getID: getID(dataIn, pending)
         case .discard: discardOrZero(dataOut, isDiscard: true, pending)
         case .writeZeroes: discardOrZero(dataOut, isDiscard: false, pending)
@@ -175,8 +182,10 @@ public final class VirtioBlk: VirtioDevice {
         guard buffers.length < UInt64(UInt32.max),
               let offset = byteRange(sector: sector, bytes: buffers.length),
               let vector = try? buffers.ioVector() else {
+            backend.stats.invalid(isWrite ? .write : .read)
             return complete(pending, .ioError, written: 0)
         }
+        pending.accounts(backend.stats.start(bytes: Int64(buffers.length), type: isWrite ? .write : .read))
         if isWrite {
             backend.write(at: offset, from: vector, completion: pending.ioCompletion(bytesIn: 0))
         } else {
@@ -195,25 +204,32 @@ public final class VirtioBlk: VirtioDevice {
         complete(pending, .ok, written: UInt32(count))
     }
 
-    /// DISCARD and WRITE_ZEROES carry one 16-byte segment {sector, num_sectors, flags}.
+    /// DISCARD and WRITE_ZEROES carry one 16-byte segment {sector, num_sectors, flags}. As in
+    /// QEMU, a WRITE_ZEROES counts as a write in the statistics (refused: an invalid one) and a
+    /// DISCARD counts nowhere.
     private func discardOrZero(_ buffers: GuestBuffers, isDiscard: Bool, _ pending: VirtioBlkPendingRequest) {
+        let refuse = { [self] (status: VirtioBlkRequest.Status) in
+            if !isDiscard { backend.stats.invalid(.write) }
+            complete(pending, status, written: 0)
+        }
         guard buffers.length >= 16, buffers.length / 16 == 1,
               let segment = try? buffers.copyOut(maximum: 16), segment.count == 16 else {
-            return complete(pending, .unsupported, written: 0)
+            return refuse(.unsupported)
         }
         let sector = segment.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
         let sectors = segment.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
         let flags = segment.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) }
         let unmap = flags & 1 != 0
-        if flags & ~1 != 0 || (isDiscard && unmap) { return complete(pending, .unsupported, written: 0) }
+        if flags & ~1 != 0 || (isDiscard && unmap) { return refuse(.unsupported) }
         guard sectors <= Self.maxDiscardSectors,
               let offset = byteRange(sector: sector, bytes: UInt64(sectors) * Self.sectorSize) else {
-            return complete(pending, .ioError, written: 0)
+            return refuse(.ioError)
         }
         let length = Int64(sectors) * Int64(Self.sectorSize)
         if isDiscard {
             backend.discard(at: offset, length: length, completion: pending.ioCompletion(bytesIn: 0))
         } else {
+            pending.accounts(backend.stats.start(bytes: length, type: .write))
             backend.writeZeroes(at: offset, length: length, mayUnmap: unmap, completion: pending.ioCompletion(bytesIn: 0))
         }
     }
@@ -222,12 +238,14 @@ public final class VirtioBlk: VirtioDevice {
     func finish(_ pending: VirtioBlkPendingRequest, _ result: Result<Int, BlockError>) {
         pending.filledBuffers?.markWritten()  // the kernel wrote guest RAM: KVM's dirty log does not see that
         switch result {
-        case .success: complete(pending, .ok, written: pending.bytesIn)
-        case .failure: complete(pending, .ioError, written: 0)
+        case .success:
+            if let cookie = pending.accounting { backend.stats.done(cookie) }
+            complete(pending, .ok, written: pending.bytesIn)
+        case .failure(let error): handleError(pending, error)
         }
     }
 
-    private func complete(_ pending: VirtioBlkPendingRequest, _ status: VirtioBlkRequest.Status, written: UInt32) {
+    func complete(_ pending: VirtioBlkPendingRequest, _ status: VirtioBlkRequest.Status, written: UInt32) {
         let (head, statusAddress, requestGeneration) = (pending.head, pending.statusAddress, pending.generation)
         pending.finish()
         freeRequests.append(pending)

@@ -63,9 +63,9 @@ public final class Machine: @unchecked Sendable {
         } catch {
             throw MachineError("failed to initialize kvm: \(error)")
         }
-        loop = try EventLoop()
+        do { loop = try EventLoop() } catch { throw MachineError(error) }
         do { aio = try AioContext() } catch { throw MachineError(error.description) }
-        try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() }
+        do { try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() } } catch { throw MachineError(error) }
         try openBlockNodes()
         try createVirtioBlkDevices()
     }
@@ -98,6 +98,8 @@ public final class Machine: @unchecked Sendable {
             do {
                 let node = try opener.open(drive.options, autoName: true)
                 let backend = BlockBackend(graph: graph, name: drive.id, perm: [], shared: .all)
+                backend.onReadError = drive.readErrorPolicy
+                backend.onWriteError = drive.writeErrorPolicy
                 try backend.insert(node)
                 namedBackends[drive.id] = backend
             } catch {
@@ -134,9 +136,10 @@ public final class Machine: @unchecked Sendable {
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
                 try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
             } catch {
-                throw MachineError("-device \(device.source): \(error)")
+                throw MachineError("\(device.option) \(device.source): \(error)")
             }
             deviceBackends.append(backend)
+            applyErrorPolicy(device, to: backend)
             let blk = VirtioBlk(backend: backend, memory: memory, serial: device.serial, id: device.id)
             let address = MemoryMap.virtioMmioAddress(slot: slot)
             do {
@@ -164,6 +167,7 @@ public final class Machine: @unchecked Sendable {
     /// `incoming`: for a migration destination: no kernel is loaded and the vCPU gets no boot
     /// state (`loadState` and the RAM from the stream replace both); it stays parked until `cont`.
     public func start(incoming: Bool = false, onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        if config.accelerator == .qtest { return try startWithoutGuest(onStop: onStop) }
         if incoming { return try startIncoming(onStop: onStop) }
         guard let kernel = config.kernel else { throw MachineError("no kernel given: use -kernel FILE") }
         let image = try ElfImage(bytes: try Self.readFile(kernel), name: kernel)
@@ -175,7 +179,7 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: runState != .running, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -184,7 +188,18 @@ public final class Machine: @unchecked Sendable {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
         vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
                                 startPaused: true, onStop: onStop)
-        try loop.start()
+        do { try loop.start() } catch { throw MachineError(error) }
+        try vcpuRunner?.start()
+    }
+
+    /// `-accel qtest` (QEMU's qtest machine): no kernel is loaded and the vCPU never enters the
+    /// guest; its thread stays parked, answering state requests, so run states, migration (of RAM
+    /// and the vCPU's reset state), devices and the block layer work as with a guest.
+    private func startWithoutGuest(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        let vcpu = try BootVcpu.createForIncoming(vm: vm)
+        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
+                                startPaused: true, runsGuest: false, onStop: onStop)
+        do { try loop.start() } catch { throw MachineError(error) }
         try vcpuRunner?.start()
     }
 
@@ -212,7 +227,7 @@ public final class Machine: @unchecked Sendable {
             }
         } catch {
             pendingOpens[id] = nil
-            completion(.failure(error))
+            completion(.failure(BlockError(error)))
         }
     }
 
@@ -272,6 +287,7 @@ public final class Machine: @unchecked Sendable {
     public func cont() throws(MachineError) {
         if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
+        resetIoStatus()
         do { try graph.activateAll() } catch { throw MachineError(error.description) }
         // The seed's qmp_cont applies the recorded permissions before it looks at the run state:
         // a `cont` during an incoming migration with a writable export in place fails with the
@@ -289,6 +305,7 @@ public final class Machine: @unchecked Sendable {
         if kickQueuesOnResume { kickRestoredQueues() }
         vcpuRunner?.resume()
         onEvent?(.resume)
+        retryFailedRequests()
     }
 
     private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {

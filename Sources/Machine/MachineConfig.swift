@@ -24,6 +24,9 @@ public struct MachineConfig: Sendable {
         public var id: String
         public var options: BlockdevOptions
         public var source: String
+        /// `rerror=` / `werror=` (blockdev_init's defaults: report, enospc).
+        public var readErrorPolicy: JobErrorPolicy = .report
+        public var writeErrorPolicy: JobErrorPolicy = .enospc
         public init(id: String, options: BlockdevOptions, source: String) {
             self.id = id
             self.options = options
@@ -36,7 +39,12 @@ public struct MachineConfig: Sendable {
         public var id: String?
         public var serial = ""
         public var shareRW = false
+        /// `rerror=` / `werror=` device properties; `auto` keeps the backend's.
+        public var readErrorPolicy: JobErrorPolicy = .auto
+        public var writeErrorPolicy: JobErrorPolicy = .auto
         public var source: String
+        /// The option that made it, for errors: `-device`, or `-drive` for an `if=virtio` drive's device.
+        public var option = "-device"
         public init(drive: String, source: String) {
             self.drive = drive
             self.source = source
@@ -57,6 +65,16 @@ public struct MachineConfig: Sendable {
     public var name: String?
     /// `-incoming URI` (or `defer`): the VM waits in run state `inmigrate` for a migration stream.
     public var incoming: String?
+    /// `-accel` / `-machine accel=`; `-accel qtest` runs no guest code (see `Accelerator`).
+    public var accelerator: Accelerator = .kvm
+    public var machineType: MachineType = .microvm
+    /// QMP monitors on sockets svmm connects to (`-chardev socket,path=P` without `server=on`, or `fd=N`).
+    public var qmpClients: [ChardevClient] = []
+    /// `-qtest unix:path=Q` / `-qtest chardev:ID`: connected and held open; no qtest command is served.
+    public var qtest: ChardevClient?
+    /// `-object iothread,id=ID`: recorded; every node runs in the main loop (QEMU's semantic for
+    /// a node no device moved to the iothread).
+    public var iothreads: [String] = []
 
     public init() {}
 

@@ -26,10 +26,13 @@ final class VcpuRunner: @unchecked Sendable {
     private let transports: [(base: UInt64, transport: VirtioMmioTransport)]
     private let loop: EventLoop
     private let onStop: @Sendable (String, Int32) -> Void
+    /// False under `-accel qtest`: the thread stays parked for good (resume leaves it there).
+    private let runsGuest: Bool
 
     init(vcpu: Vcpu, ports: PortBus, transports: [(UInt64, VirtioMmioTransport)], loop: EventLoop, startPaused: Bool,
-         onStop: @escaping @Sendable (String, Int32) -> Void) {
+         runsGuest: Bool = true, onStop: @escaping @Sendable (String, Int32) -> Void) {
         self.vcpu = vcpu
+        self.runsGuest = runsGuest
         control = Mutex(Control(pauseRequested: startPaused))
         resumed = .allocate(capacity: 1)
         sem_init(resumed, 0, 0)
@@ -68,6 +71,7 @@ final class VcpuRunner: @unchecked Sendable {
     }
 
     func resume() {
+        guard runsGuest else { return }
         let wasPaused = control.withLock { state -> Bool in
             state.pauseRequested = false
             return state.paused

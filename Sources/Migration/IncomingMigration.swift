@@ -51,12 +51,15 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
         do { channel = try open() } catch { return fail(error.description, channel: nil) }
         onLoop { $0.setStatus(.active) }
         var decoder = StreamDecoder(ChannelInput(channel: channel))
+        let bitmaps = IncomingBitmaps(machine: machine)
         let loaded: LoadedStream
         do {
-            loaded = try StreamLoader.load(&decoder, into: MachineRam(machine: machine), expecting: expected)
+            loaded = try StreamLoader.load(&decoder, into: MachineRam(machine: machine), bitmaps: bitmaps, expecting: expected)
         } catch {
             return fail(error.description, channel: channel)
         }
+        // loadvm_postcopy_handle_listen: the destination is in postcopy from here.
+        if loaded.postcopy { onLoop { $0.setStatus(.postcopyActive) } }
         let machine = self.machine
         let sections = loaded.devices.map {
             StateSection(name: $0.id.name, instanceId: $0.id.instance, version: $0.version, payload: $0.payload)
@@ -66,18 +69,41 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
             return nil
         }
         if let problem { return fail(problem, channel: channel) }
-        channel.sendVerdict("OK")
+        if !loaded.postcopy { channel.sendVerdict("OK") }
         let lateBlockActivate = self.lateBlockActivate
         let setStatus = self.setStatus
         _ = LoopBridge<Bool>.call(on: machine) {
+            bitmaps.beforeVmStart()
             machine.finishIncomingMigration(sourceRunState: loaded.sourceRunState, lateBlockActivate: lateBlockActivate()) {
                 Console.report($0)
+            }
+            if !loaded.postcopy { setStatus(.completed) }
+            return true
+        }
+        if loaded.postcopy { receivePostcopyBitmaps(&decoder, into: bitmaps, channel: channel) }
+        channel.close()
+        _ = channel.waitForChild()
+    }
+
+    /// postcopy_ram_listen_thread with only bitmaps to postcopy: the VM runs already, so a
+    /// failure here drops the unfinished bitmaps and still ends `completed`, as QEMU does.
+    private func receivePostcopyBitmaps(_ decoder: inout StreamDecoder<ChannelInput>, into bitmaps: IncomingBitmaps,
+                                        channel: MigrationChannel) {
+        let problem: String?
+        do { try StreamLoader.loadPostcopy(&decoder, bitmaps: bitmaps); problem = nil } catch { problem = error.description }
+        let setStatus = self.setStatus
+        _ = LoopBridge<Bool>.call(on: machine) {
+            let dropped = bitmaps.cancelUnfinished()
+            if let problem {
+                Console.report("load of migration failed during postcopy: \(problem). All states are migrated except dirty bitmaps. "
+                               + "Some dirty bitmaps may be lost, and present migrated dirty bitmaps are correctly migrated and valid.")
+            } else if !dropped.isEmpty {
+                Console.report("migration: dirty bitmaps not completed by the source were dropped: \(dropped.joined(separator: ", "))")
             }
             setStatus(.completed)
             return true
         }
-        channel.close()
-        _ = channel.waitForChild()
+        channel.sendVerdict("OK")
     }
 
     private func onLoop(_ job: @escaping @Sendable (IncomingMigration) -> Void) {

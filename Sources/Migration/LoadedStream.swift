@@ -7,4 +7,6 @@ public struct LoadedStream: Sendable {
     public var pages = 0
     public var zeroPages = 0
     public var iterations = 0
+    /// The stream stopped at `postcopy-run`: the VM may start, dirty bitmaps follow.
+    public var postcopy = false
 }

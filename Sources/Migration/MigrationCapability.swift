@@ -1,5 +1,6 @@
 /// QEMU 7.2's MigrationCapability names, in QEMU's order (query-migrate-capabilities lists them
-/// all). svmm implements `events`, `late-block-activate` and `pause-before-switchover`; enabling
+/// all). svmm implements `events`, `late-block-activate`, `pause-before-switchover` and
+/// `dirty-bitmaps` (with migrate-start-postcopy moving the bitmaps after the switch-over); enabling
 /// any other is refused rather than accepted and ignored.
 public enum MigrationCapability: String, CaseIterable, Sendable {
     case xbzrle, rdmaPinAll = "rdma-pin-all", autoConverge = "auto-converge", zeroBlocks = "zero-blocks", compress, events
@@ -11,7 +12,7 @@ public enum MigrationCapability: String, CaseIterable, Sendable {
 
     public var isImplemented: Bool {
         switch self {
-        case .events, .lateBlockActivate, .pauseBeforeSwitchover: true
+        case .events, .lateBlockActivate, .pauseBeforeSwitchover, .dirtyBitmaps: true
         default: false
         }
     }

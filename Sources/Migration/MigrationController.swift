@@ -76,6 +76,7 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         let migration = OutgoingMigration(
             machine: machine, uri: uri, parameters: parameters,
             pauseBeforeSwitchover: capabilities.contains(.pauseBeforeSwitchover),
+            migratesBitmaps: capabilities.contains(.dirtyBitmaps),
             setStatus: { [unowned self] status in self.setOutgoing(status) },
             emitPass: { [unowned self] pass in if self.capabilities.contains(.events) { self.onEvent?(.pass(pass)) } },
             finished: { [unowned self] result in self.outgoingFinished(result) })
@@ -102,6 +103,17 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         guard let outgoing, outgoingStatus.isRunning, outgoingStatus != .cancelling else { return }
         setOutgoing(.cancelling)
         outgoing.cancel()
+    }
+
+    /// qmp_migrate_start_postcopy: postcopy is a capability (postcopy-ram, or dirty-bitmaps,
+    /// which svmm postcopies alone); a migration must have been started, and one that has
+    /// finished is no error (that would race with the command).
+    public func startPostcopy() throws(MigrationError) {
+        guard capabilities.contains(.dirtyBitmaps) || capabilities.contains(.postcopyRam) else {
+            throw MigrationError("Enable postcopy with migrate_set_capability before the start of migration")
+        }
+        guard outgoingStatus != .none else { throw MigrationError("Postcopy must be started after migration has been started") }
+        outgoing?.requestPostcopy()
     }
 
     /// migrate-continue {state}: only in that state (pause-before-switchover).
@@ -146,7 +158,7 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         if incomingStatus != .none && outgoingStatus == .none {
             // QEMU shows no status until the source connects, and the address while it can come.
             if incomingStatus != .setup { info.status = incomingStatus }
-            if incomingStatus == .setup || incomingStatus == .active, let uri = incoming?.uri, uri.isSocket {
+            if [.setup, .active, .postcopyActive].contains(incomingStatus), let uri = incoming?.uri, uri.isSocket {
                 info.listeningOn = uri
             }
             return info

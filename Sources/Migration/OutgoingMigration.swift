@@ -13,6 +13,8 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
     let machine: Machine
     let uri: MigrationUri
     let pauseBeforeSwitchover: Bool
+    /// The `dirty-bitmaps` capability: named bitmaps travel with the VM.
+    let migratesBitmaps: Bool
     let shared: Mutex<OutgoingShared>
     /// Called on the loop: a new status (the controller emits the event).
     private let setStatus: @Sendable (MigrationStatus) -> Void
@@ -22,11 +24,13 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
     private let continueSignal: UnsafeMutablePointer<sem_t>
 
     init(machine: Machine, uri: MigrationUri, parameters: MigrationParameters, pauseBeforeSwitchover: Bool,
+         migratesBitmaps: Bool,
          setStatus: @escaping @Sendable (MigrationStatus) -> Void, emitPass: @escaping @Sendable (Int) -> Void,
          finished: @escaping @Sendable (Result<Void, MigrationFailure>) -> Void) {
         self.machine = machine
         self.uri = uri
         self.pauseBeforeSwitchover = pauseBeforeSwitchover
+        self.migratesBitmaps = migratesBitmaps
         shared = Mutex(OutgoingShared(maxBandwidth: parameters.maxBandwidth, downtimeLimit: parameters.downtimeLimit))
         self.setStatus = setStatus
         self.emitPass = emitPass
@@ -57,6 +61,13 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
         shared.withLock { $0.continueRequested = true }
         sem_post(continueSignal)
     }
+
+    /// migrate-start-postcopy: taken into account at the switch-over.
+    func requestPostcopy() {
+        shared.withLock { $0.postcopyRequested = true }
+    }
+
+    var postcopyRequested: Bool { shared.withLock { $0.postcopyRequested } }
 
     func setParameters(_ parameters: MigrationParameters) {
         shared.withLock {

@@ -29,6 +29,12 @@ struct PayloadReader {
         return text
     }
 
+    /// Everything not read yet.
+    mutating func rest() -> UnsafeRawBufferPointer {
+        defer { position = record.payload.count }
+        return UnsafeRawBufferPointer(rebasing: record.payload[position...])
+    }
+
     func expectEnd() throws(StreamError) {
         guard position == record.payload.count else { throw record.error("\(record.payload.count - position) unexpected bytes after the payload") }
     }

@@ -1,3 +1,4 @@
+import Block
 import Machine
 
 /// The sender thread's side of one outgoing migration: the stream it writes, the throttle,
@@ -16,6 +17,11 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// nil until the VM was stopped for switch-over; then whether it had been running.
     private var stoppedVM: Bool?
     private var inactivated = false
+    /// The `dirty-bitmaps` capability's bitmaps (busy while this migration runs).
+    private var bitmaps: OutgoingBitmaps?
+    /// `postcopy-run` went out: the destination may be running the VM, so a failure from now
+    /// on must not resume it here.
+    private var postcopyRunSent = false
     private var sourceRunState = ""
     private var stopTime: Int64 = 0
     // Bandwidth over the last phase (bulk pass or iteration).
@@ -33,6 +39,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     func run() throws(MigrationFailure) {
         try connect()
         try startTracking()
+        try collectBitmaps()
         stats.setupTime = migration.elapsed
         stats.dirtySyncCount = 1
         stats.remaining = stats.total
@@ -43,6 +50,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         migration.onLoop(.active)
         encoder.header()
         encoder.record(.machine, name: "machine", payload: MachineDescription.of(machine).encoded())
+        // dirty_bitmap_save_setup: the destination creates the bitmaps before any page comes.
+        for start in bitmaps?.starts ?? [] { start.encode(into: &encoder) }
         try write(throttled: true)
         try sendPages(0..<pageCount, count: pageCount, throttled: true)
         let rest = try iterate()
@@ -70,6 +79,20 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         }
         if let problem { throw .failed(problem) }
         trackingStarted = true
+    }
+
+    /// init_dirty_bitmap_migration, with `dirty-bitmaps` on: a bitmap that cannot be migrated
+    /// fails the migration before anything is sent.
+    private func collectBitmaps() throws(MigrationFailure) {
+        guard migration.migratesBitmaps else { return }
+        let machine = self.machine
+        let found = LoopBridge<Result<OutgoingBitmaps, BlockError>>.call(on: machine) {
+            Result { () throws(BlockError) in try OutgoingBitmaps(graph: machine.graph) }
+        }
+        switch found {
+        case .success(let collected): bitmaps = collected
+        case .failure(let error): throw .failed(error.description)
+        }
     }
 
     /// Dirty passes until the rest fits the downtime limit at the bandwidth measured
@@ -106,6 +129,10 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// wait for the destination's verdict.
     private func switchOver(sending rest: [Int]) throws(MigrationFailure) {
         let machine = self.machine
+        // postcopy_start (bitmaps only: what is left to postcopy is their bits) says
+        // postcopy-active before it stops the VM.
+        let postcopy = migration.postcopyRequested && !(bitmaps?.isEmpty ?? true)
+        if postcopy { migration.onLoop(.postcopyActive) }
         _ = LoopBridge<Bool>.call(on: machine) { [self] in
             // global_state_store comes before the stop: the destination resumes in this state.
             sourceRunState = machine.runState.rawValue
@@ -116,7 +143,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         if migration.pauseBeforeSwitchover {
             migration.onLoop(.preSwitchover)
             try migration.waitForContinue()
-            migration.onLoop(.device)
+            migration.onLoop(postcopy ? .postcopyActive : .device)
         }
         if migration.isCancelled { throw .cancelled }
         let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] done in
@@ -135,15 +162,24 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
             if case .failed(let problem) = outcome { throw .failed(problem) }
             return
         }
+        let bitmapChunks = finalBitmapChunks()
         var final = Set(rest)
         final.formUnion(try fetchDirty().dirtyPages)
         stats.dirtySyncCount += 1
         try sendPages(final.sorted(), count: final.count, throttled: false)
         encoder.record(.ramEndOfIteration, name: "ram")
+        if !postcopy { for chunk in bitmapChunks { chunk.encode(into: &encoder) } }
         for section in sections {
             encoder.record(.device, name: section.name, instance: section.instanceId, version: section.version, payload: section.payload)
         }
         encoder.record(.globalState, name: "globalstate", payload: [UInt8(sourceRunState.utf8.count)] + Array(sourceRunState.utf8))
+        if postcopy {
+            // The destination loads the devices and runs; the bitmaps' bits follow.
+            encoder.record(.postcopyRun, name: "postcopy-run")
+            try write(throttled: false)
+            postcopyRunSent = true
+            for chunk in bitmapChunks { chunk.encode(into: &encoder) }
+        }
         encoder.record(.end, name: "end")
         try write(throttled: false)
         channel?.finishWriting()
@@ -152,6 +188,13 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         stats.downtime = MonotonicClock.milliseconds - stopTime
         stats.totalTime = migration.elapsed
         publish()
+    }
+
+    /// The bitmaps' bits and completions, taken on the loop: the VM is stopped and the images
+    /// are inactive, so they change no more.
+    private func finalBitmapChunks() -> [DirtyBitmapRecord] {
+        guard let bitmaps else { return [] }
+        return LoopBridge<[DirtyBitmapRecord]>.call(on: machine) { bitmaps.finalChunks() }
     }
 
     /// The destination answers `OK` once it loaded everything, or `ERR <why>`; an `exec:` command
@@ -257,8 +300,12 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// or cancel the images come back and a guest that ran runs again.
     func cleanUp(after result: Result<Void, MigrationFailure>) {
         if trackingStarted { machine.stopDirtyTracking() }
+        bitmaps?.release()
         switch result {
         case .success:
+            machine.finishOutgoingMigration()
+        case .failure where postcopyRunSent:
+            // The destination may run the VM already (QEMU's postcopy cannot fall back either).
             machine.finishOutgoingMigration()
         case .failure:
             if inactivated {

@@ -1,10 +1,12 @@
 /// The destination's reading of a whole stream (QEMU's qemu_loadvm_state): the machine
-/// record first (checked against this VM), then pages, iterations, device sections and the
-/// global state in any order, each device section once, then `end`. Pages go to RAM as they
-/// come; device state is returned, to be loaded on the loop (`Machine.loadState` checks the
-/// section set, versions and values).
+/// record first (checked against this VM), then pages, iterations, device sections, dirty
+/// bitmap chunks and the global state in any order, each device section once, then `end` — or
+/// `postcopy-run`, after which only dirty bitmap chunks and `end` may come (`loadPostcopy`).
+/// Pages go to RAM and bitmap chunks to `bitmaps` as they come; device state is returned, to be
+/// loaded on the loop (`Machine.loadState` checks the section set, versions and values).
 public enum StreamLoader {
     public static func load<Input: StreamInput>(_ decoder: inout StreamDecoder<Input>, into ram: RamSink,
+                                                 bitmaps: BitmapSink? = nil,
                                                  expecting mine: MachineDescription) throws(StreamError) -> LoadedStream {
         try decoder.readHeader()
         let first = try decoder.next()
@@ -38,10 +40,37 @@ public enum StreamLoader {
                 loaded.sourceRunState = try reader.string("run state")
                 try reader.expectEnd()
                 globalStateSeen = true
+            case .dirtyBitmap:
+                try loadBitmapChunk(record, into: bitmaps)
+            case .postcopyRun:
+                guard record.payload.isEmpty else { throw record.error("a postcopy-run record carries no payload") }
+                guard globalStateSeen else { throw record.error("postcopy started without the globalstate section") }
+                loaded.postcopy = true
+                return loaded
             case .end:
                 guard globalStateSeen else { throw record.error("the stream ended without the globalstate section") }
                 return loaded
             }
         }
+    }
+
+    /// The rest of a postcopy stream (postcopy_ram_listen_thread for bitmaps only): dirty bitmap
+    /// chunks, then `end`.
+    public static func loadPostcopy<Input: StreamInput>(_ decoder: inout StreamDecoder<Input>,
+                                                         bitmaps: BitmapSink?) throws(StreamError) {
+        while true {
+            let record = try decoder.next()
+            switch record.type {
+            case .dirtyBitmap: try loadBitmapChunk(record, into: bitmaps)
+            case .end: return
+            default: throw record.error("a \(record.type) record after postcopy started (only dirty bitmaps may follow)")
+            }
+        }
+    }
+
+    private static func loadBitmapChunk(_ record: DecodedRecord, into bitmaps: BitmapSink?) throws(StreamError) {
+        let chunk = try DirtyBitmapRecord.decode(record)
+        guard let bitmaps else { throw record.error("this destination takes no dirty bitmaps") }
+        try bitmaps.load(chunk, from: record)
     }
 }

@@ -12,6 +12,10 @@ public enum StreamRecordType: UInt8, Sendable, CustomStringConvertible {
     case globalState = 5
     /// The stream is complete.
     case end = 6
+    /// A dirty bitmap's start, bits or completion (QEMU's "dirty-bitmap" section, DirtyBitmapRecord).
+    case dirtyBitmap = 7
+    /// Postcopy: RAM and devices are complete, the destination may run; dirty bitmaps follow.
+    case postcopyRun = 8
 
     public var description: String {
         switch self {
@@ -21,6 +25,8 @@ public enum StreamRecordType: UInt8, Sendable, CustomStringConvertible {
         case .device: "device"
         case .globalState: "globalstate"
         case .end: "end"
+        case .dirtyBitmap: "dirty-bitmap"
+        case .postcopyRun: "postcopy-run"
         }
     }
 }

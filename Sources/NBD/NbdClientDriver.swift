@@ -21,9 +21,13 @@ public final class NbdClientDriver: BlockDriver {
     /// completes meanwhile. (QMP's blockdev-add negotiates before it opens: `negotiate(_:)`.)
     public static func connect(_ options: NbdClientOptions, watcher: FdWatcher) throws(BlockError) -> NbdClientDriver {
         let outcome = Mutex<Result<NbdConnection, BlockError>?>(nil)
-        try NativeThread.start(name: "svmm-nbd-connect") {
-            let result = Result { () throws(BlockError) in try negotiate(options) }
-            outcome.withLock { $0 = result }
+        do {
+            try NativeThread.start(name: "svmm-nbd-connect") {
+                let result = Result { () throws(BlockError) in try negotiate(options) }
+                outcome.withLock { $0 = result }
+            }
+        } catch {
+            throw BlockError(error)
         }
         while true {
             if let result = outcome.withLock({ $0 }) { return try adopt(try result.get(), watcher: watcher) }

@@ -30,7 +30,7 @@ public final class NbdServer {
             try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] _ in self?.acceptClients() }
         } catch {
             close(fd)
-            throw error
+            throw BlockError(error)
         }
     }
 

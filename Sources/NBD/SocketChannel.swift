@@ -28,7 +28,11 @@ final class SocketChannel {
         self.fd = fd
         self.watcher = watcher
         self.input = InputBuffer(capacity: inputCapacity)
-        try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] ready in self?.handle(ready) }
+        do {
+            try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] ready in self?.handle(ready) }
+        } catch {
+            throw BlockError(error)
+        }
     }
 
     var pendingOutputBytes: Int { output.pendingBytes }

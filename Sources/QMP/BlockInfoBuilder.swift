@@ -81,7 +81,9 @@ enum BlockInfoBuilder {
 
     /// query-block: the BlockBackends a monitor user can name (named ones and guest devices).
     static func blockInfo(_ backend: BlockBackend) -> JSONValue {
-        var members: [(String, JSONValue)] = [("io-status", .string("ok")), ("device", .string(backend.name ?? ""))]
+        // bdrv_query_info: io-status only where a device enabled it (virtio-blk does).
+        var members: [(String, JSONValue)] = backend.hasIoStatus ? [("io-status", .string(backend.ioStatus.rawValue))] : []
+        members.append(("device", .string(backend.name ?? "")))
         members += [("locked", .bool(false)), ("removable", .bool(false))]
         if let node = backend.node { members.append(("inserted", deviceInfo(skippingImplicitFilters(node)))) }
         if let qdev = backend.deviceName { members.append(("qdev", .string(qdev))) }

@@ -64,7 +64,7 @@ struct DriveMirrorTarget {
 
     /// The target node's options: the format over a file or an NBD client; a new qcow2 image's
     /// backing is attached at completion, not opened now.
-    func blockdevOptions(nodeName: String) -> [String: OptionValue] {
+    func blockdevOptions(nodeName: String?) -> [String: OptionValue] {
         var protocolNode: [String: OptionValue]
         if let nbdServer {
             protocolNode = ["driver": .string("nbd"), "server": .object(nbdServer)]
@@ -72,7 +72,8 @@ struct DriveMirrorTarget {
         } else {
             protocolNode = ["driver": .string("file"), "filename": .string(path)]
         }
-        var options: [String: OptionValue] = ["driver": .string(format), "node-name": .string(nodeName), "file": .object(protocolNode)]
+        var options: [String: OptionValue] = ["driver": .string(format), "file": .object(protocolNode)]
+        if let nodeName { options["node-name"] = .string(nodeName) }
         if format == "qcow2" && mode == .absolutePaths { options["backing"] = .null }
         return options
     }

@@ -25,6 +25,11 @@ public struct QmpError: Error, Equatable {
         }
     }
 
+    /// A failed system call (the loop could not watch a socket): a generic error with its text.
+    public init(_ error: SystemCallError) {
+        self.init(error.description)
+    }
+
     var json: JSONValue {
         .object([("class", .string(errorClass.rawValue)), ("desc", .string(desc))])
     }

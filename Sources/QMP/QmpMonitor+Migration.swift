@@ -28,8 +28,9 @@ extension QmpMonitor {
                 try migrationCall { () throws(MigrationError) in try migration.startIncoming(arguments.string("uri")!, fromCommandLine: false) }
                 return .emptyObject
             },
-            QmpCommand("migrate-start-postcopy") { _ throws(QmpError) in
-                throw QmpError("Enable postcopy with migrate_set_capability before the start of migration")
+            QmpCommand("migrate-start-postcopy") { [unowned self] _ throws(QmpError) in
+                try migrationCall { () throws(MigrationError) in try migration.startPostcopy() }
+                return .emptyObject
             },
             QmpCommand("query-migrate") { [unowned self] _ in Self.json(migration.info) },
             QmpCommand("migrate-set-capabilities", [.required("capabilities", .array)]) { [unowned self] arguments throws(QmpError) in

@@ -81,10 +81,12 @@ extension QmpMonitor {
         }
         do throws(BlockError) { try plan.createImage() } catch { return reply(.failure(QmpError(error))) }
         let nodeName = plan.nodeName ?? graph.makeAutoName()
-        let blockdev: BlockdevOptions
-        do throws(BlockError) { blockdev = try BlockdevOptions(plan.blockdevOptions(nodeName: nodeName), fromCommandLine: false) } catch {
+        var blockdev: BlockdevOptions
+        do throws(BlockError) { blockdev = try BlockdevOptions(plan.blockdevOptions(nodeName: plan.nodeName), fromCommandLine: false) } catch {
             return reply(.failure(QmpError(error)))
         }
+        // An auto name ('#block…') is none a user may give, so it is set after the options' checks.
+        blockdev.nodeName = nodeName
         machine.openBlockdev(blockdev) { [unowned self] result in
             if case .failure(let error) = result { return reply(.failure(QmpError(error))) }
             var options = options

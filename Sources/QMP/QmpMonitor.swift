@@ -16,6 +16,8 @@ public final class QmpMonitor: @unchecked Sendable {
     var exportIDs: [ObjectIdentifier: String] = [:]
     /// Live migration: capabilities, parameters, the outgoing and incoming migrations.
     public let migration: MigrationController
+    /// HMP's qemu-io (`human-monitor-command`), with its aio requests.
+    let qemuIo = QemuIoRunner()
 
     public init(machine: Machine) {
         self.machine = machine
@@ -27,6 +29,8 @@ public final class QmpMonitor: @unchecked Sendable {
         machine.onEvent = { [unowned self] event in self.emit(event) }
         machine.graph.onImageCorrupted = { [unowned self] node, report in self.emitImageCorrupted(node, report) }
         for command in backendCommands() { commands[command.name] = command }
+        for command in hmpCommands() { commands[command.name] = command }
+        for command in blockstatsCommands() { commands[command.name] = command }
     }
 
     /// Starts listening (`-qmp unix:PATH,server=on,wait=off`); call before the machine starts.
@@ -41,6 +45,16 @@ public final class QmpMonitor: @unchecked Sendable {
                 // until a session closes and frees a descriptor, or the loop would spin on it.
                 if outOfDescriptors { try? self.machine.eventLoop.update(listener.fd, interest: []) }
             }
+        } catch {
+            throw QmpError(error)
+        }
+    }
+
+    /// Serves QMP on a socket svmm connected to (`-chardev socket,path=P` without `server=on`, or
+    /// `fd=N`): one session, greeted at once, as QEMU's monitor on a client chardev.
+    public func attach(connected fd: Int32) throws(QmpError) {
+        do {
+            sessions.append(try QmpSession(fd: fd, monitor: self, watcher: machine.eventLoop))
         } catch {
             throw QmpError(error)
         }
@@ -166,6 +180,7 @@ public final class QmpMonitor: @unchecked Sendable {
         case .stop: emit("STOP")
         case .resume: emit("RESUME")
         case .shutdown(let guest, let reason): emit("SHUTDOWN", data: .object([("guest", .bool(guest)), ("reason", .string(reason))]))
+        case .blockIoError(let report): emitBlockIoError(report)
         }
     }
 }

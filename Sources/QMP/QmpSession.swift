@@ -34,7 +34,7 @@ final class QmpSession {
     private(set) var negotiated = false
     private(set) var closed = false
 
-    init(fd: Int32, monitor: QmpMonitor, watcher: FdWatcher) throws(BlockError) {
+    init(fd: Int32, monitor: QmpMonitor, watcher: FdWatcher) throws(SystemCallError) {
         self.fd = fd
         self.monitor = monitor
         self.watcher = watcher

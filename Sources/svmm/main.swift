@@ -19,8 +19,14 @@ mallopt(CKVM_M_TRIM_THRESHOLD, 256 << 20)
 
 let config: MachineConfig
 do {
-    switch try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+    var warnings: [String] = []
+    let request = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()), warnings: &warnings)
+    warnings.forEach(Console.error)
+    switch request {
     case .run(let machine): config = machine
+    case .information(let text):
+        print(text, terminator: "")
+        exit(0)
     case .version:
         print(UsageText.versionLines, terminator: "")
         exit(0)
@@ -33,12 +39,36 @@ do {
     exit(1)
 }
 
+/// The client chardevs, connected first (QEMU opens chardevs before it builds the machine, and the
+/// qemu-iotests harness waits for the monitor's connection even when the VM then fails to start).
+let qmpClientFds: [Int32]
+/// Held open for the process's life: the qtest socket's peer sees a live, silent qtest server.
+let qtestFd: Int32?
+do throws(ChardevConnector.Failure) {
+    qmpClientFds = try config.qmpClients.map { client throws(ChardevConnector.Failure) in
+        do throws(ChardevConnector.Failure) { return try ChardevConnector.open(client) } catch {
+            throw .init(message: "\(client.source): \(error.message)")
+        }
+    }
+    qtestFd = try config.qtest.map { client throws(ChardevConnector.Failure) in
+        do throws(ChardevConnector.Failure) { return try ChardevConnector.open(client) } catch {
+            throw .init(message: "\(error.message)\n\(ProgramName.basename): Failed to initialize device for qtest: \"\(client.source)\"")
+        }
+    }
+} catch {
+    Console.error("\(ProgramName.basename): \(error.message)")
+    exit(1)
+}
+
 /// Builds the machine and its monitor; both live as long as the process.
 func launch() throws(MachineError) -> (Machine, QmpMonitor) {
     let machine = try Machine(config: config)
     let monitor = QmpMonitor(machine: machine)
     for address in config.qmpAddresses {
         do throws(QmpError) { try monitor.listen(address) } catch { throw MachineError("-qmp \(address): \(error.desc)") }
+    }
+    for fd in qmpClientFds {
+        do throws(QmpError) { try monitor.attach(connected: fd) } catch { throw MachineError("-mon: \(error.desc)") }
     }
     if let incoming = config.incoming {
         // qemu_start_incoming_migration: listen (or start the command) before the VM is up.

@@ -13,11 +13,11 @@ final class PumpLoop: FdWatcher {
 
     init(aio: AioContext? = nil) { self.aio = aio }
 
-    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(SystemCallError) {
         handlers[fd] = handler
     }
 
-    func update(_ fd: Int32, interest: FdInterest) throws(BlockError) {}
+    func update(_ fd: Int32, interest: FdInterest) throws(SystemCallError) {}
     func unwatch(_ fd: Int32) { handlers[fd] = nil }
     func runSoon(_ job: @escaping () -> Void) { deferred.append(job) }
     func pollBlockLayer(timeoutMilliseconds: Int32) { turn(timeoutMilliseconds: timeoutMilliseconds) }

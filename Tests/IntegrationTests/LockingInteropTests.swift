@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// svmm's image locks as QEMU's tools see them, and QEMU's as svmm sees them.
@@ -57,14 +58,32 @@ import Testing
         #expect(svmm.stderr.contains("Failed to get \"write\" lock"))
     }
 
-    /// Waits until QEMU holds the image's write lock (qemu-io is refused), however slow its start.
+    /// Waits until QEMU holds the lock byte that unshares "write" (QEMU's lock bytes: 100 + perm
+    /// bit for what it uses, 200 + bit for what it does not share; write is bit 1), however slow
+    /// its start. Read from /proc/locks: probing with a writer of our own (qemu-io) would race
+    /// QEMU's open, and QEMU exits when it loses.
     func waitUntilLocked(_ disk: String, by qemu: BackgroundProcess) throws {
+        var info = stat()
+        guard stat(disk, &info) == 0 else { throw TestEnvironment.Failure("stat \(disk): errno \(errno)") }
         let deadline = Date().addingTimeInterval(30)
-        while try ProcessResult.run("/usr/bin/qemu-io", ["-f", "raw", "-c", "read 0 512", "-c", "write 0 512", disk]).status == 0 {
+        while !(try Self.lockHeld(inode: UInt64(info.st_ino), byte: 201)) {
             guard qemu.process.isRunning, Date() < deadline else {
                 throw TestEnvironment.Failure("QEMU never took the image lock: \(qemu.stderr)")
             }
             usleep(100_000)
+        }
+    }
+
+    /// Whether /proc/locks lists an OFD lock on the file with that inode covering `byte`
+    /// ("1: OFDLCK ADVISORY READ -1 08:01:1234 201 201").
+    static func lockHeld(inode: UInt64, byte: UInt64) throws -> Bool {
+        let table = try String(contentsOfFile: "/proc/locks", encoding: .utf8)
+        return table.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            guard fields.count >= 8, fields[1] == "OFDLCK", let id = fields[5].split(separator: ":").last,
+                  UInt64(id) == inode, let start = UInt64(fields[6]) else { return false }
+            let end = fields[7] == "EOF" ? UInt64.max : UInt64(fields[7]) ?? 0
+            return start <= byte && byte <= end
         }
     }
 

@@ -2,14 +2,14 @@ import Block
 import Foundation
 @testable import NBD
 
-/// An NbdClientDriver on a TestLoop, with blocking helpers for the test thread.
+/// An NbdClientDriver on an EventLoop, with blocking helpers for the test thread.
 final class ClientHarness {
-    let loop: TestLoop
+    let loop: EventLoop
     private let ownsLoop: Bool
     private var driver: NbdClientDriver?
 
-    init(_ options: NbdClientOptions, loop: TestLoop? = nil) throws {
-        self.loop = try loop ?? TestLoop()
+    init(_ options: NbdClientOptions, loop: EventLoop? = nil) throws {
+        self.loop = try loop ?? EventLoop.started()
         ownsLoop = loop == nil
         do {
             driver = try self.loop.sync { try NbdClientDriver.connect(options, watcher: self.loop) }

@@ -2,14 +2,14 @@ import Block
 import Foundation
 @testable import NBD
 
-/// An NbdServer on a TestLoop exporting a 64 MiB file node ("exp", writable), with data in
+/// An NbdServer on an EventLoop exporting a 64 MiB file node ("exp", writable), with data in
 /// [0, 16M) and [32M, 64M) and a hole between.
 final class ExportFixture {
     static let size = 64 << 20
     static let holeStart = 16 << 20
     static let holeEnd = 32 << 20
 
-    let loop: TestLoop
+    let loop: EventLoop
     let directory: URL
     let imagePath: String
     let socketPath: String
@@ -28,7 +28,7 @@ final class ExportFixture {
         imagePath = image ?? directory.appendingPathComponent("disk.raw").path
         socketPath = directory.appendingPathComponent("nbd.sock").path
         if image == nil { try Self.writeImage(imagePath) }
-        loop = try TestLoop()
+        loop = try EventLoop.started()
         aio = try AioContext()
         try loop.attach(aio)
         let address: SocketAddress = inet ? .inet(host: "127.0.0.1", port: "0") : .unix(path: socketPath)

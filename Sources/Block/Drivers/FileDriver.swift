@@ -5,6 +5,8 @@ import Glibc
 public final class FileDriver: BlockDriver {
     public let options: FileOptions
     public let fd: Int32
+    /// What query-blockstats shows as the file driver's own figures.
+    public private(set) var discardStats = FileDiscardStats()
     public internal(set) var length: Int64
     private let engine: FileIoEngine
     /// O_DIRECT needs buffers, offsets and lengths on this boundary; others are bounced.
@@ -175,7 +177,9 @@ public final class FileDriver: BlockDriver {
 
     public func discard(at offset: Int64, length: Int64, completion: @escaping IoCompletion) {
         tracked(offset, length, serialising: false, completion: completion) { [self] completion in
-            completion(fallocate(mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset: offset, length: length, what: "discard"))
+            let result = fallocate(mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset: offset, length: length, what: "discard")
+            discardStats.account(result, bytes: length)
+            completion(result)
         }
     }
 

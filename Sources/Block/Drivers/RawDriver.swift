@@ -30,10 +30,12 @@ public final class RawDriver: BlockDriver {
     public func unplug() { file.unplug() }
 
     public func read(at position: Int64, into vector: IoVector, completion: @escaping IoCompletion) {
+        file.raise(.readAio)  // raw_co_preadv's BLKDBG_READ_AIO
         file.read(at: offset + position, into: vector, completion: completion)
     }
 
     public func write(at position: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
+        file.raise(.writeAio)  // raw_co_pwritev's BLKDBG_WRITE_AIO
         file.write(at: offset + position, from: vector, completion: completion)
     }
 

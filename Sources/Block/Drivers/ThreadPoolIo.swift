@@ -29,7 +29,7 @@ public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
         workAvailable = .allocate(capacity: 1)
         sem_init(workAvailable, 0, 0)
         for index in 0..<threads {
-            try NativeThread.start(name: "svmm-io\(index)") { [self] in self.workerLoop() }
+            do { try NativeThread.start(name: "svmm-io\(index)") { [self] in self.workerLoop() } } catch { throw BlockError(error) }
         }
     }
 

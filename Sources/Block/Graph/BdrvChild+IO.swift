@@ -16,7 +16,7 @@ extension BdrvChild {
 
     public func write(at offset: Int64, from vector: IoVector, completion: @escaping IoCompletion) {
         let range = (offset: offset, length: Int64(vector.totalLength))
-        guard let (node, completion) = writableNode(dirtying: range, completion) else { return }
+        guard let (node, completion) = writableNode(dirtying: range, writesData: true, completion) else { return }
         node.driver.write(at: offset, from: vector, completion: completion)
     }
 
@@ -29,13 +29,12 @@ extension BdrvChild {
 
     /// bdrv_co_pwrite_zeroes: BDRV_REQ_MAY_UNMAP only where the node has `discard=unmap`.
     public func writeZeroes(at offset: Int64, length: Int64, mayUnmap: Bool, completion: @escaping IoCompletion) {
-        guard let (node, completion) = writableNode(dirtying: (offset, length), completion) else { return }
+        guard let (node, completion) = writableNode(dirtying: (offset, length), writesData: true, completion) else { return }
         node.driver.writeZeroes(at: offset, length: length, mayUnmap: mayUnmap && node.unmapsDiscards, completion: completion)
     }
 
     public func flush(completion: @escaping IoCompletion) {
-        let node = self.node
-        node.driver.flush(completion: node.requestStarted(completion: completion))
+        node.flushRaisingDebugEvents(completion: completion)
     }
 
     public func plug() { node.driver.plug() }
@@ -44,7 +43,8 @@ extension BdrvChild {
     /// bdrv_co_write_req_prepare: only a parent that holds WRITE may change the node's data
     /// (QEMU asserts it; here the request fails). Counts the request when it may start and
     /// returns the node with the completion to give its driver.
-    private func writableNode(dirtying range: (offset: Int64, length: Int64), _ completion: @escaping IoCompletion)
+    private func writableNode(dirtying range: (offset: Int64, length: Int64), writesData: Bool = false,
+                              _ completion: @escaping IoCompletion)
         -> (BlockNode, IoCompletion)? {
         let node = self.node
         guard perm.contains(.write) else {
@@ -53,6 +53,6 @@ extension BdrvChild {
             completion(.failure(BlockError(reason, errno: EPERM)))
             return nil
         }
-        return (node, node.requestStarted(dirtying: range, completion: completion))
+        return (node, node.requestStarted(dirtying: range, writesData: writesData, completion: completion))
     }
 }

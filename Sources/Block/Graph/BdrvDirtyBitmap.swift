@@ -2,7 +2,7 @@ import Glibc
 
 /// A dirty bitmap on a node (QEMU's BdrvDirtyBitmap): one bit per `granularity` bytes of the
 /// node, set by every write, discard and write-zeroes through an edge while the bitmap records.
-/// Not persistent: it lives as long as the node.
+/// Not persistent: it lives as long as the node (svmm stores none in images).
 public final class BdrvDirtyBitmap {
     public let name: String
     public let granularity: Int64
@@ -12,7 +12,10 @@ public final class BdrvDirtyBitmap {
     public internal(set) var isEnabled: Bool
     /// In use by an operation (a job, an export of it) that others must not change it under.
     public private(set) var isBusy = false
-    private var words: [UInt64]
+    /// bdrv_dirty_bitmap_create_successor: while an incoming migration fills this bitmap, an
+    /// anonymous bitmap on the same node records the writes, merged back by `reclaim`.
+    public internal(set) var successor: BdrvDirtyBitmap?
+    var words: [UInt64]
     /// Bits set, kept up to date so `count` costs nothing.
     private var setBits = 0
 
@@ -89,9 +92,12 @@ public final class BdrvDirtyBitmap {
         return (start, min(length, Int64(end) * granularity) - start)
     }
 
-    private func isSet(_ bit: Int) -> Bool { words[bit / 64] & (1 << UInt64(bit % 64)) != 0 }
+    /// Bits this bitmap has (one per granule of the node).
+    public var bitCount: Int { length <= 0 ? 0 : Int((length - 1) / granularity) + 1 }
 
-    private func setBit(_ bit: Int, to value: Bool) {
+    func isSet(_ bit: Int) -> Bool { words[bit / 64] & (1 << UInt64(bit % 64)) != 0 }
+
+    func setBit(_ bit: Int, to value: Bool) {
         let mask: UInt64 = 1 << UInt64(bit % 64)
         let was = words[bit / 64] & mask != 0
         guard was != value else { return }

@@ -96,4 +96,90 @@ extension BlockGraph {
             throw BlockError("Bitmap '\(bitmap.name)' is currently in use by another operation and cannot be used", errno: EBUSY)
         }
     }
+
+    // MARK: migration (migration/block-dirty-bitmap.c's use of the bitmap API)
+
+    /// init_dirty_bitmap_migration: every named bitmap, under the name of the BlockBackend whose
+    /// root it is on (filters without named bitmaps skipped, so a mirror's filter hides nothing),
+    /// else under its node's name. Refused: a bitmap in use, a name longer than 255 bytes, a
+    /// node with an auto-generated name. Nothing is changed; the caller marks them busy.
+    public func migratableBitmaps() throws(BlockError) -> [(alias: String, node: BlockNode, bitmap: BdrvDirtyBitmap)] {
+        var found: [(alias: String, node: BlockNode, bitmap: BdrvDirtyBitmap)] = []
+        var handled: [BlockNode] = []
+        for backend in allBackends {
+            guard let name = backend.name, !name.isEmpty else { continue }
+            var node = backend.node
+            while let filter = node, filter.driver.isFilter, !Self.hasNamedBitmaps(filter) {
+                node = filter.filterOrCowChild
+            }
+            // (A raw node without offset counts as a filter here, but is QEMU's format node: one
+            // that has the named bitmaps is where the skipping stops.)
+            guard let node, !node.driver.isFilter || Self.hasNamedBitmaps(node), !handled.contains(where: { $0 === node }) else { continue }
+            found += try Self.namedBitmaps(of: node, alias: name)
+            handled.append(node)
+        }
+        for node in nodes where !handled.contains(where: { $0 === node }) {
+            found += try Self.namedBitmaps(of: node, alias: node.nodeName)
+        }
+        return found
+    }
+
+    private static func hasNamedBitmaps(_ node: BlockNode) -> Bool { node.dirtyBitmaps.contains { !$0.name.isEmpty } }
+
+    /// add_bitmaps_to_list.
+    private static func namedBitmaps(of node: BlockNode, alias: String) throws(BlockError)
+        -> [(alias: String, node: BlockNode, bitmap: BdrvDirtyBitmap)] {
+        let named = node.dirtyBitmaps.filter { !$0.name.isEmpty }
+        guard let first = named.first else { return [] }
+        if alias.hasPrefix("#") {
+            throw BlockError("Bitmap '\(first.name)' in a node with auto-generated name '\(alias)' can't be migrated", errno: EINVAL)
+        }
+        for bitmap in named {
+            try checkNotBusy(bitmap)
+            if bitmap.name.utf8.count > 255 {
+                throw BlockError("Cannot migrate bitmap '\(bitmap.name)' on node '\(alias)': Name is longer than 255 bytes", errno: EINVAL)
+            }
+        }
+        return named.map { (alias, node, $0) }
+    }
+
+    /// bdrv_create_dirty_bitmap as an incoming migration calls it: the name and granularity come
+    /// from the stream (checked by the caller), the bitmap starts disabled, newest first.
+    public func createIncomingBitmap(on node: BlockNode, name: String, granularity: Int64) -> BdrvDirtyBitmap {
+        let bitmap = BdrvDirtyBitmap(name: name, granularity: granularity, length: node.driver.length, enabled: false)
+        node.dirtyBitmaps.insert(bitmap, at: 0)
+        return bitmap
+    }
+
+    /// bdrv_dirty_bitmap_create_successor: an anonymous, disabled bitmap of the same granularity
+    /// that will record the writes while `bitmap` (now busy) is being filled.
+    public func createSuccessor(of bitmap: BdrvDirtyBitmap, on node: BlockNode) {
+        let successor = BdrvDirtyBitmap(name: "", granularity: bitmap.granularity, length: bitmap.length, enabled: false)
+        node.dirtyBitmaps.insert(successor, at: 0)
+        bitmap.successor = successor
+        bitmap.setBusy(true)
+    }
+
+    /// bdrv_dirty_bitmap_enable_successor: the VM runs, its writes are recorded.
+    public func enableSuccessor(of bitmap: BdrvDirtyBitmap) { bitmap.successor?.isEnabled = true }
+
+    /// bdrv_enable_dirty_bitmap for a migrated bitmap (no checks: the migration owns it).
+    public func enableMigratedBitmap(_ bitmap: BdrvDirtyBitmap) { bitmap.isEnabled = true }
+
+    /// bdrv_reclaim_dirty_bitmap: the successor's bits join the bitmap, which takes over its
+    /// recording state and is no longer busy; the successor goes.
+    public func reclaimSuccessor(of bitmap: BdrvDirtyBitmap, on node: BlockNode) {
+        guard let successor = bitmap.successor else { return bitmap.setBusy(false) }
+        bitmap.merge(successor)
+        bitmap.isEnabled = successor.isEnabled
+        node.dirtyBitmaps.removeAll { $0 === successor }
+        bitmap.successor = nil
+        bitmap.setBusy(false)
+    }
+
+    /// bdrv_release_dirty_bitmap of a bitmap an incoming migration could not finish.
+    public func releaseIncomingBitmap(_ bitmap: BdrvDirtyBitmap, on node: BlockNode) {
+        reclaimSuccessor(of: bitmap, on: node)
+        node.dirtyBitmaps.removeAll { $0 === bitmap }
+    }
 }

@@ -22,6 +22,8 @@ public final class BlockNode: BlockParent {
     public var filename: String
     /// Requests that entered through an edge and have not completed (QEMU's bs->in_flight).
     public internal(set) var requestsInFlight = 0
+    /// The end of the furthest write or write-zeroes that reached this node (bs->wr_highest_offset).
+    public internal(set) var writeHighestOffset: Int64 = 0
     /// Called once when `requestsInFlight` next drops to zero (drains wait for it).
     var idleWaiters: [() -> Void] = []
     /// Finished requests kept for the next ones (see `EdgeRequest`).
@@ -33,6 +35,10 @@ public final class BlockNode: BlockParent {
     public internal(set) var dirtyBitmaps: [BdrvDirtyBitmap] = []
     /// QEMU's op blockers: operations refused on this node, each with the reason.
     public internal(set) var opBlockers: [BlockOpBlocker] = []
+    /// QEMU's write_gen and flushed_gen: writes finished on the node, and how many of them the
+    /// last good flush covered (bdrv_co_flush raises `flush_to_disk` only when they differ).
+    var writeGeneration = 0
+    var flushedGeneration = 0
 
     public init(nodeName: String, isAutoNamed: Bool = false, driverName: String, driver: BlockDriver,
                 readOnly: Bool, forceShare: Bool = false, filename: String = "") {

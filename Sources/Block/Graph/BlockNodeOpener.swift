@@ -81,6 +81,8 @@ public final class BlockNodeOpener {
             }
             node = BlockNode(nodeName: name, isAutoNamed: options.nodeName == nil, driverName: "nbd", driver: driver,
                              readOnly: readOnly || driver.isReadOnly, forceShare: options.forceShare, filename: filename)
+        case .blkdebug(let blkdebug):
+            return try openBlkdebug(name: name, options: options, blkdebug, inherited: children, created: &created)
         case .qcow2(let fileReference, let backingReference):
             return try openQcow2(name: name, options: options, file: fileReference, backing: backingReference,
                                  inherited: children, created: &created)

@@ -3,7 +3,7 @@ extension BlockdevOptions.Driver {
     var hasChildren: Bool {
         switch self {
         case .raw, .qcow2: true
-        case .file, .nullCo, .nbd: false
+        case .file, .nullCo, .nbd, .blkdebug: false  // blkdebug opens its image once named (bdrv_open_common)
         }
     }
 }
@@ -15,6 +15,7 @@ extension BlockdevOptions {
         case .nbd(let nbd): [nbd]
         case .raw(let file, _, _): file.nbdClients
         case .qcow2(let file, let backing): file.nbdClients + (backing?.nbdClients ?? [])
+        case .blkdebug(let blkdebug): blkdebug.image.nbdClients
         case .file, .nullCo: []
         }
     }

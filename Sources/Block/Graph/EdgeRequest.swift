@@ -11,13 +11,16 @@ final class EdgeRequest {
     private var completion: IoCompletion?
     /// The bytes a write, discard or write-zeroes changes, for the node's dirty bitmaps.
     private var dirtied: (offset: Int64, length: Int64)?
+    /// A write or write-zeroes (not a discard): raises the node's highest written offset.
+    private var writesData = false
 
     /// Takes the request's state and returns the completion to give the node's driver.
-    func start(on node: BlockNode, dirtying dirtied: (offset: Int64, length: Int64)?,
+    func start(on node: BlockNode, dirtying dirtied: (offset: Int64, length: Int64)?, writesData: Bool,
                completion: @escaping IoCompletion) -> IoCompletion {
         self.node = node
         self.completion = completion
         self.dirtied = dirtied
+        self.writesData = writesData
         return { [self] result in finish(result) }
     }
 
@@ -28,7 +31,7 @@ final class EdgeRequest {
         self.completion = nil
         self.dirtied = nil
         // Recycled before the caller hears of it: its completion may start the next request.
-        node.requestFinished(self, dirtied: dirtied)
+        node.requestFinished(self, dirtied: dirtied, wroteData: writesData)
         completion(result)
     }
 }

@@ -15,9 +15,10 @@ public struct BlockdevOptions: Sendable {
         case qcow2(file: Reference, backing: Reference?)
         case nullCo(size: Int64, readZeroes: Bool)
         case nbd(NbdClientOptions)
+        case blkdebug(BlkdebugOptions)
     }
 
-    public static let driverNames = ["file", "raw", "qcow2", "null-co", "nbd"]
+    public static let driverNames = ["file", "raw", "qcow2", "null-co", "nbd", "blkdebug"]
 
     /// QEMU's BDRV_MAX_LENGTH: INT64_MAX aligned down to BDRV_MAX_ALIGNMENT (1 GiB).
     public static let maxLength: Int64 = Int64.max & ~((1 << 30) - 1)
@@ -37,6 +38,7 @@ public struct BlockdevOptions: Sendable {
         case .qcow2: "qcow2"
         case .nullCo: "null-co"
         case .nbd: "nbd"
+        case .blkdebug: "blkdebug"
         }
     }
 
@@ -84,6 +86,9 @@ public struct BlockdevOptions: Sendable {
                             backing: try Self.reference(&reader, "backing", required: false))
         case "nbd":
             driver = .nbd(try NbdClientOptions(reader: &reader))
+        case "blkdebug":
+            let image = try Self.reference(&reader, "image", required: true)!
+            driver = .blkdebug(try BlkdebugOptions(reader: &reader, image: image))
         default:
             let size = try reader.nonNegativeInt("size") ?? 1 << 30
             // bdrv_refresh_total_sectors: a node may not be longer than BDRV_MAX_LENGTH.

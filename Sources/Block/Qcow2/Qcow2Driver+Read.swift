@@ -57,6 +57,7 @@ extension Qcow2Driver {
             readBacking(at: position, into: vector, completion: completion)
         case .host(let host):
             let request = requestStarted()
+            file.raise(.readAio)  // qcow2_co_preadv_task's BLKDBG_READ_AIO
             file.read(at: host, into: vector) { [self] result in
                 requestDone(request)
                 completion(result)

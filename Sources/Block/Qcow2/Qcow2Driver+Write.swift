@@ -84,6 +84,7 @@ extension Qcow2Driver {
         if part.copyOnWrite {
             copyOnWrite(part, data: data, completion: finish)
         } else {
+            file.raise(.writeAio)  // qcow2_co_pwritev_task's BLKDBG_WRITE_AIO
             file.write(at: part.host, from: data, completion: finish)
         }
     }
@@ -116,6 +117,7 @@ extension Qcow2Driver {
                 return completion(result)
             }
             data.gather(into: UnsafeMutableRawBufferPointer(rebasing: buffer[inCluster..<inCluster + part.length]))
+            file.raise(.writeAio)
             file.write(at: allocation.host, from: cluster) { result in
                 buffer.deallocate()
                 completion(result.map { _ in part.length })

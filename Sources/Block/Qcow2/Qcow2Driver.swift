@@ -78,14 +78,22 @@ public final class Qcow2Driver: BlockDriver {
     public func plug() { file.plug() }
     public func unplug() { file.unplug() }
 
+    /// bdrv_co_flush for qcow2: the cached metadata is written back (qcow2_co_flush_to_os) before
+    /// `flush_to_disk` is raised on the file child and the file is flushed.
+    public var raisesFlushToDisk: Bool { true }
+
     public func flush(completion: @escaping IoCompletion) {
-        guard !isReadOnly, !isInactive else { return file.flush(completion: completion) }
+        guard !isReadOnly, !isInactive else {
+            file.raiseFlushToDiskForParent()
+            return file.flush(completion: completion)
+        }
         if let park = parking(0, 0, writing: true) { return park { [self] in flush(completion: completion) } }
         do {
             try metadata.writeBack(releasableTag: releasableTag)
         } catch {
             return completion(.failure(error))
         }
+        file.raiseFlushToDiskForParent()
         file.flush(completion: completion)
     }
 

@@ -11,12 +11,12 @@ final class FuzzLoop: FdWatcher {
     /// <poll.h>'s POLLRDHUP (a _GNU_SOURCE name Glibc's module does not bring in).
     private static let peerHangup: Int16 = 0x2000
 
-    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(SystemCallError) {
         interests[fd] = interest
         handlers[fd] = handler
     }
 
-    func update(_ fd: Int32, interest: FdInterest) throws(BlockError) { interests[fd] = interest }
+    func update(_ fd: Int32, interest: FdInterest) throws(SystemCallError) { interests[fd] = interest }
 
     func unwatch(_ fd: Int32) {
         interests[fd] = nil

@@ -1,6 +1,6 @@
-import Block
 import Foundation
 import Glibc
+import Loop
 import Testing
 
 /// Loop timers (LoopTimer over timerfd) on a real epoll loop: they fire at about the rate asked
@@ -13,14 +13,14 @@ import Testing
     }
 
     @Test func aPeriodicTimerFiresAtTheRequestedRateWithinAWideMargin() throws {
-        let loop = try TestLoop()
-        defer { loop.shutdown() }
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
         let counter = Counter()
-        try loop.sync {
+        try loop.onLoop {
             counter.timer = try loop.schedule(after: .milliseconds(10), repeating: .milliseconds(10)) { counter.fired += 1 }
         }
         Thread.sleep(forTimeInterval: 0.5)
-        let fired = try loop.sync { () -> Int in
+        let fired = try loop.onLoop { () -> Int in
             counter.timer?.cancel()
             return counter.fired
         }
@@ -29,44 +29,44 @@ import Testing
     }
 
     @Test func cancellingFromInsideItsOwnHandlerStopsTheTimer() throws {
-        let loop = try TestLoop()
-        defer { loop.shutdown() }
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
         let counter = Counter()
-        try loop.sync {
+        try loop.onLoop {
             counter.timer = try loop.schedule(after: .milliseconds(1), repeating: .milliseconds(1)) {
                 counter.fired += 1
                 if counter.fired == 3 { counter.timer?.cancel() }
             }
         }
         Thread.sleep(forTimeInterval: 0.2)
-        let fired = try loop.sync { counter.fired }
+        let fired = try loop.onLoop { counter.fired }
         #expect(fired == 3)
-        #expect(try loop.sync { counter.timer?.isCancelled } == true)
+        #expect(try loop.onLoop { counter.timer?.isCancelled } == true)
     }
 
     @Test func aOneShotTimerFiresOnceAndMayScheduleTheNextFromItsHandler() throws {
-        let loop = try TestLoop()
-        defer { loop.shutdown() }
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
         let counter = Counter()
-        func arm() throws {
+        @Sendable func arm() throws {
             counter.timer = try loop.schedule(after: .milliseconds(2)) {
                 counter.fired += 1
                 if counter.fired < 5 { try? arm() }
             }
         }
-        try loop.sync { try arm() }
+        try loop.onLoop { try arm() }
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(try loop.sync { counter.fired } == 5)
+        #expect(try loop.onLoop { counter.fired } == 5)
     }
 
     @Test func aReleasedTimerNeverFires() throws {
-        let loop = try TestLoop()
-        defer { loop.shutdown() }
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
         let counter = Counter()
-        try loop.sync {
+        try loop.onLoop {
             _ = try loop.schedule(after: .milliseconds(5)) { counter.fired += 1 }
         }
         Thread.sleep(forTimeInterval: 0.1)
-        #expect(try loop.sync { counter.fired } == 0)
+        #expect(try loop.onLoop { counter.fired } == 0)
     }
 }

@@ -2,11 +2,11 @@ import Glibc
 import Synchronization
 
 /// A one-shot value handed from one thread to a thread blocked waiting for it.
-final class ResultSlot<T: Sendable>: @unchecked Sendable {
+public final class ResultSlot<T: Sendable>: @unchecked Sendable {
     private let value = Mutex<T?>(nil)
     private let ready: UnsafeMutablePointer<sem_t>
 
-    init() {
+    public init() {
         ready = .allocate(capacity: 1)
         sem_init(ready, 0, 0)
     }
@@ -16,12 +16,12 @@ final class ResultSlot<T: Sendable>: @unchecked Sendable {
         ready.deallocate()
     }
 
-    func fill(_ newValue: T) {
+    public func fill(_ newValue: T) {
         value.withLock { $0 = newValue }
         sem_post(ready)
     }
 
-    func wait() -> T {
+    public func wait() -> T {
         while sem_wait(ready) != 0 {}
         return value.withLock { $0! }
     }

@@ -10,9 +10,9 @@ public final class LoopTimer {
     private var handler: (() -> Void)?
     private let isPeriodic: Bool
 
-    init(watcher: FdWatcher, after delay: Duration, repeating interval: Duration?, handler: @escaping () -> Void) throws(BlockError) {
+    init(watcher: FdWatcher, after delay: Duration, repeating interval: Duration?, handler: @escaping () -> Void) throws(SystemCallError) {
         let fd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
-        guard fd >= 0 else { throw BlockError.posix("timerfd_create", errno: errno) }
+        guard fd >= 0 else { throw SystemCallError("timerfd_create") }
         self.fd = fd
         self.watcher = watcher
         self.handler = handler
@@ -21,7 +21,7 @@ public final class LoopTimer {
         guard timerfd_settime(fd, 0, &spec, nil) == 0 else {
             let code = errno
             close(fd)
-            throw BlockError.posix("timerfd_settime", errno: code)
+            throw SystemCallError("timerfd_settime", errno: code)
         }
         do {
             // Weak: a timer nobody keeps is released (and stops), instead of living on in the loop.
@@ -76,7 +76,7 @@ extension FdWatcher {
     /// Calls `handler` on the loop after `delay`, and then every `interval` if one is given,
     /// until the returned timer is cancelled (or released: keep a reference while it should run).
     public func schedule(after delay: Duration, repeating interval: Duration? = nil,
-                         _ handler: @escaping () -> Void) throws(BlockError) -> LoopTimer {
+                         _ handler: @escaping () -> Void) throws(SystemCallError) -> LoopTimer {
         try LoopTimer(watcher: self, after: delay, repeating: interval, handler: handler)
     }
 }

@@ -8,7 +8,7 @@ public enum NativeThread {
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(BlockError) {
+    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { argument in
@@ -18,7 +18,7 @@ public enum NativeThread {
         }, box)
         guard result == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
-            throw BlockError("pthread_create \(name): \(String(cString: strerror(result)))")
+            throw SystemCallError("pthread_create \(name)", errno: result)
         }
         pthread_detach(thread)
     }

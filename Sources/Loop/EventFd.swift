@@ -5,9 +5,9 @@ import Glibc
 public final class EventFd: Sendable {
     public let fd: Int32
 
-    public init(nonBlocking: Bool = true) throws(KvmError) {
+    public init(nonBlocking: Bool = true) throws(SystemCallError) {
         let fd = eventfd(0, Int32(EFD_CLOEXEC) | (nonBlocking ? Int32(EFD_NONBLOCK) : 0))
-        if fd < 0 { throw KvmError("eventfd") }
+        if fd < 0 { throw SystemCallError("eventfd") }
         self.fd = fd
     }
 

@@ -1,35 +1,40 @@
 /// Little-endian reads from a byte array that answer nil instead of reading out of bounds:
 /// at an offset (ELF headers), or in sequence from `position` (state payloads).
-struct ByteReader {
-    let bytes: [UInt8]
+public struct ByteReader {
+    public let bytes: [UInt8]
     /// Where the `next…` reads continue.
-    var position = 0
+    public var position = 0
 
-    func value<T: FixedWidthInteger>(_ offset: Int, as type: T.Type) -> T? {
+    public init(bytes: [UInt8], position: Int = 0) {
+        self.bytes = bytes
+        self.position = position
+    }
+
+    public func value<T: FixedWidthInteger>(_ offset: Int, as type: T.Type) -> T? {
         guard offset >= 0, offset <= bytes.count - MemoryLayout<T>.size else { return nil }
         return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
     }
 
-    func u16(_ offset: Int) -> UInt16? { value(offset, as: UInt16.self) }
-    func u32(_ offset: Int) -> UInt32? { value(offset, as: UInt32.self) }
-    func u64(_ offset: Int) -> UInt64? { value(offset, as: UInt64.self) }
+    public func u16(_ offset: Int) -> UInt16? { value(offset, as: UInt16.self) }
+    public func u32(_ offset: Int) -> UInt32? { value(offset, as: UInt32.self) }
+    public func u64(_ offset: Int) -> UInt64? { value(offset, as: UInt64.self) }
 
-    mutating func next<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+    public mutating func next<T: FixedWidthInteger>(_ type: T.Type) -> T? {
         guard let result = value(position, as: type) else { return nil }
         position += MemoryLayout<T>.size
         return result
     }
 
-    mutating func nextBytes(_ count: Int) -> ArraySlice<UInt8>? {
+    public mutating func nextBytes(_ count: Int) -> ArraySlice<UInt8>? {
         guard count >= 0, position <= bytes.count, count <= bytes.count - position else { return nil }
         defer { position += count }
         return bytes[position..<position + count]
     }
 
-    var isAtEnd: Bool { position == bytes.count }
-    var remaining: Int { bytes.count - position }
+    public var isAtEnd: Bool { position == bytes.count }
+    public var remaining: Int { bytes.count - position }
 
-    mutating func nextBool() -> Bool? {
+    public mutating func nextBool() -> Bool? {
         switch next(UInt8.self) {
         case 0: false
         case 1: true
@@ -38,13 +43,13 @@ struct ByteReader {
     }
 
     /// A u32-length-prefixed UTF-8 string of at most `maximum` bytes.
-    mutating func nextString(maximum: Int) -> String? {
+    public mutating func nextString(maximum: Int) -> String? {
         guard let length = next(UInt32.self), length <= maximum, let bytes = nextBytes(Int(length)) else { return nil }
         return String(validating: bytes, as: UTF8.self)
     }
 
     /// A plain C struct of integers (every bit pattern a value): `blank` filled from the next bytes.
-    mutating func nextRaw<T>(_ blank: T) -> T? {
+    public mutating func nextRaw<T>(_ blank: T) -> T? {
         guard let bytes = nextBytes(MemoryLayout<T>.size) else { return nil }
         var value = blank
         withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes) }

@@ -1,12 +1,12 @@
 /// The event loop as lower layers see it: call a handler on the loop thread when a file
-/// descriptor becomes readable or writable. (Machine's EventLoop implements it; NBD sockets use it.)
+/// descriptor becomes readable or writable. (Loop's EventLoop implements it; NBD and QMP sockets, timers and jobs use it.)
 public protocol FdWatcher: AnyObject {
     /// Starts calling `handler` with the ready events (`readable`, `writable`, `hangup`).
     /// `blockLayer` handlers (NBD sockets) also run while a synchronous block request waits
     /// (`pollBlockLayer`); the others (the monitor) only in the loop itself.
-    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError)
+    func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(SystemCallError)
     /// Changes which events `fd` is watched for.
-    func update(_ fd: Int32, interest: FdInterest) throws(BlockError)
+    func update(_ fd: Int32, interest: FdInterest) throws(SystemCallError)
     func unwatch(_ fd: Int32)
     /// Runs `job` on the loop thread soon (after the current handler returns).
     func runSoon(_ job: @escaping () -> Void)
@@ -17,15 +17,7 @@ public protocol FdWatcher: AnyObject {
 }
 
 extension FdWatcher {
-    public func watch(_ fd: Int32, for interest: FdInterest, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
+    public func watch(_ fd: Int32, for interest: FdInterest, handler: @escaping (FdInterest) -> Void) throws(SystemCallError) {
         try watch(fd, for: interest, blockLayer: false, handler: handler)
     }
-}
-
-public struct FdInterest: OptionSet, Sendable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let readable = FdInterest(rawValue: 1)
-    public static let writable = FdInterest(rawValue: 2)
-    public static let hangup = FdInterest(rawValue: 4)
 }

@@ -1,10 +1,8 @@
-import Block
 import CKVM
 import Glibc
-import KVM
 import Synchronization
 
-/// The one thread that owns device queues, the block layer and (later) QMP, NBD and migration:
+/// The one thread that owns device queues, the block layer QMP, NBD, jobs and migration:
 /// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or `performAndWait`.
 public final class EventLoop: FdWatcher, @unchecked Sendable {
     private let epollFd: Int32
@@ -16,13 +14,17 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     private var deferred: [() -> Void] = []
     private let jobs = Mutex<[() -> Void]>([])
     private var threadID: pthread_t?
+    /// Set by `start`, so that `stop` knows whether a thread is there to wait for.
+    private let started = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let exited = ResultSlot<Void>()
 
-    public init() throws(MachineError) {
+    public init() throws(SystemCallError) {
         epollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFd >= 0 else { throw MachineError("epoll_create1: \(ErrnoName.of(errno))") }
+        guard epollFd >= 0 else { throw SystemCallError("epoll_create1") }
         blockEpollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard blockEpollFd >= 0 else { throw MachineError("epoll_create1: \(ErrnoName.of(errno))") }
-        do { wakeup = try EventFd() } catch { throw MachineError(error.description) }
+        guard blockEpollFd >= 0 else { throw SystemCallError("epoll_create1") }
+        wakeup = try EventFd()
         try watch(eventFd: wakeup.fd) { [unowned self] in self.runJobs() }
     }
 
@@ -37,7 +39,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     /// Calls `handler` on the loop thread whenever `fd` is readable. Call before `start` or on the loop.
-    public func watch(_ fd: Int32, handler: @escaping () -> Void) throws(MachineError) {
+    public func watch(_ fd: Int32, handler: @escaping () -> Void) throws(SystemCallError) {
         try add(fd, events: EPOLLIN.rawValue) { _ in handler() }
     }
 
@@ -45,22 +47,22 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     /// its own edge, which saves a read syscall per kick or completion on the fast path.
     /// `blockLayer`: I/O completions, which a synchronous block request waits for (see `pollBlockLayer`);
     /// not a guest's queue kicks, which must not start requests in the middle of another one.
-    public func watch(eventFd fd: Int32, blockLayer: Bool = false, handler: @escaping () -> Void) throws(MachineError) {
+    public func watch(eventFd fd: Int32, blockLayer: Bool = false, handler: @escaping () -> Void) throws(SystemCallError) {
         try add(fd, events: EPOLLIN.rawValue | EPOLLET.rawValue, blockLayer: blockLayer) { _ in handler() }
     }
 
-    private func add(_ fd: Int32, events: UInt32, blockLayer: Bool = false, rawHandler: @escaping (UInt32) -> Void) throws(MachineError) {
+    private func add(_ fd: Int32, events: UInt32, blockLayer: Bool = false, rawHandler: @escaping (UInt32) -> Void) throws(SystemCallError) {
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
         guard epoll_ctl(epollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
-            throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
+            throw SystemCallError("epoll_ctl ADD fd \(fd)")
         }
         if blockLayer {
             // A second epoll instance sees the same descriptor with edges of its own.
             guard epoll_ctl(blockEpollFd, EPOLL_CTL_ADD, fd, &event) == 0 else {
                 epoll_ctl(epollFd, EPOLL_CTL_DEL, fd, nil)
-                throw MachineError("epoll_ctl ADD fd \(fd): \(ErrnoName.of(errno))")
+                throw SystemCallError("epoll_ctl ADD fd \(fd)")
             }
             blockLayerFds.insert(fd)
         }
@@ -76,26 +78,22 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         return events
     }
 
-    public func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(BlockError) {
-        do {
-            try add(fd, events: Self.epollEvents(interest), blockLayer: blockLayer) { events in
-                var ready: FdInterest = []
-                if events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
-                if events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
-                if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 { ready.insert(.hangup) }
-                handler(ready)
-            }
-        } catch {
-            throw BlockError(error.description)
+    public func watch(_ fd: Int32, for interest: FdInterest, blockLayer: Bool, handler: @escaping (FdInterest) -> Void) throws(SystemCallError) {
+        try add(fd, events: Self.epollEvents(interest), blockLayer: blockLayer) { events in
+            var ready: FdInterest = []
+            if events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
+            if events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
+            if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 { ready.insert(.hangup) }
+            handler(ready)
         }
     }
 
-    public func update(_ fd: Int32, interest: FdInterest) throws(BlockError) {
+    public func update(_ fd: Int32, interest: FdInterest) throws(SystemCallError) {
         var event = epoll_event()
         event.events = Self.epollEvents(interest)
         event.data.fd = fd
         guard epoll_ctl(epollFd, EPOLL_CTL_MOD, fd, &event) == 0 else {
-            throw BlockError("epoll_ctl MOD fd \(fd): \(ErrnoName.of(errno))")
+            throw SystemCallError("epoll_ctl MOD fd \(fd)")
         }
         if blockLayerFds.contains(fd) { epoll_ctl(blockEpollFd, EPOLL_CTL_MOD, fd, &event) }
     }
@@ -120,15 +118,28 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         }
     }
 
-    public func start() throws(MachineError) {
+    public func start() throws(SystemCallError) {
+        started.store(true, ordering: .sequentiallyConsistent)
         do {
             try NativeThread.start(name: "svmm-loop") { [self] in
                 self.threadID = pthread_self()
                 self.run()
+                self.exited.fill(())
             }
         } catch {
-            throw MachineError(error.description)
+            started.store(false, ordering: .sequentiallyConsistent)
+            throw error
         }
+    }
+
+    /// Ends the loop thread after its current turn and waits until it has left the loop (for
+    /// tests, which start a loop each). Jobs queued later never run. Not from the loop thread.
+    public func stop() {
+        precondition(!isCurrentThread, "EventLoop.stop() on its own thread would wait for itself")
+        guard started.exchange(false, ordering: .sequentiallyConsistent) else { return }
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        wakeup.signal()
+        exited.wait()
     }
 
     /// Queues `job` to run on the loop thread.
@@ -149,7 +160,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     /// queued jobs: for the loop while it waits on a vCPU, which may need it meanwhile (see
     /// VcpuRunner.pause). The counter is read here so that poll does not see it ready again;
     /// jobs queued later signal anew, and the epoll loop gets its own edge for them.
-    func waitForJobs(timeoutMilliseconds: Int32) {
+    package func waitForJobs(timeoutMilliseconds: Int32) {
         var descriptor = pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0)
         if poll(&descriptor, 1, timeoutMilliseconds) > 0 {
             var counter: UInt64 = 0
@@ -159,7 +170,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     /// Wakes a loop blocked in `waitForJobs` (or in epoll) without queuing anything.
-    func wake() { wakeup.signal() }
+    package func wake() { wakeup.signal() }
 
     private func runJobs() {
         let pending = jobs.withLock { queue in
@@ -171,7 +182,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
 
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 32)
-        while true {
+        while !stopping.load(ordering: .acquiring) {
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), -1) }
             if count < 0 { continue }  // EINTR
             for event in events.prefix(Int(count)) {

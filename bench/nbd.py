@@ -6,7 +6,7 @@ import argparse, os, statistics, subprocess, sys, tempfile, time
 import qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SVMM = os.path.join(ROOT, ".build/release/svmm")
+SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
 GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 
 

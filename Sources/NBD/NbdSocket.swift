@@ -66,7 +66,8 @@ enum NbdSocket {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
+        // Only the owner may connect (issue 16): chmod before listen, so no one connects earlier.
+        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 16) == 0 else {
             let error = BlockError.posix("Failed to bind socket to \(path)", errno: errno)
             close(fd)
             throw error

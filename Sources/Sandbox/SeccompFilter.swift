@@ -47,7 +47,7 @@ public enum SeccompFilter {
                                             datum_b: condition.mask == nil ? 0 : condition.value))
         }
         let added = seccomp_rule_add_array(context, action, number, UInt32(comparisons.count), comparisons)
-        // -EDOM/-EINVAL for calls this architecture does not have at all (some obsolete ones).
+        // -EDOM: a call this architecture does not have (a negative pseudo number: some obsolete ones).
         guard added == 0 || (number < 0 && added == -EDOM) else {
             throw SandboxError("seccomp_rule_add(\(rule.name))", result: added)
         }

@@ -52,6 +52,14 @@ interop-test: deps guest kvm-check
 check-sanitizers: deps guest kvm-check
 	scripts/check-sanitizers.sh
 
+# swift test (unit and KVM integration tests, the latter with the sanitized svmm) under
+# ThreadSanitizer / AddressSanitizer; a report from any process fails it. TEST_FILTER=Name narrows it.
+.PHONY: test-tsan test-asan
+test-tsan: deps guest kvm-check
+	scripts/test-sanitized.sh thread
+test-asan: deps guest kvm-check
+	scripts/test-sanitized.sh address
+
 # libFuzzer over every parser of outside input (README "Fuzzing"): FUZZ_SECONDS=N per target
 # (default 60), FUZZ_TARGETS="elf qmp" for some of them. Crashes land in Tests/fuzz-corpus/<target>/crashes/.
 fuzz:
@@ -98,7 +106,7 @@ bench-mirror: deps build kvm-check
 # to tcg); one table. IOTESTS="a b" picks tests; IOTESTS_QEMU=0 runs svmm only (scripts/iotests.py).
 IOTESTS ?=
 # The iotests svmm passes: `make test` runs them (add a test here once it passes).
-IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error
+IOTESTS_PASSING := migration-permissions mirror-top-perms 194 mirror-ready-cancel-error nbd-multiconn 132 152
 iotests: deps guest
 	swift build
 	IOTESTS="$(IOTESTS)" IOTESTS_SVMM=$(CURDIR)/$(DEBUG) scripts/iotests.py

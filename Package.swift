@@ -35,11 +35,12 @@ let package = Package(
             "KVM", "Block", "Devices", "CKVM", "NBD", "Loop",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration"]),
+        .target(name: "QMP", dependencies: ["Machine", "Block", "NBD", "CKVM", "Migration", "Loop"]),
         .target(name: "CommandLineOptions", dependencies: ["Machine", "Block", "Devices"]),
-        // zlib's crc32 for the migration stream's checksums.
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CZlib"]),
+        // Intel's ISA-L for the migration stream's record checksum (CRC-32C).
+        .systemLibrary(name: "CIsal", path: "Sources/CIsal"),
+        .target(name: "Migration", dependencies: ["Machine", "Block", "KVM", "CKVM", "CIsal"],
+                swiftSettings: loopHotPath),
         // Each parser of outside input behind one name, for the libFuzzer binary and the corpus replay test.
         .target(name: "FuzzTargets", dependencies: ["CommandLineOptions", "Machine", "QMP", "NBD", "Block", "Devices", "KVM", "Migration"]),
         .executableTarget(name: "svmm", dependencies: ["Machine", "Block", "Devices", "QMP", "CKVM", "CommandLineOptions", "Migration"]),

@@ -3,7 +3,8 @@
 processes (-M microvm,accel=kvm) on this machine, alternating, in one invocation: the guest idle,
 in mode=writer (on a shared raw disk) and in mode=ramdirty mb=64; total time and downtime as each
 source reports them; plus the restore time of a VM saved with exec: (process start to `completed`
-on the destination). Prints medians and svmm/QEMU ratios (markdown)."""
+on the destination). Prints medians and svmm/QEMU ratios (markdown). `--before PATH` runs a second
+svmm build (an earlier commit's) alternately in the same invocation, for before/after figures."""
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 from qmp import Qmp
@@ -14,6 +15,7 @@ GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = shutil.which("qemu-system-x86_64")
 MEMORY = "512M"
 UNLIMITED = 1 << 40   # max-bandwidth for both: the machine, not the throttle, sets the pace
+BEFORE = None         # --before: another svmm binary, run as target "before"
 
 
 class Vmm:
@@ -21,7 +23,7 @@ class Vmm:
         self.sock = os.path.join(work, f"{name}.qmp")
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        args = [SVMM] if target == "svmm" else [
+        args = [SVMM] if target == "svmm" else [BEFORE] if target == "before" else [
             QEMU, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config", "-display", "none",
             "-global", "virtio-mmio.force-legacy=false", "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
         args += ["-m", MEMORY, "-serial", "none", "-kernel", GUEST, "-append", f"mode={mode}",
@@ -89,8 +91,13 @@ def restore(target, work):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", help="an earlier svmm binary to measure alongside")
     args = parser.parse_args()
-    for path, what in ((SVMM, "svmm (make build)"), (GUEST, "the guest (make guest)"), (QEMU or "", "qemu-system-x86_64")):
+    global BEFORE
+    BEFORE = args.before
+    targets = ("svmm", "before", "qemu") if BEFORE else ("svmm", "qemu")
+    for path, what in ((SVMM, "svmm (make build)"), (GUEST, "the guest (make guest)"), (QEMU or "", "qemu-system-x86_64"),
+                       *(((BEFORE, "--before"),) if BEFORE else ())):
         if not path or not os.access(path, os.R_OK):
             sys.exit(f"missing {what}: {path}")
     results = {}
@@ -100,7 +107,7 @@ def main():
             f.truncate(64 << 20)
         scenarios = [("idle", "idle", None), ("writer", "writer size=65536", disk), ("ramdirty mb=64", "ramdirty mb=64", None)]
         for _ in range(args.runs):
-            for target in ("svmm", "qemu"):
+            for target in targets:
                 for label, mode, scenario_disk in scenarios:
                     total, downtime = live(target, work, mode, scenario_disk)
                     results.setdefault((label, target, "total"), []).append(total)
@@ -109,15 +116,22 @@ def main():
     median = lambda key: statistics.median(results[key])
     print(f"Live migration of a {MEMORY} guest, unix socket, max-bandwidth unlimited, downtime-limit 300 ms, "
           f"{args.runs} runs each, medians (ms, as the source's query-migrate reports them):\n")
-    print("| scenario | figure | svmm | QEMU 7.2 | svmm/QEMU |")
-    print("|---|---|---|---|---|")
+    before_head = " svmm before | before/QEMU |" if BEFORE else ""
+    print(f"| scenario | figure | svmm | QEMU 7.2 | svmm/QEMU |{before_head}")
+    print("|---|---|---|---|---|" + ("---|---|" if BEFORE else ""))
+
+    def row(label, name, key_label, figure):
+        ours, theirs = median((key_label, "svmm", figure)), median((key_label, "qemu", figure))
+        line = f"| {label} | {name} | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |"
+        if BEFORE:
+            before = median((key_label, "before", figure))
+            line += f" {before:.0f} | {before / max(theirs, 1e-9):.2f} |"
+        print(line)
+
     for label, _, _ in scenarios:
         for figure in ("total", "downtime"):
-            ours, theirs = median((label, "svmm", figure)), median((label, "qemu", figure))
-            name = "total time" if figure == "total" else "downtime"
-            print(f"| {label} | {name} | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |")
-    ours, theirs = median(("restore", "svmm", "total")), median(("restore", "qemu", "total"))
-    print(f"| restore from an exec: file (idle guest) | process start → completed | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
+            row(label, "total time" if figure == "total" else "downtime", label, figure)
+    row("restore from an exec: file (idle guest)", "process start → completed", "restore", "total")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 # Installs, with apt-get, only the Debian packages svmm needs that are missing,
 # and the project venv (venv/) with qemu.qmp and pytest when they are not importable there.
 set -euo pipefail
-packages=(libaio-dev libfdt-dev gcc binutils make qemu-system-x86 qemu-utils fio python3-venv graphviz libnbd-bin nbdkit iproute2 libseccomp-dev)
+packages=(libaio-dev libfdt-dev libisal-dev gcc binutils make qemu-system-x86 qemu-utils fio python3-venv graphviz libnbd-bin nbdkit iproute2 libseccomp-dev)
 missing=()
+packages+=(python3-libnbd)  # qemu-iotests' nbd-multiconn (make iotests, make test)
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done

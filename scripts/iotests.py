@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """QEMU 7.2's own qemu-iotests against svmm, then against QEMU 7.2, with one table (`make iotests`).
 
-1. Fetches the source package of Debian's QEMU 7.2 (the version of the installed qemu-system-x86)
-   with apt-get, through a private apt configuration under .cache/iotests/apt (a deb-src list of
-   its own, its own lists and archives: the machine's apt set-up is not touched). The download is
-   cached; a failed one is an error.
+1. Fetches the source package of Debian's QEMU 7.2 (the version of the installed qemu-system-x86,
+   else the newest 7.2 the mirrors have) with apt-get, through a private apt configuration under
+   .cache/iotests/apt: deb-src twins of the machine's own sources, its own lists and archives (the
+   machine's apt set-up is only read). The download is cached; a failed one is an error.
 2. Unpacks only tests/ and python/ of the upstream tarball and applies Debian's patches to them
    (the 7.2.x stable updates touch both), under .cache/iotests/src. Nothing of QEMU's is committed.
 3. Runs tests/qemu-iotests/check for each test with QEMU_PROG = svmm (QEMU_IMG_PROG, QEMU_IO_PROG,
@@ -13,12 +13,14 @@
 
 Environment: IOTESTS="a b" (tests, in order), IOTESTS_SVMM (the svmm binary, default the debug
 build), IOTESTS_QEMU=0 (svmm only), IOTESTS_MUST_PASS="a b" (exit 1 unless these pass against svmm;
-default: every test run), IOTESTS_CACHE (default .cache/iotests).
+default: every test run), IOTESTS_CACHE (default .cache/iotests), IOTESTS_TIMEOUT (seconds per
+test, default 900).
 """
 
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,22 +29,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("IOTESTS_CACHE", REPO / ".cache" / "iotests"))
-DEFAULT_TESTS = ["migration-permissions", "mirror-top-perms", "194", "mirror-ready-cancel-error", "155", "041"]
+DEFAULT_TESTS = ["migration-permissions", "mirror-top-perms", "194", "mirror-ready-cancel-error", "155", "041",
+                 "nbd-multiconn", "132", "152"]
 # The image format each test runs with: check's default (raw) unless the test supports only others.
 FORMATS = {"155": "qcow2", "041": "qcow2"}
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-SOURCES = """Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: {keyring}
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: {keyring}
-"""
 TOOLS = {
     "QEMU_IMG_PROG": "/usr/bin/qemu-img",
     "QEMU_IO_PROG": "/usr/bin/qemu-io",
@@ -50,6 +40,10 @@ TOOLS = {
     "QSD_PROG": "/usr/bin/qemu-storage-daemon",
 }
 QEMU = "/usr/bin/qemu-system-x86_64"
+# The harness runs on Debian's python3, which sees Debian's python3-* modules (libnbd for nbd-multiconn).
+PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+# Seconds one test may take under `check` before it counts as failed (IOTESTS_TIMEOUT).
+TIMEOUT = int(os.environ.get("IOTESTS_TIMEOUT", "900"))
 
 
 class Failure(Exception):
@@ -65,11 +59,39 @@ def source_version() -> str:
     return result.stdout.strip()
 
 
+def source_lists() -> tuple:
+    """deb-src twins of the machine's own `deb` sources (deb822 stanzas, one-line entries): the
+    same mirrors and keys; the machine's files are only read."""
+    stanzas, lines = [], []
+    parts = Path("/etc/apt/sources.list.d")
+    for path in sorted(parts.glob("*.sources")) if parts.is_dir() else []:
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line or line[0].isspace():
+                    continue
+                key, value = line.split(":", 1)
+                fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                entry = ["Types: deb-src"] + [f"{name}: {fields[key]}" for key, name in
+                                              (("uris", "URIs"), ("suites", "Suites"), ("components", "Components"),
+                                               ("signed-by", "Signed-By")) if key in fields]
+                stanzas.append("\n".join(entry))
+    one_line = [Path("/etc/apt/sources.list")] + (sorted(parts.glob("*.list")) if parts.is_dir() else [])
+    for path in (p for p in one_line if p.exists()):
+        for line in path.read_text().splitlines():
+            if re.match(r"^deb\s", line.strip()):
+                lines.append("deb-src" + line.strip()[3:])
+    if not stanzas and not lines:
+        raise Failure("the machine's apt configuration has no `deb` source to take a deb-src from")
+    return "\n\n".join(stanzas) + "\n", "\n".join(lines) + "\n"
+
+
 def apt(*arguments: str) -> None:
     """apt-get with a configuration of its own under CACHE/apt."""
     root = CACHE / "apt"
     options = [
-        "-o", "Dir::Etc::SourceList=/dev/null",
+        "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
         "-o", f"Dir::Etc::SourceParts={root / 'sources.list.d'}",
         "-o", f"Dir::State::Lists={root / 'lists'}",
         "-o", f"Dir::Cache={root / 'cache'}",
@@ -83,26 +105,44 @@ def apt(*arguments: str) -> None:
                       f"{result.stdout}{result.stderr}")
 
 
+def downloaded() -> tuple:
+    """The newest tarball pair in the download folder, if there is one."""
+    folder = CACHE / "download"
+    for dsc in sorted(folder.glob("qemu_*.dsc"), reverse=True):
+        debian = folder / (dsc.name[:-4] + ".debian.tar.xz")
+        upstream = dsc.name[len("qemu_"):-4].rsplit("-", 1)[0]
+        orig = folder / f"qemu_{upstream}.orig.tar.xz"
+        if orig.exists() and debian.exists():
+            return orig, debian, "1:" + dsc.name[len("qemu_"):-4]
+    return None
+
+
 def download(version: str) -> tuple:
-    """The upstream tarball and Debian's tarball of `version`, downloaded once."""
-    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
-    orig = CACHE / "download" / f"qemu_{upstream}.orig.tar.xz"
-    debian = CACHE / "download" / f"qemu_{version.split(':', 1)[-1]}.debian.tar.xz"
+    """The upstream tarball and Debian's tarball of `version` (else the newest 7.2 the mirrors
+    still have, said so), downloaded once."""
+    folder = CACHE / "download"
+    debian = folder / f"qemu_{version.split(':', 1)[-1]}.debian.tar.xz"
+    orig = folder / f"qemu_{version.split(':', 1)[-1].rsplit('-', 1)[0]}.orig.tar.xz"
     if orig.exists() and debian.exists():
-        return orig, debian
-    if not Path(KEYRING).exists():
-        raise Failure(f"{KEYRING} is missing (package debian-archive-keyring)")
+        return orig, debian, version
     root = CACHE / "apt"
-    for directory in (root / "sources.list.d", root / "lists" / "partial", root / "cache" / "archives" / "partial",
-                      CACHE / "download"):
+    for directory in (root / "sources.list.d", root / "lists" / "partial", root / "cache" / "archives" / "partial", folder):
         directory.mkdir(parents=True, exist_ok=True)
-    (root / "sources.list.d" / "qemu-src.sources").write_text(SOURCES.format(keyring=KEYRING))
+    stanzas, lines = source_lists()
+    (root / "sources.list.d" / "qemu-src.sources").write_text(stanzas)
+    (root / "sources.list").write_text(lines)
     print(f"iotests: fetching the source of qemu {version} with apt-get (private configuration in {root})", flush=True)
     apt("update")
-    apt("source", "--download-only", f"qemu={version}")
-    if not (orig.exists() and debian.exists()):
-        raise Failure(f"apt-get source did not leave {orig.name} and {debian.name} in {orig.parent}")
-    return orig, debian
+    try:
+        apt("source", "--download-only", f"qemu={version}")
+    except Failure as failure:
+        print(f"iotests: qemu {version} is not on the mirrors ({str(failure).splitlines()[-1]}); taking their newest",
+              flush=True)
+        apt("source", "--download-only", "qemu")
+    found = downloaded()
+    if found is None or not found[2].startswith("1:7.2+"):
+        raise Failure(f"apt-get source left no QEMU 7.2 source package in {folder}")
+    return found
 
 
 def patch_sections(text: str):
@@ -181,13 +221,18 @@ def unpack(orig: Path, debian: Path, version: str) -> Path:
             if not name:
                 continue
             kept = [section for path, section in patch_sections((work / "debian" / "patches" / name).read_text(errors="surrogateescape"))
-                    if path.startswith(("tests/", "python/"))]
+                    if path.startswith(("tests/qemu-iotests/", "python/"))]
             if not kept:
                 continue
             patch = "".join(line for section in kept for line in section)
-            result = subprocess.run(["patch", "-p1", "-s", "-N", "--no-backup-if-mismatch", "-d", str(tree)],
+            # git apply (git is where this repository is; patch(1) may not be installed), kept from
+            # finding this repository above the tree: inside a repository it would skip every path
+            # outside it, silently. -v names each file it patched: all of them must be there.
+            result = subprocess.run(["git", "apply", "-v", "-p1", "--whitespace=nowarn", "-"], cwd=tree,
+                                    env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent)),
                                     input=patch, text=True, errors="surrogateescape", capture_output=True)
-            if result.returncode != 0:
+            checked = result.stderr.count("Checking patch ")
+            if result.returncode != 0 or checked != len(kept):
                 raise Failure(f"Debian patch {name} does not apply to tests/ and python/:\n{result.stdout}{result.stderr}")
     finally:
         shutil.rmtree(work)
@@ -219,7 +264,18 @@ RESULT_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<status>pass|fail|not run)\b(?P<r
 
 
 def run_one(tree: Path, prog: str, label: str, test: str) -> tuple:
-    """(status, seconds, log) of one test under `check`."""
+    """(status, seconds, log) of one test: with its format from FORMATS (check's default, raw),
+    and once more with qcow2 when the test does not run on raw."""
+    image_format = FORMATS.get(test, "raw")
+    status, elapsed, output = run_check(tree, prog, label, test, image_format)
+    if status == "not run" and image_format == "raw" and "not suitable for this image format" in output:
+        status, more, output = run_check(tree, prog, label, test, "qcow2")
+        elapsed += more
+    return status, elapsed, output
+
+
+def run_check(tree: Path, prog: str, label: str, test: str, image_format: str) -> tuple:
+    """(status, seconds, log) of one test under `check -FORMAT -file TEST`."""
     iotests = tree / "tests" / "qemu-iotests"
     scratch = CACHE / "scratch" / label
     scratch.mkdir(parents=True, exist_ok=True)
@@ -227,14 +283,18 @@ def run_one(tree: Path, prog: str, label: str, test: str) -> tuple:
     env = dict(os.environ, QEMU_PROG=prog, TEST_DIR=str(scratch), SOCK_DIR=socks, **TOOLS)
     env.pop("PYTHONPATH", None)
     started = time.monotonic()
+    # A session of its own: on a timeout, or when a test leaves a VM behind, the whole group goes.
+    check = subprocess.Popen([PYTHON, "./check", f"-{image_format}", "-file", test],
+                             cwd=iotests, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
     try:
-        result = subprocess.run([sys.executable, "./check", f"-{FORMATS.get(test, 'raw')}", "-file", test],
-                                cwd=iotests, env=env, capture_output=True, text=True, timeout=900)
-        output = result.stdout + result.stderr
-    except subprocess.TimeoutExpired as expired:
-        output = f"{expired.stdout or ''}{expired.stderr or ''}\ncheck timed out after 900 s"
-        return "fail", time.monotonic() - started, output
+        output, _ = check.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill_group(check.pid)
+        output, _ = check.communicate()
+        return "fail", time.monotonic() - started, f"{output}\ncheck timed out after {TIMEOUT} s"
     finally:
+        kill_group(check.pid)
         shutil.rmtree(socks, ignore_errors=True)
     elapsed = time.monotonic() - started
     status = None
@@ -244,8 +304,15 @@ def run_one(tree: Path, prog: str, label: str, test: str) -> tuple:
             status = match.group("status")
     if status is None:
         status = "fail"
-        output += f"\n(no result line for {test} in check's output; status {result.returncode})"
+        output += f"\n(no result line for {test} in check's output; status {check.returncode})"
     return status, elapsed, output
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def run_all(tree: Path, prog: str, label: str, tests: list) -> dict:
@@ -292,7 +359,8 @@ def main() -> int:
             if not os.access(path, os.X_OK):
                 raise Failure(f"{path} ({name}) is missing: make deps installs qemu-utils and qemu-system-x86")
         version = source_version()
-        tree = unpack(*download(version), version)
+        orig, debian, fetched = download(version)
+        tree = unpack(orig, debian, fetched)
         columns = {"svmm": run_all(tree, str(svmm), "svmm", tests)}
         if os.environ.get("IOTESTS_QEMU", "1") != "0":
             columns["QEMU 7.2"] = run_all(tree, str(qemu_wrapper()), "qemu", tests)

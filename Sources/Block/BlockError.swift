@@ -1,7 +1,7 @@
 import Glibc
 
 /// A block-layer error. `description` is the user-facing text, in QEMU's words where QEMU has them.
-public struct BlockError: Error, CustomStringConvertible, Equatable {
+public struct BlockError: KindedError, Equatable {
     public let description: String
     /// The errno a guest-visible request failed with, when there is one.
     public let errno: Int32

@@ -1,7 +1,4 @@
-/// The QMP error class a block-layer error maps to (QEMU's ErrorClass): callers branch on it,
-/// the monitor reports it. Only the classes QEMU 7.2 uses for block errors are here.
-public enum BlockErrorKind: Sendable, Equatable {
-    case generic
-    /// ERROR_CLASS_DEVICE_NOT_ACTIVE: e.g. `Block job 'x' not found`.
-    case deviceNotActive
-}
+/// The kind a block-layer error carries (QEMU's ErrorClass): Loop's ErrorKind, shared by every
+/// layer so that QMP reports the class the block layer chose (`.deviceNotActive` for
+/// `Block job 'x' not found`).
+public typealias BlockErrorKind = ErrorKind

@@ -1,7 +1,8 @@
 /// The command line's fuzz entry (`make fuzz`, target `options`): the input as the argument of
 /// each option that parses a string, and, cut at newlines, as a whole argument vector.
 public enum CommandLineFuzzEntry {
-    static let optionsWithText = ["-m", "-smp", "-blockdev", "-drive", "-device", "-qmp", "-chardev", "-mon", "-name", "-serial", "-display"]
+    static let optionsWithText = ["-m", "-smp", "-blockdev", "-drive", "-device", "-qmp", "-chardev", "-mon", "-name", "-serial", "-display",
+                                  "-machine", "-accel", "-vga", "-qtest", "-object"]
 
     /// Never traps: every bad option is a `CommandLineError`. Nothing is opened: parsing only
     /// records paths and addresses in the `MachineConfig`.

@@ -156,7 +156,7 @@ public struct CommandLineParser {
     /// `-drive`: a node and a BlockBackend named by its id; `if=virtio` also makes a virtio-blk
     /// device on it (drive_new + the board's default device, QEMU's `-drive if=virtio`).
     private mutating func addDrive(_ argument: String) throws(CommandLineError) {
-        let drive = try BlockdevOption.parseDrive(argument)
+        let drive = try DriveOption.parse(argument)
         config.drives.append(drive.drive)
         guard drive.virtio else { return }
         guard config.virtioBlkDevices.count < MemoryMap.virtioTransportCount else {

@@ -12,7 +12,7 @@ enum QtestOption {
             return client
         }
         guard argument.hasPrefix("unix:") else {
-            throw CommandLineError("'\(argument)' is not a valid char driver\n\(failure.message)", option: "")
+            throw CommandLineError("'\(argument)' is not a valid char driver\n\(ProgramName.basename): \(failure.message)", option: "")
         }
         // qemu_chr_parse_compat: `unix:` is followed by QemuOpts with `path` implied.
         let options = try OptionList(String(argument.dropFirst(5)), impliedKey: "path")

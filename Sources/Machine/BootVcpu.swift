@@ -24,7 +24,7 @@ enum BootVcpu {
             try vcpu.setRegisters(regs)
             return vcpu
         } catch {
-            throw MachineError("setting up the boot vCPU: \(error)")
+            throw MachineError(error, context: "setting up the boot vCPU")
         }
     }
 
@@ -35,7 +35,7 @@ enum BootVcpu {
             try vcpu.setCPUID(try vm.kvm.supportedCPUID())
             return vcpu
         } catch {
-            throw MachineError("setting up the vCPU for an incoming migration: \(error)")
+            throw MachineError(error, context: "setting up the vCPU for an incoming migration")
         }
     }
 

@@ -32,7 +32,7 @@ extension Machine {
             try vm.setDirtyLogging(memory, slot: Self.ramSlot, enabled: true)
         } catch {
             memory.vmmWrites.disable()
-            throw MachineError("dirty tracking: \(error)")
+            throw MachineError(error, context: "dirty tracking")
         }
     }
 
@@ -42,7 +42,7 @@ extension Machine {
         do {
             pages = try vm.fetchDirtyLog(slot: Self.ramSlot, pageCount: memory.pageCount)
         } catch {
-            throw MachineError("dirty tracking: \(error)")
+            throw MachineError(error, context: "dirty tracking")
         }
         pages.formUnion(memory.vmmWrites.take())
         return pages
@@ -54,11 +54,11 @@ extension Machine {
     }
 
     public func readRamPage(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MachineError) {
-        do { try memory.copyPage(index, into: buffer) } catch { throw MachineError("RAM page \(index): \(error)") }
+        do { try memory.copyPage(index, into: buffer) } catch { throw MachineError(error, context: "RAM page \(index)") }
     }
 
     public func writeRamPage(_ index: Int, from buffer: UnsafeRawBufferPointer) throws(MachineError) {
-        do { try memory.fillPage(index, from: buffer) } catch { throw MachineError("RAM page \(index): \(error)") }
+        do { try memory.fillPage(index, from: buffer) } catch { throw MachineError(error, context: "RAM page \(index)") }
     }
 
     /// On the loop, with the VM stopped: serves I/O completions until no guest device has a request
@@ -86,11 +86,11 @@ extension Machine {
         guard let vcpuRunner else { throw MachineError("saveState: the machine has not started") }
         var sections = try saveKvmState()
         let msrs: [UInt32]
-        do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError("cpu 0: \(error)") }
+        do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError(error, context: "cpu 0") }
         switch vcpuRunner.perform(.saveState(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
                                              hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)) {
         case .saved(let state): sections.append(Self.section(.cpu, 0, StatePayloadCodec.encode(state)))
-        case .failed(let error): throw MachineError("cpu 0: \(error)")
+        case .failed(let error): throw MachineError(error, context: "cpu 0")
         case .notParked, .restored: throw MachineError("saveState: the vCPU is running: stop the VM first")
         }
         // The vCPU thread owns the port devices; it is parked, and its mutex hand-off orders these reads.
@@ -109,7 +109,7 @@ extension Machine {
             sections.append(Self.section(.kvmPit, 0, StatePayloadCodec.encodeRaw(try vm.getPIT2())))
             return sections
         } catch {
-            throw MachineError("saving the VM's KVM state: \(error)")
+            throw MachineError(error, context: "saving the VM's KVM state")
         }
     }
 
@@ -120,7 +120,7 @@ extension Machine {
         }
         if let blk = transport.device as? VirtioBlk {
             do { sections.append(Self.section(.virtioBlk, UInt32(slot), StatePayloadCodec.encode(try blk.save()))) } catch {
-                throw MachineError("virtio-blk \(slot): \(error)")
+                throw MachineError(error, context: "virtio-blk \(slot)")
             }
         }
         return sections

@@ -21,15 +21,15 @@ extension Machine {
             for chip in state.chips { try vm.setIrqChip(chip) }
             try vm.setPIT2(state.pit)
         } catch {
-            throw MachineError("loading the VM's KVM state: \(error)")
+            throw MachineError(error, context: "loading the VM's KVM state")
         }
         try applyDevices(state)
         switch vcpuRunner.perform(.restoreState(state.vcpu)) {
         case .restored: break
-        case .failed(let error): throw MachineError("State section 'cpu' instance 0: \(error)")
+        case .failed(let error): throw MachineError(error, context: "State section 'cpu' instance 0")
         case .notParked, .saved: throw MachineError("loadState: the vCPU is running")
         }
-        do { try vm.setClock(state.clock) } catch { throw MachineError("State section 'kvm-clock' instance 0: \(error)") }
+        do { try vm.setClock(state.clock) } catch { throw MachineError(error, context: "State section 'kvm-clock' instance 0") }
         kickQueuesOnResume = true
     }
 

@@ -61,10 +61,10 @@ public final class Machine: @unchecked Sendable {
             memory = try GuestMemory(size: Int(config.memorySize))
             try vm.mapMemory(memory, slot: Self.ramSlot)
         } catch {
-            throw MachineError("failed to initialize kvm: \(error)")
+            throw MachineError(error, context: "failed to initialize kvm")
         }
         do { loop = try EventLoop() } catch { throw MachineError(error) }
-        do { aio = try AioContext() } catch { throw MachineError(error.description) }
+        do { aio = try AioContext() } catch { throw MachineError(error) }
         do { try loop.watch(eventFd: aio.eventFd, blockLayer: true) { [aio] in aio.processCompletions() } } catch { throw MachineError(error) }
         try openBlockNodes()
         try createVirtioBlkDevices()
@@ -92,7 +92,7 @@ public final class Machine: @unchecked Sendable {
             return try NbdClientDriver.connect(options, watcher: self.loop)
         }
         for blockdev in config.blockdevs {
-            do { try opener.open(blockdev.options) } catch { throw MachineError("-blockdev \(blockdev.source): \(error)") }
+            do { try opener.open(blockdev.options) } catch { throw MachineError(error, context: "-blockdev \(blockdev.source)") }
         }
         for drive in config.drives {
             do {
@@ -103,7 +103,7 @@ public final class Machine: @unchecked Sendable {
                 try backend.insert(node)
                 namedBackends[drive.id] = backend
             } catch {
-                throw MachineError("-drive \(drive.source): \(error)")
+                throw MachineError(error, context: "-drive \(drive.source)")
             }
         }
     }
@@ -136,7 +136,7 @@ public final class Machine: @unchecked Sendable {
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
                 try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
             } catch {
-                throw MachineError("\(device.option) \(device.source): \(error)")
+                throw MachineError(error, context: "\(device.option) \(device.source)")
             }
             deviceBackends.append(backend)
             applyErrorPolicy(device, to: backend)
@@ -150,7 +150,7 @@ public final class Machine: @unchecked Sendable {
                 try loop.watch(eventFd: transport.notifyEventFd.fd) { [transport] in transport.notify(queue: 0) }
                 transports.append((address, transport))
             } catch {
-                throw MachineError("virtio-blk-device: \(error)")
+                throw MachineError(error, context: "virtio-blk-device")
             }
         }
     }
@@ -288,14 +288,14 @@ public final class Machine: @unchecked Sendable {
         if runState.needsReset { throw MachineError("Resetting the Virtual Machine is required") }
         if runState == .finishMigrate { throw MachineError("Migration is not finalized yet") }
         resetIoStatus()
-        do { try graph.activateAll() } catch { throw MachineError(error.description) }
+        do { try graph.activateAll() } catch { throw MachineError(error) }
         // The seed's qmp_cont applies the recorded permissions before it looks at the run state:
         // a `cont` during an incoming migration with a writable export in place fails with the
         // conflict and arms nothing (QEMU 7.2 arms autostart there and succeeds).
         do {
             for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
         } catch {
-            throw MachineError(error.description)
+            throw MachineError(error)
         }
         // qmp_cont during an incoming migration: the VM starts when the stream is in.
         // (Once loadState has put a stream's state in, `cont` starts the VM: an in-process restore.)

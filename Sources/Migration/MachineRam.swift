@@ -1,22 +1,29 @@
 import Machine
 
 /// The destination's guest RAM as the loader's sink (pages land before the vCPU first runs).
+/// The destination's RAM is fresh (Machine.start(incoming:) loads no kernel and nothing runs
+/// before the stream is in), so a zero page the stream never wrote is already zero.
 final class MachineRam: RamSink {
     let machine: Machine
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: MigrationStream.pageSize, alignment: 4096)
+    /// Pages this stream wrote data into (one bit a page).
+    private var written: [UInt64]
 
-    init(machine: Machine) { self.machine = machine }
-    deinit { scratch.deallocate() }
+    init(machine: Machine) {
+        self.machine = machine
+        written = [UInt64](repeating: 0, count: (machine.ramPageCount + 63) / 64)
+    }
 
     func writePage(_ index: Int, from bytes: UnsafeRawBufferPointer) throws(StreamError) {
         do { try machine.writeRamPage(index, from: bytes) } catch { throw StreamError(error.description) }
+        if index >= 0 && index / 64 < written.count { written[index / 64] |= 1 << UInt64(index % 64) }
     }
 
-    /// ram_handle_compressed: a page that already reads as zero is not written, so the fresh
-    /// destination's untouched RAM is not faulted in page by page.
+    /// ram_handle_compressed: a page never written is left alone (not even read, so fresh RAM is
+    /// not faulted in page by page); one written before is looked at in place and cleared if not zero.
     func zeroPage(_ index: Int) throws(StreamError) {
-        do { try machine.readRamPage(index, into: scratch) } catch { throw StreamError(error.description) }
-        if ZeroPage.isZero(UnsafeRawBufferPointer(scratch)) { return }
-        try writePage(index, from: ZeroPage.page)
+        guard index >= 0, index / 64 < written.count, written[index / 64] & (1 << UInt64(index % 64)) != 0 else { return }
+        let isZero: Bool
+        do { isZero = try machine.ramPageIsZero(index) } catch { throw StreamError(error.description) }
+        if !isZero { try writePage(index, from: ZeroPage.page) }
     }
 }

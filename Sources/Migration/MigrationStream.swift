@@ -1,11 +1,12 @@
 /// svmm's own migration stream format (not QEMU's): a header, then records, each
 /// `type u8 | name length u8 | name | instance u32 | version u32 | payload length u32 | payload | crc32 u32`
-/// (integers big-endian, the CRC-32 over everything of the record before it), ending with an
+/// (integers big-endian, the CRC-32C over everything of the record before it), ending with an
 /// `end` record. RAM travels in `ram` records of page entries `index u32 | kind u8 | [4096 bytes]`.
 public enum MigrationStream {
     /// "SVMMIG" and CR LF, so a text tool or a truncated transfer is told apart at once.
     public static let magic: [UInt8] = Array("SVMMIG\r\n".utf8)
-    public static let version: UInt32 = 1
+    /// 2: records carry CRC-32C (1 had zlib's CRC-32).
+    public static let version: UInt32 = 2
     public static let pageSize = 4096
     /// magic, version, page size.
     public static let headerSize = 16

@@ -233,7 +233,13 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
             let machine = self.machine
             let kind: RamPageKind
             do {
-                kind = try encoder.page(UInt32(page)) { room in try machine.readRamPage(page, into: room) }
+                // A zero page is seen in place and sent as a marker without being copied.
+                if try machine.ramPageIsZero(page) {
+                    encoder.zeroPage(UInt32(page))
+                    kind = .zero
+                } else {
+                    kind = try encoder.page(UInt32(page)) { room in try machine.readRamPage(page, into: room) }
+                }
             } catch {
                 throw .failed("\(error)")
             }

@@ -75,7 +75,7 @@ public struct StreamDecoder<Input: StreamInput> {
             throw .inRecord(name, instance: instance, offset: start, "truncated: the stream ends after \(body) of \(rest) bytes of payload and checksum")
         }
         let stored = loadUInt32(headerLength + length)
-        let computed = Crc32.of(UnsafeRawBufferPointer(start: buffer.bytes, count: headerLength + length))
+        let computed = Crc32c.of(UnsafeRawBufferPointer(start: buffer.bytes, count: headerLength + length))
         guard stored == computed else {
             throw .inRecord(name, instance: instance, offset: start,
                             "checksum mismatch (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")

@@ -36,7 +36,7 @@ public struct StreamEncoder {
     public mutating func close() {
         guard let start = recordStart else { preconditionFailure("no record is open") }
         buffer.patch(UInt32(buffer.count - payloadStart), at: payloadStart - 4)
-        let crc = Crc32.of(UnsafeRawBufferPointer(rebasing: buffer.contents[start...]))
+        let crc = Crc32c.of(UnsafeRawBufferPointer(rebasing: buffer.contents[start...]))
         buffer.append(crc)
         recordStart = nil
     }
@@ -51,15 +51,23 @@ public struct StreamEncoder {
 
     // MARK: RAM page entries (inside an open `ram` record)
 
+    /// Appends page `index` as a zero entry (the caller saw it all zero in place).
+    public func zeroPage(_ index: UInt32) {
+        let room = buffer.extend(by: MigrationStream.pageEntryHeader)
+        room.storeBytes(of: index.bigEndian, toByteOffset: 0, as: UInt32.self)
+        room.storeBytes(of: RamPageKind.zero.rawValue, toByteOffset: 4, as: UInt8.self)
+    }
+
     /// Appends page `index`: `fill` writes its 4096 bytes in place; a page that turns out all zero
     /// becomes a zero entry. Returns the kind sent.
     @discardableResult
     public mutating func page(_ index: UInt32, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> RamPageKind {
+        // One reservation for the whole entry (each append would be an exclusivity-checked access).
         let entryStart = buffer.count
-        buffer.append(index)
-        buffer.append(RamPageKind.data.rawValue)
-        let dataStart = buffer.count
-        let room = buffer.extend(by: MigrationStream.pageSize)
+        let entry = buffer.extend(by: MigrationStream.pageEntryHeader + MigrationStream.pageSize)
+        entry.storeBytes(of: index.bigEndian, toByteOffset: 0, as: UInt32.self)
+        entry.storeBytes(of: RamPageKind.data.rawValue, toByteOffset: 4, as: UInt8.self)
+        let room = UnsafeMutableRawBufferPointer(rebasing: entry[MigrationStream.pageEntryHeader...])
         do {
             try fill(room)
         } catch {
@@ -67,8 +75,8 @@ public struct StreamEncoder {
             throw error
         }
         guard ZeroPage.isZero(UnsafeRawBufferPointer(room)) else { return .data }
-        buffer.truncate(to: dataStart)
-        buffer.bytes.storeBytes(of: RamPageKind.zero.rawValue, toByteOffset: dataStart - 1, as: UInt8.self)
+        buffer.truncate(to: entryStart + MigrationStream.pageEntryHeader)
+        entry.storeBytes(of: RamPageKind.zero.rawValue, toByteOffset: 4, as: UInt8.self)
         return .zero
     }
 }

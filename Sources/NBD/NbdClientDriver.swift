@@ -38,7 +38,8 @@ public final class NbdClientDriver: BlockDriver {
     /// Connects and runs the handshake, blocking the calling thread (any thread: nothing of the
     /// loop's is touched). `adopt` then runs the connection on the loop.
     public static func negotiate(_ options: NbdClientOptions) throws(BlockError) -> NbdConnection {
-        let fd = try NbdSocket.connect(options.server)
+        let fd: Int32
+        do { fd = try Socket.connect(options.server) } catch { throw BlockError(error) }
         do throws(BlockError) {
             var handshake = NbdClientHandshake(fd: fd, exportName: options.export)
             BlockingSocket(fd: fd).setReceiveTimeout(seconds: 30)
@@ -53,7 +54,7 @@ public final class NbdClientDriver: BlockDriver {
 
     /// A negotiated connection becomes a driver whose requests run on `watcher`.
     public static func adopt(_ connection: NbdConnection, watcher: FdWatcher) throws(BlockError) -> NbdClientDriver {
-        NbdSocket.setNonBlocking(connection.fd)
+        Socket.setNonBlocking(connection.fd)
         do throws(BlockError) {
             return try NbdClientDriver(options: connection.options, info: connection.info, fd: connection.fd, watcher: watcher)
         } catch {
@@ -67,7 +68,7 @@ public final class NbdClientDriver: BlockDriver {
         self.options = options
         self.info = info
         self.watcher = watcher
-        channel = try SocketChannel(fd: fd, watcher: watcher)
+        do { channel = try SocketChannel(fd: fd, watcher: watcher, blockLayer: true) } catch { throw BlockError(error) }
         channel.onReadable = { [weak self] in self?.receive() }
         channel.onClosed = { [weak self] reason in self?.failAll(reason) }
     }

@@ -21,7 +21,9 @@ public final class NbdServer {
 
     /// Binds and listens on `address` (exactly the host given), on `watcher`'s loop.
     public init(address: SocketAddress, watcher: FdWatcher, maxConnections: Int = 0) throws(BlockError) {
-        let (fd, bound) = try NbdSocket.listen(address)
+        let (fd, bound): (Int32, SocketAddress)
+        // Only the owner may connect to a unix socket (issue 16), as to the QMP one.
+        do { (fd, bound) = try Socket.listen(address, permissions: 0o600) } catch { throw BlockError(error) }
         self.listener = fd
         self.address = bound
         self.watcher = watcher
@@ -147,7 +149,7 @@ public final class NbdServer {
     // MARK: clients
 
     private func acceptClients() {
-        while accepting, let fd = NbdSocket.accept(listener) {
+        while accepting, case .connection(let fd) = Socket.accept(listener) {
             do {
                 let connection = try NbdServerConnection(fd: fd, server: self, watcher: watcher)
                 connections[ObjectIdentifier(connection)] = connection

@@ -24,7 +24,7 @@ final class NbdServerConnection {
     static let outputLimit = 64 << 20
 
     init(fd: Int32, server: NbdServer, watcher: FdWatcher) throws(BlockError) {
-        channel = try SocketChannel(fd: fd, watcher: watcher)
+        do { channel = try SocketChannel(fd: fd, watcher: watcher, blockLayer: true) } catch { throw BlockError(error) }
         self.server = server
         pool = server.pool
         channel.onReadable = { [unowned self] in self.pump() }

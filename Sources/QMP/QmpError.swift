@@ -2,35 +2,24 @@ import Block
 
 /// A QMP error reply: `{"error": {"class": ..., "desc": ...}}`.
 public struct QmpError: Error, Equatable {
-    public enum ErrorClass: String, Sendable {
-        case genericError = "GenericError"
-        case commandNotFound = "CommandNotFound"
-        case deviceNotActive = "DeviceNotActive"
-        case deviceNotFound = "DeviceNotFound"
-        case kvmMissingCap = "KVMMissingCap"
-    }
+    /// QEMU's ErrorClass: the kind every layer's errors carry (Loop's ErrorKind).
+    public typealias ErrorClass = ErrorKind
 
     public let errorClass: ErrorClass
     public let desc: String
 
-    public init(_ desc: String, class errorClass: ErrorClass = .genericError) {
+    public init(_ desc: String, class errorClass: ErrorClass = .generic) {
         self.errorClass = errorClass
         self.desc = desc
     }
 
-    public init(_ error: BlockError) {
-        switch error.kind {
-        case .generic: self.init(error.description)
-        case .deviceNotActive: self.init(error.description, class: .deviceNotActive)
-        }
-    }
-
-    /// A failed system call (the loop could not watch a socket): a generic error with its text.
-    public init(_ error: SystemCallError) {
-        self.init(error.description)
+    /// A lower layer's error (block, machine, loop, sockets): its text, and the class its kind
+    /// names, so a `Block job 'x' not found` deep in the block layer is still DeviceNotActive.
+    public init(_ error: some KindedError) {
+        self.init(error.description, class: error.kind)
     }
 
     var json: JSONValue {
-        .object([("class", .string(errorClass.rawValue)), ("desc", .string(desc))])
+        .object([("class", .string(errorClass.qmpClass)), ("desc", .string(desc))])
     }
 }

@@ -13,7 +13,7 @@ extension QmpMonitor {
                 return .emptyObject
             },
             QmpCommand("cont") { [unowned self] _ throws(QmpError) in
-                do throws(MachineError) { try machine.cont() } catch { throw QmpError(error.description) }
+                do throws(MachineError) { try machine.cont() } catch { throw QmpError(error) }
                 return .emptyObject
             },
             QmpCommand(async: "quit") { [unowned self] _, reply in

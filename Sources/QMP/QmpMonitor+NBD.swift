@@ -167,8 +167,8 @@ extension QmpMonitor {
     }
 
     private func removeExport(id: String, mode: String?) throws(QmpError) {
-        guard let server = nbdServer else { throw QmpError("NBD server not running") }
-        guard let export = server.exports.first(where: { exportIDs[ObjectIdentifier($0)] == id }) else {
+        // QEMU's blk_exp_find: with no server there is no export either, so the same answer.
+        guard let server = nbdServer, let export = server.exports.first(where: { exportIDs[ObjectIdentifier($0)] == id }) else {
             throw QmpError("Export '\(id)' is not found")
         }
         let removeMode: NbdRemoveMode

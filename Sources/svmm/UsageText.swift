@@ -23,14 +23,23 @@ enum UsageText {
 
             Block devices:
             -blockdev driver=file|raw|qcow2|null-co|nbd,node-name=N[,...]
-            -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=...][,aio=...][,discard=...]
-            -device virtio-blk-device,drive=N[,id=ID][,serial=S][,share-rw=on|off]
+            -drive file=F,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on][,cache=...][,aio=...][,discard=...]
+            -drive format=help  list the block drivers
+            -device virtio-blk-device|virtio-blk,drive=N[,id=ID][,serial=S][,share-rw=on|off]
+            -device help        list the devices
             -device isa-debug-exit,iobase=0x501,iosize=1
 
             Character devices and the monitor:
             -serial stdio|file:PATH|none
             -qmp unix:PATH,server=on,wait=off | tcp:HOST:PORT,server=on,wait=off
             -chardev socket,id=ID,path=PATH,server=on,wait=off  -mon chardev=ID,mode=control
+            -chardev socket,id=ID,path=PATH | socket,id=ID,fd=N  (a monitor svmm connects to / inherits)
+            -qtest unix:path=PATH | chardev:ID  (connected and held open; no qtest commands)
+
+            Machine:
+            -machine microvm|none[,accel=kvm|qtest] | help   (also -M)
+            -accel kvm|qtest    qtest: no kernel, no guest code; QMP, block layer, jobs, migration work
+            -vga none, -object iothread,id=ID
 
             Accepted as in QEMU: -nographic, -display none, -nodefaults, -no-user-config, -enable-kvm, -name N
 

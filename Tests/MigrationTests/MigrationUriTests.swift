@@ -31,7 +31,7 @@ import Testing
         #expect(defaults.maxBandwidth == 128 << 20 && defaults.downtimeLimit == 300)
         #expect(MigrationCapability.allCases.count == 21)
         let implemented = MigrationCapability.allCases.filter { $0.isImplemented }
-        #expect(implemented == [.events, .pauseBeforeSwitchover, .lateBlockActivate])
+        #expect(implemented == [.events, .pauseBeforeSwitchover, .dirtyBitmaps, .lateBlockActivate])
     }
 
     @Test func statusesInProgressAreQemus() {

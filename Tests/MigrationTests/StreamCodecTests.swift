@@ -113,7 +113,7 @@ final class MemoryRam: RamSink {
         #expect(throws: StreamError("migration stream at offset 0: not an svmm migration stream (bad magic)")) { try Self.load(stream) }
         stream = Self.stream()
         stream[11] = 9
-        #expect(throws: StreamError("migration stream at offset 8: stream version 9 is not supported (this svmm reads version 1)")) { try Self.load(stream) }
+        #expect(throws: StreamError("migration stream at offset 8: stream version 9 is not supported (this svmm reads version 2)")) { try Self.load(stream) }
     }
 
     @Test func anUnknownRecordTypeIsRefused() {

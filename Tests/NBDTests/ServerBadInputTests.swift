@@ -225,9 +225,10 @@ import Testing
         }
         try slow.send(batch)
         usleep(200_000)
-        let started = Date()
+        // 64 MiB of replies cannot fit the socket's buffers: the server holds most of them while
+        // the slow peer reads nothing. Another client is served meanwhile (were the loop blocked
+        // on the slow peer, this would wait until the peer's socket timeout and fail).
         try expectServing(fixture)
-        #expect(Date().timeIntervalSince(started) < 2)
         for _ in 0..<64 { #expect(try slow.reply().data.count == 1 << 20) }
     }
 

@@ -743,3 +743,27 @@ def mirror_named_filter_in_write_blocking_mode(s):
     s.wait_event("JOB_STATUS_CHANGE", status="null")
     s.cmd("query-named-block-nodes", view=names_view)
     s.cmd("query-block", view=inserted_view)
+
+
+@scenario()
+def error_classes_of_job_and_export_commands(s):
+    """The class of each error, not only its text (issue 9: errors keep their kind across the
+    layers): a job that does not exist is DeviceNotActive for the block-job-* commands and
+    GenericError for job-*; an unknown command is CommandNotFound; the rest are GenericError."""
+    s.start()
+    for command in ["block-job-cancel", "block-job-pause", "block-job-resume", "block-job-complete"]:
+        s.cmd(command, device="nosuch")
+    s.cmd("block-job-set-speed", device="nosuch", speed=1)
+    for command in ["block-job-finalize", "block-job-dismiss"]:
+        s.cmd(command, id="nosuch")
+    for command in ["job-cancel", "job-pause", "job-resume", "job-complete", "job-finalize", "job-dismiss"]:
+        s.cmd(command, id="nosuch")
+    s.cmd("no-such-command")
+    s.cmd("nbd-server-add", device="d0")
+    s.cmd("nbd-server-remove", name="nosuch")
+    s.cmd("block-export-del", id="nosuch")
+    s.cmd("blockdev-del", **{"node-name": "nosuch"})
+    s.cmd("block-dirty-bitmap-add", node="nosuch", name="b0")
+    s.cmd("block-dirty-bitmap-remove", node="d0", name="nosuch")
+    s.cmd("migrate_cancel")
+    s.cmd("migrate-continue", state="pre-switchover")

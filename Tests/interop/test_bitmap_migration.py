@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from qemu.qmp import ConnectError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from test_graph_io import binaries
@@ -82,12 +83,12 @@ class Vmm:
             assert self.proc.poll() is None, f"{name} ({target}) exited: {self.errors()}"
             assert time.monotonic() < deadline, f"{name}: no QMP socket"
             time.sleep(0.02)
-        self.qmp = QEMUMonitorProtocol(str(sock))
         while True:   # QEMU creates the socket file a moment before it listens
+            self.qmp = QEMUMonitorProtocol(str(sock))
             try:
                 self.qmp.connect()
                 break
-            except (ConnectionRefusedError, OSError):
+            except (ConnectError, OSError):   # (qemu.qmp wraps the refusal in ConnectError)
                 assert time.monotonic() < deadline, f"{name}: QMP socket refuses connections"
                 time.sleep(0.05)
         self.pending = []

@@ -39,7 +39,8 @@ def binaries():
 class Guest:
     """The writer guest under one VMM on the -blockdev `top`, with the device's error options."""
 
-    def __init__(self, target: str, workdir: Path, blockdevs: list, device_options: str, append: str = "mode=writer"):
+    def __init__(self, target: str, workdir: Path, blockdevs: list, device_options: str, append: str = "mode=writer",
+                 drives: list = (), drive: str = "top"):
         svmm, guest, qemu = binaries()
         self.target = target
         self.sock = str(workdir / f"{target}.sock")
@@ -51,7 +52,9 @@ class Guest:
                  "-qmp", f"unix:{self.sock},server=on,wait=off"]
         for blockdev in blockdevs:
             args += ["-blockdev", blockdev]
-        args += ["-device", f"virtio-blk-device,drive=top,id=vblk0,{device_options}"]
+        for drive_option in drives:
+            args += ["-drive", drive_option]
+        args += ["-device", f"virtio-blk-device,drive={drive},id=vblk0{',' if device_options else ''}{device_options}"]
         self.output = open(self.log, "wb")
         self.proc = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -321,3 +324,303 @@ def test_werror_report_on_enospc_reaches_the_guest(tmp_path):
             guest.kill()
     finally:
         mount.remove()
+
+
+class Monitor:
+    """A VMM paused (-S) with no guest device, for block jobs and HMP: its QMP and its stdout."""
+
+    def __init__(self, target: str, workdir: Path):
+        svmm, guest, qemu = binaries()
+        self.sock = str(workdir / f"{target}-mon.sock")
+        self.log = workdir / f"{target}-mon.log"
+        args = [svmm, "-kernel", guest, "-append", "mode=idle"] if target == "svmm" else [
+            qemu, "-M", "microvm,accel=kvm,acpi=off", "-nodefaults", "-no-user-config", "-display", "none"]
+        args += ["-m", "64M", "-serial", "none", "-S", "-qmp", f"unix:{self.sock},server=on,wait=off"]
+        self.output = open(self.log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.sock):
+            assert self.proc.poll() is None, f"{target} exited: {self.log.read_text(errors='replace')}"
+            assert time.monotonic() < deadline, f"{target}: no QMP socket"
+            time.sleep(0.02)
+        self.qmp = RawQMP(self.sock)
+
+    def text(self) -> str:
+        if not self.output.closed:
+            self.output.flush()
+        return self.log.read_text(errors="replace")
+
+    def next_event(self, name: str, timeout: float = 30) -> dict:
+        """The next `name` event not yet taken (events before it stay kept for later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, event in enumerate(self.qmp.events):
+                if event["event"] == name:
+                    return self.qmp.events.pop(index)
+            assert time.monotonic() < deadline, f"no {name} in {timeout} s"
+            self.qmp.events.append(self.qmp.read())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.qmp.cmd("quit")
+            self.proc.wait(20)
+        self.output.close()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        if not self.output.closed:
+            self.output.close()
+
+
+def qemu_img(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True)
+
+
+def mirror_scenario(target: str, workdir: Path, once: bool) -> dict:
+    """iotest mirror-ready-cancel-error's flow: a qcow2 target over blkdebug whose second
+    flush_to_disk fails, on-target-error=stop; the job goes to standby with BLOCK_JOB_ERROR, a
+    transient error is resumed past, a persistent one force-cancelled."""
+    source, dest = workdir / "source.qcow2", workdir / "target.qcow2"
+    for image in (source, dest):
+        assert qemu_img("create", "-f", "qcow2", image, "1M").returncode == 0
+    written = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 1 0 64k", str(source)], capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    vm = Monitor(target, workdir)
+    try:
+        qmp = vm.qmp
+        assert qmp.cmd("blockdev-add", **{"node-name": "source", "driver": "qcow2",
+                                          "file": {"driver": "file", "filename": str(source)}}) == {"return": {}}
+        target_options = {"node-name": "target", "driver": "qcow2", "file": {
+            "driver": "blkdebug", "image": {"driver": "file", "filename": str(dest)},
+            "set-state": [{"event": "flush_to_disk", "state": 1, "new_state": 2}],
+            "inject-error": [{"event": "flush_to_disk", "once": once, "immediately": True, "state": 2}]}}
+        assert qmp.cmd("blockdev-add", **target_options) == {"return": {}}
+        assert qmp.cmd("blockdev-mirror", **{"job-id": "mirror", "device": "source", "target": "target",
+                                             "filter-node-name": "mirror-top", "sync": "full",
+                                             "on-target-error": "stop"}) == {"return": {}}
+        vm.next_event("BLOCK_JOB_READY")
+        hmp = qmp.cmd("human-monitor-command", **{"command-line": 'qemu-io mirror-top "write -P 2 0 64k"'})
+        assert hmp == {"return": ""}, hmp
+        # As the iotest: status changes so far (drains around the HMP command) are dropped.
+        qmp.events = [event for event in qmp.events if event["event"] != "JOB_STATUS_CHANGE"]
+        assert qmp.cmd("block-job-cancel", device="mirror") == {"return": {}}
+        error = vm.next_event("BLOCK_JOB_ERROR")["data"]
+        statuses = []
+        while True:
+            status = vm.next_event("JOB_STATUS_CHANGE")["data"]["status"]
+            statuses.append(status)
+            if status == "standby":
+                verb = {"device": "mirror"} if once else {"device": "mirror", "force": True}
+                assert qmp.cmd("block-job-resume" if once else "block-job-cancel", **verb) == {"return": {}}
+            elif status == "null":
+                break
+        ended = [e["event"] for e in qmp.events if e["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED")]
+        vm.close()
+        output = vm.text()
+        return {
+            "error": error, "went-standby": "standby" in statuses, "last-statuses": statuses[-2:], "ended": ended,
+            "qemu-io-output": re.findall(r"wrote 65536/65536 bytes at offset 0", output),
+            "target-check": qemu_img("check", dest).returncode,
+            "same-data": qemu_img("compare", "-f", "qcow2", "-F", "qcow2", source, dest).returncode == 0,
+        }
+    finally:
+        vm.kill()
+
+
+@pytest.mark.parametrize("once", [True, False], ids=["transient", "persistent"])
+def test_mirror_follows_on_target_error_stop_with_a_blkdebug_flush_error(tmp_path, once):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = mirror_scenario(target, tmp_path / target, once)
+    svmm = outcomes["svmm"]
+    assert svmm["error"] == {"device": "mirror", "operation": "write", "action": "stop"}
+    assert svmm["went-standby"] and svmm["last-statuses"][-1] == "null"
+    assert svmm["qemu-io-output"] == ["wrote 65536/65536 bytes at offset 0"]
+    assert svmm["target-check"] == 0
+    # Only the flushes failed: the new data reached the target before the job stopped.
+    assert svmm["same-data"]
+    assert outcomes["svmm"] == outcomes["qemu"]
+
+
+HMP_LINES = [
+    'qemu-io d0 "read 0 512"', 'qemu-io d0 "write -P 0x5a 512 1k"', 'qemu-io d0 "read -P 0x5a 512 1k"',
+    'qemu-io d0 "read -P 0x5b 512 512"', 'qemu-io d0 "write -z 4k 4k"', 'qemu-io d0 "flush"',
+    'qemu-io d0 "aio_write -P 7 8k 4k"', 'qemu-io d0 "aio_flush"', 'qemu-io d0 "read -q -P 7 8k 4k"',
+    'qemu-io nosuch "read 0 512"', "qemu-io d0", "qemu-io", 'qemu-io d0 "read 0 512" extra',
+    'qemu-io d0 "bogus"', 'qemu-io d0 "read 0"', 'qemu-io d0 "read x 512"', 'qemu-io d0 "write -P 300 0 512"',
+    "nosuchcommand", "",
+]
+
+
+def hmp_outcome(target: str, workdir: Path) -> dict:
+    disk = workdir / "hmp.raw"
+    with open(disk, "wb") as image:
+        image.truncate(1 * MiB)
+    vm = Monitor(target, workdir)
+    try:
+        assert vm.qmp.cmd("blockdev-add", **{"node-name": "d0", "driver": "raw",
+                                             "file": {"driver": "file", "filename": str(disk)}}) == {"return": {}}
+        answers = {line: vm.qmp.cmd("human-monitor-command", **{"command-line": line}) for line in HMP_LINES}
+        vm.close()
+        # qemu-io's own output goes to the VMM's stdout/stderr; the timing line is dropped.
+        printed = [line for line in vm.text().splitlines() if " ops; " not in line and not line.startswith("qemu-system")]
+        return {"answers": answers, "printed": printed}
+    finally:
+        vm.kill()
+
+
+def test_hmp_qemu_io_answers_as_qemu_does(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = hmp_outcome(target, tmp_path / target)
+    svmm = outcomes["svmm"]
+    assert svmm["answers"]['qemu-io d0 "read 0 512"'] == {"return": ""}
+    assert svmm["answers"]["nosuchcommand"] == {"return": "unknown command: 'nosuchcommand'\r\n"}
+    assert "Pattern verification failed at offset 512, 512 bytes" in svmm["printed"]
+    assert outcomes["svmm"]["answers"] == outcomes["qemu"]["answers"]
+    assert sorted(outcomes["svmm"]["printed"]) == sorted(outcomes["qemu"]["printed"])
+
+
+def drive_scenario(target: str, workdir: Path) -> dict:
+    """`-drive file=blkdebug:CONF:IMAGE,…,werror=stop`: the rules come from a config file, the
+    error names the drive, and `cont` resets a named backend's io-status (qmp_cont's blk_next)."""
+    disk = workdir / f"{target}.raw"
+    with open(disk, "wb") as image:
+        image.truncate(4 * MiB)
+    config = workdir / "blkdebug.conf"
+    config.write_text('# fail one write in the first round\n[inject-error]\nevent = "write_aio"\n'
+                      'iotype = "write"\nsector = "2048"\nonce = "on"\n')
+    guest = Guest(target, workdir, [], "", drives=[f"file=blkdebug:{config}:{disk},format=raw,if=none,id=drv0,werror=stop"],
+                  drive="drv0")
+    try:
+        assert guest.qmp.cmd("cont") == {"return": {}}
+        error = guest.wait_event("BLOCK_IO_ERROR")
+        guest.wait_event("STOP")
+        info = guest.qmp.cmd("query-block")["return"][0]
+        before = (info["device"], info.get("io-status"), guest.qmp.cmd("query-status")["return"]["status"])
+        assert guest.qmp.cmd("cont") == {"return": {}}
+        guest.wait_event("RESUME")
+        after = guest.qmp.cmd("query-block")["return"][0].get("io-status")
+        guest.wait_rounds(1)
+        guest.quit()
+        assert "FAIL" not in guest.serial(), guest.serial()
+        check_writer_stamps(disk, 4 * MiB // 512)
+        # The node under the drive has a generated name, which differs between the two.
+        data = [(key, value) for key, value in io_error_data(error) if key != "node-name"]
+        return {"event": data, "before-cont": before, "io-status-after-cont": after}
+    finally:
+        guest.kill()
+
+
+def test_drive_with_a_blkdebug_config_file_stops_and_cont_resets_its_io_status(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = drive_scenario(target, tmp_path / target)
+    svmm = outcomes["svmm"]
+    assert svmm["event"] == [("device", "drv0"), ("nospace", False), ("reason", "Input/output error"),
+                             ("operation", "write"), ("action", "stop")]
+    assert svmm["before-cont"] == ("drv0", "failed", "io-error")
+    assert svmm["io-status-after-cont"] == "ok"
+    assert outcomes["svmm"] == outcomes["qemu"]
+
+
+def test_qcow2_on_a_full_tmpfs_pauses_and_resumes_clean(tmp_path):
+    """werror=enospc with a qcow2 image on a 3 MiB tmpfs (data and metadata both run out of room):
+    the VM pauses with nospace, the tmpfs grows, `cont`, two verified rounds, and qemu-img check
+    finds the image clean; the same under QEMU 7.2."""
+    outcomes = {}
+    for target in TARGETS:
+        workdir = tmp_path / target
+        workdir.mkdir()
+        mount = SmallTmpfs(workdir / "tmpfs", "3m")
+        try:
+            disk = mount.path / "disk.qcow2"
+            assert qemu_img("create", "-f", "qcow2", disk, "8M").returncode == 0
+            blockdevs = [f"driver=qcow2,node-name=top,file.driver=file,file.filename={disk},file.cache.direct=off,file.aio=threads"]
+            guest = Guest(target, workdir, blockdevs, "werror=enospc")
+            try:
+                assert guest.qmp.cmd("cont") == {"return": {}}
+                error = guest.wait_event("BLOCK_IO_ERROR")
+                guest.wait_event("STOP")
+                io_status = guest.qmp.cmd("query-block")["return"][0].get("io-status")
+                mount.grow("32m")
+                assert guest.qmp.cmd("cont") == {"return": {}}
+                guest.wait_rounds(2)
+                guest.quit()
+                assert "FAIL" not in guest.serial(), guest.serial()
+            finally:
+                guest.kill()
+            check = qemu_img("check", disk)
+            outcomes[target] = {"event": dict(io_error_data(error)), "io-status": io_status,
+                                "check": (check.returncode, "No errors were found" in check.stdout)}
+        finally:
+            mount.remove()
+    svmm = outcomes["svmm"]
+    assert svmm["event"]["nospace"] is True and svmm["event"]["action"] == "stop"
+    assert svmm["io-status"] == "nospace" and svmm["check"] == (0, True)
+    assert outcomes["svmm"] == outcomes["qemu"]
+
+
+def source_error_scenario(target: str, workdir: Path, policy: str) -> dict:
+    """A mirror whose source (qcow2 over blkdebug) fails its first data read: on-source-error
+    `stop` pauses the job (BLOCK_JOB_ERROR read/stop) until block-job-resume, `report` fails it."""
+    source, dest = workdir / "source.qcow2", workdir / "target.qcow2"
+    for image in (source, dest):
+        assert qemu_img("create", "-f", "qcow2", image, "1M").returncode == 0
+    written = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 3 64k 64k", str(source)], capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    vm = Monitor(target, workdir)
+    try:
+        qmp = vm.qmp
+        source_options = {"node-name": "source", "driver": "qcow2", "file": {
+            "driver": "blkdebug", "image": {"driver": "file", "filename": str(source)},
+            "inject-error": [{"event": "read_aio", "iotype": "read", "once": True}]}}
+        assert qmp.cmd("blockdev-add", **source_options) == {"return": {}}
+        assert qmp.cmd("blockdev-add", **{"node-name": "target", "driver": "qcow2",
+                                          "file": {"driver": "file", "filename": str(dest)}}) == {"return": {}}
+        assert qmp.cmd("blockdev-mirror", **{"job-id": "mirror", "device": "source", "target": "target",
+                                             "sync": "full", "on-source-error": policy}) == {"return": {}}
+        error = vm.next_event("BLOCK_JOB_ERROR")["data"]
+        statuses = []
+        while True:
+            status = vm.next_event("JOB_STATUS_CHANGE")["data"]["status"]
+            statuses.append(status)
+            if status == "paused":
+                assert qmp.cmd("block-job-resume", device="mirror") == {"return": {}}
+            elif status == "ready":
+                assert qmp.cmd("block-job-complete", device="mirror") == {"return": {}}
+            elif status == "concluded":
+                break
+        ended = [(e["event"], e["data"].get("error")) for e in qmp.events
+                 if e["event"] in ("BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED")]
+        vm.close()
+        return {
+            "error": error, "statuses": [s for s in statuses if s in ("paused", "ready", "aborting", "concluded")],
+            "ended": ended, "same-data": qemu_img("compare", "-f", "qcow2", "-F", "qcow2", source, dest).returncode == 0,
+            "target-check": qemu_img("check", dest).returncode,
+        }
+    finally:
+        vm.kill()
+
+
+@pytest.mark.parametrize("policy", ["stop", "report"])
+def test_mirror_follows_on_source_error_with_a_blkdebug_read_error(tmp_path, policy):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = source_error_scenario(target, tmp_path / target, policy)
+    svmm = outcomes["svmm"]
+    assert svmm["error"] == {"device": "mirror", "operation": "read", "action": policy}
+    if policy == "stop":
+        assert svmm["statuses"][:1] == ["paused"] and "ready" in svmm["statuses"] and svmm["same-data"]
+        assert svmm["ended"] == [("BLOCK_JOB_COMPLETED", None)]
+    else:
+        assert "aborting" in svmm["statuses"]
+        assert svmm["ended"] == [("BLOCK_JOB_COMPLETED", "Input/output error")]
+    assert svmm["target-check"] == 0
+    assert outcomes["svmm"] == outcomes["qemu"]

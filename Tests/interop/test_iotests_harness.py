@@ -70,17 +70,22 @@ def test_accel_qtest_runs_the_block_layer_without_a_kernel(tmp_path):
 
     async def body():
         client, process, qtest_peer = await start_harness_style(
-            tmp_path, ["-drive", f"if=virtio,id=drive0,file={image},format=raw,cache=writeback,aio=threads"])
+            tmp_path, ["-drive", f"if=virtio,id=drive0,file={image},format=raw,cache=writeback,aio=threads",
+                       # 093's drive: a protocol prefix and a key for the protocol node, passed on
+                       "-drive", "if=none,id=drive1,file=null-co://,format=raw,file.read-zeroes=on,node-name=zero"])
         await client.execute("blockdev-add", {"driver": "null-co", "node-name": "null", "size": 1 << 20})
         blocks = await client.execute("query-block")
-        assert [b["device"] for b in blocks] == ["drive0"]
+        assert [b["device"] for b in blocks] == ["drive0", "drive1"]
         assert blocks[0]["inserted"]["file"] == str(image)
         assert blocks[0]["inserted"]["drv"] == "raw"
         # The virtio-blk device of if=virtio holds the image's write lock, as in QEMU.
         probe = subprocess.run(["qemu-io", "-f", "raw", "-c", "quit", str(image)], capture_output=True, text=True)
         assert probe.returncode != 0 and "Is another process using the image" in probe.stdout + probe.stderr
-        nodes = {n["node-name"] for n in await client.execute("query-named-block-nodes")}
+        nodes = {n["node-name"]: n for n in await client.execute("query-named-block-nodes")}
         assert "null" in nodes
+        assert nodes["zero"]["drv"] == "raw"
+        protocol = [n for n in nodes.values() if n["drv"] == "null-co" and n["node-name"] != "null"]
+        assert len(protocol) == 1, nodes
         await client.execute("stop")
         assert (await client.execute("query-status"))["status"] == "paused"
         await client.execute("cont")
@@ -132,3 +137,33 @@ def test_a_vm_that_cannot_start_connects_then_says_why(tmp_path):
         run(body())
     finally:
         holder.communicate(b"quit\n", timeout=20)
+
+
+def test_an_inherited_connected_socket_is_the_monitor(tmp_path):
+    """Debian's 7.2 harness passes `-chardev socket,id=mon,fd=N`: one end of a socketpair."""
+    import json
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    process = subprocess.Popen([SVMM, "-chardev", f"socket,id=mon,fd={theirs.fileno()}", "-mon", "chardev=mon,mode=control",
+                                "-accel", "qtest", "-nodefaults", "-display", "none"],
+                               pass_fds=[theirs.fileno()], stderr=subprocess.PIPE)
+    theirs.close()
+    ours.settimeout(20)
+    reader = ours.makefile("r")
+    try:
+        greeting = json.loads(reader.readline())
+        assert greeting["QMP"]["version"]["qemu"] == {"major": 7, "minor": 2, "micro": 0}
+        for command, expected in (("qmp_capabilities", {}), ("query-status", None)):
+            ours.sendall(json.dumps({"execute": command}).encode() + b"\n")
+            answer = json.loads(reader.readline())
+            assert "return" in answer, answer
+            if expected is not None:
+                assert answer["return"] == expected
+            else:
+                assert answer["return"]["status"] == "running"
+        ours.sendall(b'{"execute": "quit"}\n')
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        ours.close()

@@ -38,7 +38,8 @@ public struct FileRequest {
         }
         let expected = operation == .fdsync ? 0 : vector.totalLength
         if Int(result) < expected && operation == .write {
-            return .failure(BlockError("short write at offset \(offset)", errno: EIO))
+            // qemu_laio_process_completion: a short write is a full disk.
+            return .failure(.posix("write at offset \(offset)", errno: ENOSPC))
         }
         if operation == .read {
             // A read past the end of the file reads zeroes, as in QEMU's file driver.

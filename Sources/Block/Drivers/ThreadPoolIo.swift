@@ -75,6 +75,32 @@ public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
             case .fdsync: Int(fdatasync(work.fd))
             }
         }
-        return result < 0 ? -Int64(errno) : Int64(result)
+        if result < 0 { return -Int64(errno) }
+        let total = work.iovecs.reduce(0) { $0 + $1.iov_len }
+        guard work.operation == .write, result > 0, result < total else { return Int64(result) }
+        return finishShortWrite(work, written: result, total: total)
+    }
+
+    /// handle_aiocb_rw_linear: a write the kernel took only part of goes on from where it stopped,
+    /// so a disk that fills up says ENOSPC rather than a short count.
+    private static func finishShortWrite(_ work: Work, written first: Int, total: Int) -> Int64 {
+        var done = first
+        while done < total {
+            var skip = done
+            var rest: [iovec] = []
+            for vector in work.iovecs {
+                if skip >= vector.iov_len { skip -= vector.iov_len; continue }
+                rest.append(iovec(iov_base: vector.iov_base.map { $0 + skip }, iov_len: vector.iov_len - skip))
+                skip = 0
+            }
+            let result = rest.withUnsafeBufferPointer { pwritev(work.fd, $0.baseAddress, Int32($0.count), off_t(work.offset) + off_t(done)) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                return -Int64(errno)
+            }
+            if result == 0 { break }
+            done += result
+        }
+        return Int64(done)
     }
 }

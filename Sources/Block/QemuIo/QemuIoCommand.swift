@@ -43,6 +43,10 @@ public enum QemuIoCommand: Equatable, Sendable {
     }
 
     private static func transfer(isWrite: Bool, async: Bool, name: String, _ arguments: [String]) throws(Refusal) -> QemuIoCommand {
+        // command()'s check before the options are read: read and write take at least 2 words.
+        guard arguments.count >= 2 else {
+            throw Refusal(output: "bad argument count \(arguments.count) to \(name), expected at least 2 arguments\n", isError: true)
+        }
         var pattern: UInt8?
         var quiet = false, zeroes = false, unmap = false
         var index = 0

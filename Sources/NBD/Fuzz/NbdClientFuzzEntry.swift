@@ -22,7 +22,7 @@ public enum NbdClientFuzzEntry {
 
         var handshake = NbdClientHandshake(fd: client, exportName: "exp")
         guard let info = try? handshake.run() else { close(client); return }
-        NbdSocket.setNonBlocking(client)
+        Socket.setNonBlocking(client)
         let loop = FuzzLoop()
         guard let driver = try? NbdClientDriver(options: NbdClientOptions(server: .unix(path: "fuzz")), info: info, fd: client, watcher: loop) else {
             close(client)

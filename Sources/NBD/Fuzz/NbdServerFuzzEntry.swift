@@ -21,9 +21,9 @@ public enum NbdServerFuzzEntry {
             loop.runUntilIdle()
             unlink(path)
         }
-        guard let client = try? NbdSocket.connect(.unix(path: path)) else { return }
+        guard let client = try? Socket.connect(.unix(path: path)) else { return }
         defer { close(client) }
-        NbdSocket.setNonBlocking(client)
+        Socket.setNonBlocking(client)
         var unsent = data[...]
         var sink = [UInt8](repeating: 0, count: 1 << 16)
         // The peer: send what fits, read and drop the server's answers, and end its side once

@@ -1,24 +1,23 @@
-import Block
 import Glibc
 
 /// Bytes read from a socket and not parsed yet.
-final class InputBuffer {
+public final class InputBuffer {
     private let storage: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         storage = .allocate(byteCount: capacity, alignment: 16)
     }
 
     deinit { storage.deallocate() }
 
-    var capacity: Int { storage.count }
-    var count: Int { end - start }
-    var hasSpace: Bool { count < capacity }
+    public var capacity: Int { storage.count }
+    public var count: Int { end - start }
+    public var hasSpace: Bool { count < capacity }
 
     /// One `read` into the free space (after moving the unread bytes to the front).
-    func fill(from fd: Int32) -> SocketReadResult {
+    public func fill(from fd: Int32) -> SocketReadResult {
         compact()
         guard end < storage.count else { return .wouldBlock }
         let count = read(fd, storage.baseAddress! + end, storage.count - end)
@@ -28,29 +27,25 @@ final class InputBuffer {
     }
 
     /// Removes and returns the next `count` bytes (the caller checked they are there).
-    func take(_ count: Int) -> [UInt8] {
+    public func take(_ count: Int) -> [UInt8] {
         precondition(count <= self.count)
         defer { start += count }
         return Array(UnsafeRawBufferPointer(rebasing: storage[start..<start + count]))
     }
 
     /// The next `count` bytes, left in the buffer.
-    func peek(_ count: Int) -> [UInt8] {
+    public func peek(_ count: Int) -> [UInt8] {
         precondition(count <= self.count)
         return Array(UnsafeRawBufferPointer(rebasing: storage[start..<start + count]))
     }
 
-    /// Moves up to `destination.count` bytes into `destination`; returns how many.
-    func move(into destination: IoVector, at offset: Int, count wanted: Int) -> Int {
-        let n = min(wanted, count)
-        guard n > 0 else { return 0 }
-        destination.slice(offset: offset, length: n).scatter(from: UnsafeRawBufferPointer(rebasing: storage[start..<start + n]))
-        start += n
-        return n
+    /// The unread bytes, for a reader that copies them out itself (then `skip`s what it took).
+    public func withUnreadBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+        body(UnsafeRawBufferPointer(rebasing: storage[start..<end]))
     }
 
     /// Drops up to `count` bytes; returns how many.
-    func skip(_ wanted: Int) -> Int {
+    public func skip(_ wanted: Int) -> Int {
         let n = min(wanted, count)
         start += n
         return n

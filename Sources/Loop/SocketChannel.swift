@@ -1,47 +1,42 @@
-import Block
 import Glibc
 
 /// A non-blocking stream socket driven by the event loop: buffered input the owner parses,
-/// and an output queue so a slow reader never blocks the loop.
-final class SocketChannel {
-    let fd: Int32
+/// and an output queue so a slow reader never blocks the loop (the NBD server's and client's
+/// connections; QEMU's QIOChannelSocket with its watch).
+public final class SocketChannel {
+    public let fd: Int32
     private let watcher: FdWatcher
-    let input: InputBuffer
+    public let input: InputBuffer
     private let output = OutputQueue()
     private var interest: FdInterest = .readable
-    private(set) var isClosed = false
+    public private(set) var isClosed = false
     /// False while the owner does not want to parse more (too many requests in flight).
-    var wantsInput = true {
+    public var wantsInput = true {
         didSet { if wantsInput != oldValue { refreshInterest() } }
     }
     /// Called on the loop when input may be available; the owner parses with `need`/`receive`.
-    var onReadable: () -> Void = {}
+    public var onReadable: () -> Void = {}
     /// Called when output that had to wait is all sent.
-    var onDrained: () -> Void = {}
+    public var onDrained: () -> Void = {}
     /// Called once when the channel closes, with the reason.
-    var onClosed: (String) -> Void = { _ in }
+    public var onClosed: (String) -> Void = { _ in }
 
-    /// Payloads at least this big are read straight into their destination.
-    private static let directReadThreshold = 64 << 10
-
-    init(fd: Int32, watcher: FdWatcher, inputCapacity: Int = 256 << 10) throws(BlockError) {
+    /// Watches `fd` on `watcher`'s loop; `blockLayer`: its handlers also run while a synchronous
+    /// block request waits (NBD connections, see FdWatcher.pollBlockLayer).
+    public init(fd: Int32, watcher: FdWatcher, blockLayer: Bool, inputCapacity: Int = 256 << 10) throws(SystemCallError) {
         self.fd = fd
         self.watcher = watcher
         self.input = InputBuffer(capacity: inputCapacity)
-        do {
-            try watcher.watch(fd, for: .readable, blockLayer: true) { [weak self] ready in self?.handle(ready) }
-        } catch {
-            throw BlockError(error)
-        }
+        try watcher.watch(fd, for: .readable, blockLayer: blockLayer) { [weak self] ready in self?.handle(ready) }
     }
 
-    var pendingOutputBytes: Int { output.pendingBytes }
+    public var pendingOutputBytes: Int { output.pendingBytes }
 
     // MARK: output
 
-    func send(_ bytes: [UInt8]) { send([.bytes(bytes)]) }
+    public func send(_ bytes: [UInt8]) { send([.bytes(bytes)]) }
 
-    func send(_ segments: [OutputSegment]) {
+    public func send(_ segments: [OutputSegment]) {
         guard !isClosed else {
             for segment in segments { segment.release?() }
             return
@@ -50,7 +45,7 @@ final class SocketChannel {
         flushOutput()
     }
 
-    func flushOutput() {
+    public func flushOutput() {
         guard !isClosed else { return }
         switch output.flush(to: fd) {
         case .drained:
@@ -65,29 +60,15 @@ final class SocketChannel {
     // MARK: input
 
     /// Makes sure `count` bytes are buffered, reading as needed.
-    func need(_ count: Int) -> ReadProgress {
+    public func need(_ count: Int) -> ReadProgress {
         while input.count < count {
             if let stop = fillOnce() { return stop }
         }
         return .ready
     }
 
-    /// Fills `payload` from the buffer, then straight from the socket.
-    func receive(into payload: inout IncomingPayload) -> ReadProgress {
-        while !payload.isComplete {
-            if input.count > 0 {
-                payload.advance(input.move(into: payload.vector, at: payload.received, count: payload.remaining))
-            } else if payload.remaining >= Self.directReadThreshold {
-                if let stop = readDirect(into: &payload) { return stop }
-            } else if let stop = fillOnce() {
-                return stop
-            }
-        }
-        return .ready
-    }
-
     /// Drops `count` incoming bytes; returns how many are still to drop, or the stop reason.
-    func skip(_ count: inout Int) -> ReadProgress {
+    public func skip(_ count: inout Int) -> ReadProgress {
         while count > 0 {
             if input.count > 0 {
                 count -= input.skip(count)
@@ -98,19 +79,13 @@ final class SocketChannel {
         return .ready
     }
 
-    private func fillOnce() -> ReadProgress? {
+    /// One read into the input buffer: nil when bytes came, else why the reader must stop.
+    public func fillOnce() -> ReadProgress? {
         stop(for: input.fill(from: fd))
     }
 
-    private func readDirect(into payload: inout IncomingPayload) -> ReadProgress? {
-        let slice = payload.vector.slice(offset: payload.received, length: payload.remaining)
-        let count = slice.withSegments { readv(fd, $0.baseAddress, Int32(min($0.count, 1024))) }
-        let result = SocketReadResult(count, errno: errno)
-        if case .bytes(let n) = result { payload.advance(n) }
-        return stop(for: result)
-    }
-
-    private func stop(for result: SocketReadResult) -> ReadProgress? {
+    /// What a read result means to a parser: nil to go on, `.waiting`, or `.closed` with QEMU's reason.
+    public func stop(for result: SocketReadResult) -> ReadProgress? {
         switch result {
         case .bytes: nil
         case .wouldBlock: .waiting
@@ -144,7 +119,7 @@ final class SocketChannel {
     }
 
     /// Closes the socket and drops unsent output; `onClosed` runs once.
-    func close(reason: String) {
+    public func close(reason: String) {
         guard !isClosed else { return }
         isClosed = true
         watcher.unwatch(fd)

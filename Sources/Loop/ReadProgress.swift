@@ -1,5 +1,5 @@
 /// Whether a parser got the bytes it asked for.
-enum ReadProgress {
+public enum ReadProgress: Sendable, Equatable {
     case ready
     /// Nothing more to read now; the event loop calls again.
     case waiting

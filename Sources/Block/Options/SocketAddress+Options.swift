@@ -1,9 +1,5 @@
-/// QAPI's SocketAddress (the flat form `blockdev-add` and `-blockdev` use):
-/// `{type: "inet", host, port}` or `{type: "unix", path}`.
-public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
-    case inet(host: String, port: String)
-    case unix(path: String)
-
+extension SocketAddress {
+    /// From `-blockdev`/`blockdev-add` options (`server.type=unix,server.path=…`), as QAPI's visitor reads them.
     init(reader: inout OptionReader) throws(BlockError) {
         switch try reader.enumeration("type", ["inet", "unix"]) {
         case "inet": self = .inet(host: try reader.requiredString("host"), port: try Self.port(&reader))
@@ -29,13 +25,6 @@ public enum SocketAddress: Equatable, Sendable, CustomStringConvertible {
         case .int(let number)?: return String(number)
         case nil: throw BlockError("Parameter '\(reader.path("port"))' is missing")
         default: throw BlockError("Invalid parameter type for '\(reader.path("port"))', expected: string")
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .inet(let host, let port): "\(host):\(port)"
-        case .unix(let path): "unix:\(path)"
         }
     }
 }

@@ -1,20 +1,22 @@
 import Glibc
 
 /// What a socket still has to send: a queue of segments written with `sendmsg` as the peer reads.
-final class OutputQueue {
-    enum FlushResult { case drained, pending, failed(Int32) }
+public final class OutputQueue {
+    public enum FlushResult: Equatable { case drained, pending, failed(Int32) }
 
     private var segments: [OutputSegment] = []
     private var head = 0
     /// Bytes of `segments[head]` already sent.
     private var headSent = 0
-    private(set) var pendingBytes = 0
+    public private(set) var pendingBytes = 0
+
+    public init() {}
 
     deinit { discardAll() }
 
-    var isEmpty: Bool { head == segments.count }
+    public var isEmpty: Bool { head == segments.count }
 
-    func append(_ segment: OutputSegment) {
+    public func append(_ segment: OutputSegment) {
         guard segment.count > 0 else {
             segment.release?()
             return
@@ -24,7 +26,7 @@ final class OutputQueue {
     }
 
     /// Sends as much as the socket takes without blocking.
-    func flush(to fd: Int32) -> FlushResult {
+    public func flush(to fd: Int32) -> FlushResult {
         while !isEmpty {
             let sent = sendSome(fd)
             if sent < 0 {
@@ -39,7 +41,7 @@ final class OutputQueue {
     }
 
     /// Releases everything unsent (the connection is gone).
-    func discardAll() {
+    public func discardAll() {
         for segment in segments[head...] { segment.release?() }
         segments.removeAll()
         head = 0

@@ -1,14 +1,14 @@
 import Glibc
 
 /// What one non-blocking read from a socket gave.
-enum SocketReadResult {
+public enum SocketReadResult: Sendable, Equatable {
     case bytes(Int)
     case wouldBlock
     case endOfFile
     case failed(Int32)
 
     /// Reads with `read`/`readv` semantics: the byte count or -1 with errno.
-    init(_ count: Int, errno code: Int32) {
+    public init(_ count: Int, errno code: Int32) {
         if count > 0 {
             self = .bytes(count)
         } else if count == 0 {

@@ -66,6 +66,23 @@ def counter_config(period: int) -> str:
     return "\n".join(lines)
 
 
+def cancel_job(qmp: "Qmp", device: str):
+    """block-job-cancel; a job paused by its on-source-error=stop policy is resumed first
+    (QEMU refuses to cancel a paused job too)."""
+    for attempt in range(100):
+        try:
+            qmp.cmd("block-job-cancel", device=device)
+            return
+        except SoakFailure as failure:
+            if "currently paused" not in str(failure) or attempt == 99:
+                raise
+            try:
+                qmp.cmd("block-job-resume", device=device)
+            except SoakFailure:
+                pass
+            time.sleep(0.05)
+
+
 class Qmp:
     """A QMP connection with a reader thread: replies to cmd(), events to a list and a handler
     (run on a worker thread, so that it may send commands itself)."""
@@ -172,9 +189,17 @@ class Generation:
         name, data = event["event"], event.get("data", {})
         if name == "BLOCK_IO_ERROR":
             self.soak.count("guest I/O errors (BLOCK_IO_ERROR)")
-        elif name == "STOP" and qmp.cmd("query-status")["status"] == "io-error":
-            qmp.cmd("cont")
-            self.soak.count("cont after io-error")
+        if name == "STOP" or name == "BLOCK_IO_ERROR" and data.get("action") == "stop":
+            # The run state may turn io-error a moment after the event: look a few times.
+            for _ in range(20):
+                status = qmp.cmd("query-status")["status"]
+                if status == "io-error":
+                    qmp.cmd("cont")
+                    self.soak.count("cont after io-error")
+                    return
+                if status != "running":
+                    return
+                time.sleep(0.01)
         elif name == "BLOCK_JOB_ERROR" and data.get("action") == "stop":
             self.soak.count("mirror errors (BLOCK_JOB_ERROR, stop)")
             # The job pauses once the failed request is back; resume retries it.
@@ -307,7 +332,7 @@ class Soak:
                                           "format": "qcow2", "sync": "full", "mode": "absolute-paths",
                                           "on-source-error": "stop", "on-target-error": "stop"})
         source.qmp.wait_event("BLOCK_JOB_READY", after=mark, device="copy")
-        source.qmp.cmd("block-job-cancel", device="copy")
+        cancel_job(source.qmp, "copy")
         completed = source.qmp.wait_event("BLOCK_JOB_COMPLETED", after=mark, device="copy")
         if "error" in completed["data"]:
             raise SoakFailure(f"mirror {round_}: {completed['data']}")
@@ -344,7 +369,7 @@ class Soak:
                     recent = [(e["event"], e.get("data")) for e in side.qmp.events[mark if side is source else dest_mark:]]
                     raise SoakFailure(f"migration {index}: {side.name} {status}: {info.get('error-desc')}; "
                                       f"events since the mirror: {recent[-30:]}")
-            source.qmp.cmd("block-job-cancel", device="move")
+            cancel_job(source.qmp, "move")
             completed = source.qmp.wait_event("BLOCK_JOB_COMPLETED", after=mark, device="move")
             if "error" in completed["data"]:
                 raise SoakFailure(f"migration {index}: mirror {completed['data']}")
@@ -373,7 +398,7 @@ class Soak:
         if source.qmp.cmd("query-status")["status"] != "running":
             source.qmp.cmd("cont")
         mark = source.qmp.mark()
-        source.qmp.cmd("block-job-cancel", device="move")
+        cancel_job(source.qmp, "move")
         source.qmp.wait_event("BLOCK_JOB_COMPLETED", after=mark, device="move")
         source.qmp.cmd("blockdev-del", **{"node-name": "target"})
         neighbour.attach(source, index)

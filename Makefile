@@ -119,3 +119,10 @@ iotests-passing: deps guest
 .PHONY: bench-storage-migrate
 bench-storage-migrate: deps build kvm-check
 	venv/bin/python bench/storage_migrate.py
+
+# The soak (README "Reliability"): the writer guest under a sandboxed release svmm, 1 request in
+# 1000 failing (blkdebug) under werror/rerror=stop + cont, an NBD client on the neighbour node,
+# mirror and storage migration in a loop; every image qemu-img checked. SOAK_SECONDS=240 bounds it.
+.PHONY: soak
+soak: deps build kvm-check
+	python3 scripts/soak.py --svmm $(RELEASE) --workdir $(SCRATCH)/soak

@@ -81,3 +81,14 @@ package.targets += [
     .testTarget(name: "QmpClientTests", dependencies: ["QmpClient", "QmpJSON"]),
     .testTarget(name: "SvmmMigrateTests", dependencies: ["svmm-migrate", "QmpClient", "QmpJSON"]),
 ]
+
+// `-sandbox on`: the seccomp allowlist (Sources/Sandbox) over libseccomp (CSeccomp, a module map
+// only); MachineConfig carries the parsed options, svmm installs the filter once set-up is done.
+package.targets += [
+    .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp"),
+    .target(name: "Sandbox", dependencies: ["CSeccomp"]),
+    .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+]
+package.targets.first { $0.name == "Machine" }?.dependencies.append("Sandbox")
+package.targets.first { $0.name == "svmm" }?.dependencies.append("Sandbox")
+package.targets.first { $0.name == "CommandLineOptions" }?.dependencies.append("Sandbox")

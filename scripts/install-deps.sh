@@ -2,7 +2,7 @@
 # Installs, with apt-get, only the Debian packages svmm needs that are missing,
 # and the project venv (venv/) with qemu.qmp and pytest when they are not importable there.
 set -euo pipefail
-packages=(libaio-dev libfdt-dev libisal-dev gcc binutils make qemu-system-x86 qemu-utils fio python3-venv graphviz libnbd-bin nbdkit iproute2)
+packages=(libaio-dev libfdt-dev libisal-dev gcc binutils make qemu-system-x86 qemu-utils fio python3-venv graphviz libnbd-bin nbdkit iproute2 libseccomp-dev)
 missing=()
 packages+=(python3-libnbd)  # qemu-iotests' nbd-multiconn (make iotests, make test)
 for package in "${packages[@]}"; do

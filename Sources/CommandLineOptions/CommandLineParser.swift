@@ -12,6 +12,7 @@ public struct CommandLineParser {
         "no-user-config": false, "enable-kvm": false, "qmp": true, "chardev": true, "mon": true,
         "version": false, "help": false, "h": false, "incoming": true,
         "machine": true, "M": true, "accel": true, "vga": true, "qtest": true, "object": true,
+        "sandbox": true,
     ]
 
     private(set) var config = MachineConfig()
@@ -99,6 +100,7 @@ public struct CommandLineParser {
         case "vga": if let warning = try MachineOption.parseVga(argument) { warnings.append(warning) }
         case "qtest": config.qtest = try QtestOption.parse(argument, chardevs: chardevs)
         case "object": config.iothreads.append(try ObjectOption.parse(argument))
+        case "sandbox": config.sandbox = try SandboxOption.parse(argument)
         default: break  // accepted for compatibility, no effect here
         }
     }

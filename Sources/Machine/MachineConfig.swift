@@ -1,3 +1,4 @@
+import Sandbox
 import Block
 import Devices
 
@@ -75,6 +76,9 @@ public struct MachineConfig: Sendable {
     /// `-object iothread,id=ID`: recorded; every node runs in the main loop (QEMU's semantic for
     /// a node no device moved to the iothread).
     public var iothreads: [String] = []
+
+    /// `-sandbox`: the seccomp filter svmm installs once set-up is done.
+    public var sandbox = SandboxOptions()
 
     public init() {}
 

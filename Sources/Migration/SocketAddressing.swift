@@ -79,7 +79,8 @@ enum SocketAddressing {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard bound == 0, listen(fd, 1) == 0 else {
+        // Only the owner may connect, as the QMP and NBD sockets: chmod before listen.
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 1) == 0 else {
             let message = errorText()
             close(fd)
             throw MigrationError("Failed to bind socket to \(path): \(message)")

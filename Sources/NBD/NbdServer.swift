@@ -22,7 +22,8 @@ public final class NbdServer {
     /// Binds and listens on `address` (exactly the host given), on `watcher`'s loop.
     public init(address: SocketAddress, watcher: FdWatcher, maxConnections: Int = 0) throws(BlockError) {
         let (fd, bound): (Int32, SocketAddress)
-        do { (fd, bound) = try Socket.listen(address) } catch { throw BlockError(error) }
+        // Only the owner may connect to a unix socket (issue 16), as to the QMP one.
+        do { (fd, bound) = try Socket.listen(address, permissions: 0o600) } catch { throw BlockError(error) }
         self.listener = fd
         self.address = bound
         self.watcher = watcher

@@ -31,6 +31,7 @@ public final class QmpMonitor: @unchecked Sendable {
         for command in backendCommands() { commands[command.name] = command }
         for command in hmpCommands() { commands[command.name] = command }
         for command in blockstatsCommands() { commands[command.name] = command }
+        for command in sandboxDebugCommands() { commands[command.name] = command }
     }
 
     /// Starts listening (`-qmp unix:PATH,server=on,wait=off`); call before the machine starts.

@@ -4,6 +4,7 @@ import CommandLineOptions
 import Machine
 import Migration
 import QMP
+import Sandbox
 
 /// svmm: parse a QEMU-shaped command line, build the machine, run until the guest exits.
 
@@ -81,6 +82,15 @@ func launch() throws(MachineError) -> (Machine, QmpMonitor) {
         _exit(status)
     }
     return (machine, monitor)
+}
+
+// -sandbox on: the command line is read and the client chardevs are connected; the filter goes on
+// before the machine is built, so that the guest never runs unfiltered (qemu_init installs QEMU's at
+// the same point, before the machine). TSYNC covers any thread started before.
+do throws(SandboxError) { try SeccompFilter.install(config.sandbox) } catch {
+    Console.error("\(ProgramName.basename): \(error)")
+    Console.error("\(ProgramName.basename): sandbox: \(error.detail)")
+    exit(1)
 }
 
 let running: (Machine, QmpMonitor)

@@ -5,6 +5,9 @@ Environment:
   GUEST_ELF       guest kernel (default guest-images/out/blkguest.elf)
   INTEROP_TARGET  "svmm" (default) or "qemu": run the very same tests against
                   qemu-system-x86_64 -M microvm,accel=kvm to check what QEMU 7.2 answers.
+  SVMM_SANDBOX    e.g. "on" or "on,spawn=deny": every svmm the suite starts runs with
+                  `-sandbox SVMM_SANDBOX`, through a wrapper script SVMM_BIN then names
+                  (the real binary in SVMM_REAL_BIN). Not part of `make test`.
 """
 
 import asyncio
@@ -15,6 +18,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +32,24 @@ QEMU_BIN = "qemu-system-x86_64"
 def repo_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else REPO / path
+
+
+def install_sandbox_wrapper():
+    """SVMM_SANDBOX: SVMM_BIN becomes a script that prepends `-sandbox OPTIONS` (set here, at
+    conftest import, so that modules reading SVMM_BIN when they load see it too)."""
+    options = os.environ.get("SVMM_SANDBOX")
+    if not options or os.environ.get("SVMM_REAL_BIN") or TARGET != "svmm":
+        return
+    real = repo_path(os.environ.get("SVMM_BIN", ".build/debug/svmm"))
+    wrapper = Path(tempfile.mkdtemp(prefix="svmm-sandbox-")) / "svmm"
+    wrapper.write_text(f'#!/bin/sh\nexec "{real}" -sandbox "{options}" "$@"\n')
+    wrapper.chmod(0o755)
+    os.environ["SVMM_REAL_BIN"] = str(real)
+    os.environ["SVMM_BIN"] = str(wrapper)
+    os.environ.setdefault("SVMM_MIGRATE_BIN", str(real.parent / "svmm-migrate"))
+
+
+install_sandbox_wrapper()
 
 
 def is_qemu() -> bool:

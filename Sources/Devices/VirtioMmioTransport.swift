@@ -4,7 +4,7 @@ import Logging
 /// The virtio-mmio transport, version 2 (virtio 1.x, section 4.2): the register block a driver
 /// uses to negotiate features, set up queues and read config space. Owned by the event-loop thread;
 /// vCPU exits reach it through the loop, and queue kicks arrive on `notifyEventFd` (an ioeventfd).
-public final class VirtioMmioTransport: VirtioTransportLink, @unchecked Sendable {
+public final class VirtioMmioTransport: VirtioTransportLink {
     public static let windowSize: UInt64 = 0x200
     static let magic: UInt32 = 0x7472_6976
     static let vendorID: UInt32 = 0x554d_4551  // "QEMU", as QEMU's transport reports

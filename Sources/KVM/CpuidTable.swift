@@ -2,7 +2,7 @@ import CKVM
 import Glibc
 
 /// A `struct kvm_cpuid2` with its trailing entries, owned by Swift.
-public final class CpuidTable: @unchecked Sendable {
+public final class CpuidTable {
     let raw: UnsafeMutableRawPointer
     private let capacity: Int
 

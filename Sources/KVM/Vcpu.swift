@@ -3,7 +3,7 @@ import Glibc
 
 /// One virtual CPU (`KVM_CREATE_VCPU`) and its shared `kvm_run` page.
 /// Created on any thread, then owned by the single thread that runs it.
-public final class Vcpu: @unchecked Sendable {
+public final class Vcpu {
     public let id: Int
     let fd: Int32
     private let run: UnsafeMutablePointer<kvm_run>

@@ -2,8 +2,11 @@ import CKVM
 import Glibc
 import Synchronization
 
-/// The one thread that owns device queues, the block layer QMP, NBD, jobs and migration:
-/// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or `performAndWait`.
+/// The one thread that owns device queues, the block layer, QMP, NBD, jobs and migration:
+/// an epoll loop over eventfds and sockets. Other threads hand it work with `perform` or
+/// `performAndWait`, and reach loop-owned objects only through a `LoopBound`.
+/// Sendable because every method other threads may call locks (`perform`) or is atomic (`wake`,
+/// `stop`); the handler table and deferred jobs are touched only by the owner (checked).
 public final class EventLoop: FdWatcher, @unchecked Sendable {
     private let epollFd: Int32
     /// The block layer's descriptors again (NBD sockets, AIO completions), for `pollBlockLayer`.
@@ -13,8 +16,9 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     private var handlers: [Int32: (UInt32) -> Void] = [:]
     private var deferred: [() -> Void] = []
     private let jobs = Mutex<[() -> Void]>([])
-    private var threadID: pthread_t?
-    /// Set by `start`, so that `stop` knows whether a thread is there to wait for.
+    /// The loop thread's pthread_t once it runs (0 before): the owner check reads it on every access.
+    private let threadID = Atomic<UInt>(0)
+    /// Set by the loop thread when it starts, so that `stop` knows whether a thread is there to wait for.
     private let started = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let exited = ResultSlot<Void>()
@@ -34,8 +38,19 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     public var isCurrentThread: Bool {
-        guard let threadID else { return false }
-        return pthread_equal(threadID, pthread_self()) != 0
+        let threadID = threadID.load(ordering: .acquiring)
+        return threadID != 0 && pthread_equal(threadID, pthread_self()) != 0
+    }
+
+    /// Whether the caller owns the loop's state: it is the loop thread, or the loop has not been
+    /// started (the thread setting a machine up, or a test driving the block layer by hand).
+    public var isOwner: Bool {
+        !started.load(ordering: .acquiring) || isCurrentThread
+    }
+
+    /// Traps when a thread other than the owner touches loop-owned state (see `LoopBound`).
+    public func preconditionOwner(file: StaticString = #fileID, line: UInt = #line) {
+        precondition(isOwner, "loop-owned state touched off the loop thread", file: file, line: line)
     }
 
     /// Calls `handler` on the loop thread whenever `fd` is readable. Call before `start` or on the loop.
@@ -52,6 +67,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     private func add(_ fd: Int32, events: UInt32, blockLayer: Bool = false, rawHandler: @escaping (UInt32) -> Void) throws(SystemCallError) {
+        preconditionOwner()
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
@@ -89,6 +105,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     public func update(_ fd: Int32, interest: FdInterest) throws(SystemCallError) {
+        preconditionOwner()
         var event = epoll_event()
         event.events = Self.epollEvents(interest)
         event.data.fd = fd
@@ -99,16 +116,19 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
     }
 
     public func runSoon(_ job: @escaping () -> Void) {
+        preconditionOwner()
         deferred.append(job)
     }
 
     public func unwatch(_ fd: Int32) {
+        preconditionOwner()
         epoll_ctl(epollFd, EPOLL_CTL_DEL, fd, nil)
         if blockLayerFds.remove(fd) != nil { epoll_ctl(blockEpollFd, EPOLL_CTL_DEL, fd, nil) }
         handlers[fd] = nil
     }
 
     public func pollBlockLayer(timeoutMilliseconds: Int32) {
+        preconditionOwner()
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         let count = events.withUnsafeMutableBufferPointer {
             epoll_wait(blockEpollFd, $0.baseAddress, Int32($0.count), timeoutMilliseconds)
@@ -118,18 +138,18 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {
         }
     }
 
+    /// Starts the loop thread, which owns the loop's state from then on. Returns once it does, so
+    /// the thread that set things up hands them over at one point (see `isOwner`).
     public func start() throws(SystemCallError) {
-        started.store(true, ordering: .sequentiallyConsistent)
-        do {
-            try NativeThread.start(name: "svmm-loop") { [self] in
-                self.threadID = pthread_self()
-                self.run()
-                self.exited.fill(())
-            }
-        } catch {
-            started.store(false, ordering: .sequentiallyConsistent)
-            throw error
+        let running = ResultSlot<Void>()
+        try NativeThread.start(name: "svmm-loop") { [self] in
+            self.threadID.store(pthread_self(), ordering: .releasing)
+            self.started.store(true, ordering: .sequentiallyConsistent)
+            running.fill(())
+            self.run()
+            self.exited.fill(())
         }
+        running.wait()
     }
 
     /// Ends the loop thread after its current turn and waits until it has left the loop (for

@@ -11,56 +11,10 @@ import KVM
 // rings in RAM, as QEMU's virtio_load does), then `cont`. The run state itself is not a section:
 // the stream carries it (QEMU's "globalstate").
 //
-// Threads: `saveState`, `loadState`, `drainDeviceRequests`, `startDirtyTracking` and
-// `stopDirtyTracking` run on the loop. `fetchDirtyPages`, `readRamPage` and `writeRamPage` may run
-// on a migration worker thread (KVM's dirty-log ioctl and the VMM-write bitmap's atomics are safe
-// there; see GuestMemory.copyPage for what a copy of a page the guest is writing means).
+// Threads: `saveState`, `loadState` and `drainDeviceRequests` run on the loop (the Machine is
+// loop-owned: other threads reach it through a LoopBound). RAM and the dirty log are `ram`
+// (GuestRam, Sendable): a migration thread reads and writes pages there.
 extension Machine {
-    /// RAM access for the migration stream (page size 4096).
-    public static let ramPageSize = DirtyPageBitmap.pageSize
-
-    public var ramSize: Int { memory.size }
-
-    /// RAM pages (the last one may be short if RAM is not a multiple of 4 KiB).
-    public var ramPageCount: Int { memory.pageCount }
-
-    /// KVM's log on for the RAM slot and the VMM-write bitmap on, both empty: the caller sends
-    /// every page once (its bulk pass) and then what `fetchDirtyPages` reports.
-    public func startDirtyTracking() throws(MachineError) {
-        memory.vmmWrites.enable()
-        do {
-            try vm.setDirtyLogging(memory, slot: Self.ramSlot, enabled: true)
-        } catch {
-            memory.vmmWrites.disable()
-            throw MachineError(error, context: "dirty tracking")
-        }
-    }
-
-    /// KVM's log ∪ the pages svmm wrote, since the last fetch (or the start); both cleared.
-    public func fetchDirtyPages() throws(MachineError) -> DirtyPageBitmap {
-        var pages: DirtyPageBitmap
-        do {
-            pages = try vm.fetchDirtyLog(slot: Self.ramSlot, pageCount: memory.pageCount)
-        } catch {
-            throw MachineError(error, context: "dirty tracking")
-        }
-        pages.formUnion(memory.vmmWrites.take())
-        return pages
-    }
-
-    public func stopDirtyTracking() {
-        try? vm.setDirtyLogging(memory, slot: Self.ramSlot, enabled: false)  // only fails if the slot is gone
-        memory.vmmWrites.disable()
-    }
-
-    public func readRamPage(_ index: Int, into buffer: UnsafeMutableRawBufferPointer) throws(MachineError) {
-        do { try memory.copyPage(index, into: buffer) } catch { throw MachineError(error, context: "RAM page \(index)") }
-    }
-
-    public func writeRamPage(_ index: Int, from buffer: UnsafeRawBufferPointer) throws(MachineError) {
-        do { try memory.fillPage(index, from: buffer) } catch { throw MachineError(error, context: "RAM page \(index)") }
-    }
-
     /// On the loop, with the VM stopped: serves I/O completions until no guest device has a request
     /// in flight (QEMU's blk_drain for each device; the loop's AIO_WAIT_WHILE). Completions may
     /// start requests for chains the driver published before the stop; those finish too. Refuses

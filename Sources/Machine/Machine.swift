@@ -6,7 +6,7 @@ import KVM
 import NBD
 
 /// A configured x86 virtual machine: KVM objects, guest RAM, devices, the event loop and the vCPU.
-public final class Machine: @unchecked Sendable {
+public final class Machine {
     public let config: MachineConfig
     let vm: VirtualMachine
     let memory: GuestMemory
@@ -203,8 +203,15 @@ public final class Machine: @unchecked Sendable {
         try vcpuRunner?.start()
     }
 
-    /// Runs `job` on the event loop, which owns the machine's state once started.
-    public func onLoop(_ job: @escaping @Sendable () -> Void) { loop.perform(job) }
+    /// The machine for a thread that hands work back to the loop, which owns the machine's state
+    /// once started (the Machine is not Sendable: this checked wrapper is the only way across).
+    public var loopBound: LoopBound<Machine> { bind(self) }
+
+    /// `value`, which belongs to this machine's loop, for a thread that hands it back there.
+    public func bind<Value>(_ value: Value) -> LoopBound<Value> { LoopBound(value, loop: loop) }
+
+    /// RAM and the dirty log, which a migration thread reads and writes directly.
+    public var ram: GuestRam { GuestRam(vm: vm, memory: memory, slot: Self.ramSlot) }
 
     public var eventLoop: FdWatcher { loop }
 
@@ -219,11 +226,11 @@ public final class Machine: @unchecked Sendable {
         nextOpen += 1
         let id = nextOpen
         pendingOpens[id] = (options, completion)
-        let loop = self.loop
+        let machine = LoopBound(self, loop: loop)
         do {
-            try NativeThread.start(name: "svmm-nbd-connect") { [unowned self] in
+            try NativeThread.start(name: "svmm-nbd-connect") { @Sendable in
                 let result = Self.negotiateAll(clients)
-                loop.perform { [unowned self] in self.finishOpen(id, with: result) }
+                machine.perform { $0.finishOpen(id, with: result) }
             }
         } catch {
             pendingOpens[id] = nil

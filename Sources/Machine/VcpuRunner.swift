@@ -23,7 +23,8 @@ final class VcpuRunner: @unchecked Sendable {
     private let control: Mutex<Control>
     private let resumed: UnsafeMutablePointer<sem_t>
     private let ports: PortBus
-    private let transports: [(base: UInt64, transport: VirtioMmioTransport)]
+    /// The devices' MMIO windows: the transports belong to the loop, so an exit hands its access there.
+    private let transports: [(base: UInt64, transport: LoopBound<VirtioMmioTransport>)]
     private let loop: EventLoop
     private let onStop: @Sendable (String, Int32) -> Void
     /// False under `-accel qtest`: the thread stays parked for good (resume leaves it there).
@@ -38,7 +39,7 @@ final class VcpuRunner: @unchecked Sendable {
         sem_init(resumed, 0, 0)
         VcpuKick.installHandler()
         self.ports = ports
-        self.transports = transports.map { (base: $0.0, transport: $0.1) }
+        self.transports = transports.map { (base: $0.0, transport: LoopBound($0.1, loop: loop)) }
         self.loop = loop
         self.onStop = onStop
     }
@@ -191,7 +192,7 @@ final class VcpuRunner: @unchecked Sendable {
         }
     }
 
-    private func transport(at address: UInt64) -> (VirtioMmioTransport, Int)? {
+    private func transport(at address: UInt64) -> (LoopBound<VirtioMmioTransport>, Int)? {
         for entry in transports where address >= entry.base && address - entry.base < VirtioMmioTransport.windowSize {
             return (entry.transport, Int(address - entry.base))
         }
@@ -200,13 +201,13 @@ final class VcpuRunner: @unchecked Sendable {
 
     private func mmioRead(_ address: UInt64, _ size: Int) -> UInt64 {
         guard let (transport, offset) = transport(at: address) else { return 0 }
-        return loop.performAndWait { transport.read(offset: offset, size: size) }
+        return transport.performAndWait { $0.read(offset: offset, size: size) }
     }
 
     private func mmioWrite(_ address: UInt64, _ bytes: [UInt8]) {
         guard let (transport, offset) = transport(at: address) else { return }
         let value = littleEndian(bytes[...])
-        loop.performAndWait { transport.write(offset: offset, size: bytes.count, value: value) }
+        transport.performAndWait { $0.write(offset: offset, size: bytes.count, value: value) }
     }
 
     private func registerDump() -> String {

@@ -3,17 +3,16 @@ import Machine
 
 /// The receiver thread's BitmapSink: every chunk is applied on the loop, which owns the graph
 /// and the BitmapLoader.
-final class IncomingBitmaps: BitmapSink, @unchecked Sendable {  // the loader is touched on the loop only (load hops there)
-    private let machine: Machine
-    private let loader: BitmapLoader
+final class IncomingBitmaps: BitmapSink, Sendable {
+    private let loader: LoopBound<BitmapLoader>
 
+    /// On the loop.
     init(machine: Machine) {
-        self.machine = machine
-        loader = BitmapLoader(graph: machine.graph)
+        loader = machine.bind(BitmapLoader(graph: machine.graph))
     }
 
     func load(_ chunk: DirtyBitmapRecord, from record: DecodedRecord) throws(StreamError) {
-        let problem = LoopBridge<String?>.call(on: machine) { [self] in
+        let problem = loader.performAndWait { loader -> String? in
             do throws(StreamError) { try loader.apply(chunk) } catch { return error.description }
             return nil
         }
@@ -21,9 +20,9 @@ final class IncomingBitmaps: BitmapSink, @unchecked Sendable {  // the loader is
     }
 
     /// On the loop.
-    func beforeVmStart() { loader.beforeVmStart() }
+    func beforeVmStart() { loader.value.beforeVmStart() }
 
     /// On the loop.
     @discardableResult
-    func cancelUnfinished() -> [String] { loader.cancelUnfinished() }
+    func cancelUnfinished() -> [String] { loader.value.cancelUnfinished() }
 }

@@ -7,8 +7,11 @@ import Machine
 /// receiver thread take the connection and load the stream into RAM; load the device state and
 /// finish on the loop. A stream that cannot be loaded is refused back to the source and, as in
 /// QEMU, ends this process with status 1.
-final class IncomingMigration: @unchecked Sendable {  // immutable after init; the thread owns the channel
-    let machine: Machine
+final class IncomingMigration: Sendable {
+    let machine: LoopBound<Machine>
+    /// RAM, which the receiver thread writes directly.
+    private let ram: GuestRam
+    private let bitmaps: IncomingBitmaps
     let uri: MigrationUri
     /// The listening socket (unix:, tcp:), or -1 for exec:.
     private let listener: Int32
@@ -19,7 +22,9 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
 
     init(machine: Machine, uri: MigrationUri, setStatus: @escaping @Sendable (MigrationStatus) -> Void,
          lateBlockActivate: @escaping @Sendable () -> Bool) throws(MigrationError) {
-        self.machine = machine
+        self.machine = machine.loopBound
+        ram = machine.ram
+        bitmaps = IncomingBitmaps(machine: machine)
         self.uri = uri
         self.setStatus = setStatus
         self.lateBlockActivate = lateBlockActivate
@@ -51,20 +56,19 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
         do { channel = try open() } catch { return fail(error.description, channel: nil) }
         onLoop { $0.setStatus(.active) }
         var decoder = StreamDecoder(ChannelInput(channel: channel))
-        let bitmaps = IncomingBitmaps(machine: machine)
+        let bitmaps = self.bitmaps
         let loaded: LoadedStream
         do {
-            loaded = try StreamLoader.load(&decoder, into: MachineRam(machine: machine), bitmaps: bitmaps, expecting: expected)
+            loaded = try StreamLoader.load(&decoder, into: MachineRam(ram: ram), bitmaps: bitmaps, expecting: expected)
         } catch {
             return fail(error.description, channel: channel)
         }
         // loadvm_postcopy_handle_listen: the destination is in postcopy from here.
         if loaded.postcopy { onLoop { $0.setStatus(.postcopyActive) } }
-        let machine = self.machine
         let sections = loaded.devices.map {
             StateSection(name: $0.id.name, instanceId: $0.id.instance, version: $0.version, payload: $0.payload)
         }
-        let problem = LoopBridge<String?>.call(on: machine) {
+        let problem = LoopBridge<String?>.call(on: machine) { machine in
             do throws(MachineError) { try machine.loadState(sections) } catch { return error.description }
             return nil
         }
@@ -72,7 +76,7 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
         if !loaded.postcopy { channel.sendVerdict("OK") }
         let lateBlockActivate = self.lateBlockActivate
         let setStatus = self.setStatus
-        _ = LoopBridge<Bool>.call(on: machine) {
+        _ = LoopBridge<Bool>.call(on: machine) { machine in
             bitmaps.beforeVmStart()
             machine.finishIncomingMigration(sourceRunState: loaded.sourceRunState, lateBlockActivate: lateBlockActivate()) {
                 Console.report($0)
@@ -92,7 +96,7 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
         let problem: String?
         do { try StreamLoader.loadPostcopy(&decoder, bitmaps: bitmaps); problem = nil } catch { problem = error.description }
         let setStatus = self.setStatus
-        _ = LoopBridge<Bool>.call(on: machine) {
+        _ = LoopBridge<Bool>.call(on: machine) { _ in
             let dropped = bitmaps.cancelUnfinished()
             if let problem {
                 Console.report("load of migration failed during postcopy: \(problem). All states are migrated except dirty bitmaps. "
@@ -107,7 +111,7 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
     }
 
     private func onLoop(_ job: @escaping @Sendable (IncomingMigration) -> Void) {
-        _ = LoopBridge<Bool>.call(on: machine) { [self] in
+        _ = LoopBridge<Bool>.call(on: machine) { [self] _ in
             job(self)
             return true
         }
@@ -119,7 +123,7 @@ final class IncomingMigration: @unchecked Sendable {  // immutable after init; t
         channel?.drainBeforeClose(milliseconds: 2000)
         channel?.close()
         let setStatus = self.setStatus
-        machine.onLoop {
+        machine.perform { _ in
             setStatus(.failed)
             Console.report("load of migration failed: \(message)")
             // Let the monitors read the event first, as QEMU's exit comes after it.

@@ -2,17 +2,18 @@ import Loop
 import Machine
 
 /// A migration thread's way onto the machine's event loop, which owns devices, the block graph
-/// and the run state: queue a job there and wait (on Loop's `ResultSlot`) for what it hands back.
+/// and the run state: queue a job there with the machine and wait (on Loop's `ResultSlot`) for
+/// what it hands back.
 enum LoopBridge<T: Sendable> {
-    /// Runs `job` on the loop; it calls its argument (now or later, on the loop) with the result.
-    static func run(on machine: Machine, _ job: @escaping @Sendable (@escaping @Sendable (T) -> Void) -> Void) -> T {
+    /// Runs `job` on the loop; it calls its second argument (now or later, on the loop) with the result.
+    static func run(on machine: LoopBound<Machine>, _ job: @escaping @Sendable (Machine, @escaping @Sendable (T) -> Void) -> Void) -> T {
         let slot = ResultSlot<T>()
-        machine.onLoop { job { slot.fill($0) } }
+        machine.perform { job($0) { slot.fill($0) } }
         return slot.wait()
     }
 
     /// Runs `job` on the loop and returns its result.
-    static func call(on machine: Machine, _ job: @escaping @Sendable () -> T) -> T {
-        run(on: machine) { done in done(job()) }
+    static func call(on machine: LoopBound<Machine>, _ job: @escaping @Sendable (Machine) -> T) -> T {
+        machine.performAndWait(job)
     }
 }

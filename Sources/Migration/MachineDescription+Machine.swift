@@ -7,6 +7,6 @@ extension MachineDescription {
     public static func of(_ machine: Machine) -> MachineDescription {
         var sections = (0..<machine.config.virtioBlkDevices.count).map { SectionID(name: "virtio-blk", instance: UInt32($0)) }
         if machine.config.debugExitPort != nil { sections.append(SectionID(name: "debug-exit", instance: 0)) }
-        return MachineDescription(ramSize: UInt64(machine.ramSize), sections: sections)
+        return MachineDescription(ramSize: UInt64(machine.ram.size), sections: sections)
     }
 }

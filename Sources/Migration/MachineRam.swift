@@ -4,17 +4,17 @@ import Machine
 /// The destination's RAM is fresh (Machine.start(incoming:) loads no kernel and nothing runs
 /// before the stream is in), so a zero page the stream never wrote is already zero.
 final class MachineRam: RamSink {
-    let machine: Machine
+    let ram: GuestRam
     /// Pages this stream wrote data into (one bit a page).
     private var written: [UInt64]
 
-    init(machine: Machine) {
-        self.machine = machine
-        written = [UInt64](repeating: 0, count: (machine.ramPageCount + 63) / 64)
+    init(ram: GuestRam) {
+        self.ram = ram
+        written = [UInt64](repeating: 0, count: (ram.pageCount + 63) / 64)
     }
 
     func writePage(_ index: Int, from bytes: UnsafeRawBufferPointer) throws(StreamError) {
-        do { try machine.writeRamPage(index, from: bytes) } catch { throw StreamError(error.description) }
+        do { try ram.writePage(index, from: bytes) } catch { throw StreamError(error.description) }
         if index >= 0 && index / 64 < written.count { written[index / 64] |= 1 << UInt64(index % 64) }
     }
 
@@ -23,7 +23,7 @@ final class MachineRam: RamSink {
     func zeroPage(_ index: Int) throws(StreamError) {
         guard index >= 0, index / 64 < written.count, written[index / 64] & (1 << UInt64(index % 64)) != 0 else { return }
         let isZero: Bool
-        do { isZero = try machine.ramPageIsZero(index) } catch { throw StreamError(error.description) }
+        do { isZero = try ram.pageIsZero(index) } catch { throw StreamError(error.description) }
         if !isZero { try writePage(index, from: ZeroPage.page) }
     }
 }

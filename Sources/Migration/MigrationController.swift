@@ -4,7 +4,8 @@ import Machine
 /// The migration state of one VM (QEMU's MigrationState and MigrationIncomingState): the
 /// capabilities and parameters, the outgoing migration (one at a time) and the incoming one.
 /// What QMP's migration commands call; events go out through `onEvent`.
-public final class MigrationController: @unchecked Sendable {  // loop-owned; threads reach it via machine.onLoop
+/// Loop-owned (not Sendable): the migration threads call back through a LoopBound.
+public final class MigrationController {
     public let machine: Machine
     public var onEvent: ((MigrationEvent) -> Void)?
     public private(set) var capabilities: Set<MigrationCapability> = []
@@ -24,6 +25,10 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
     /// QEMU's migration_is_running(s->state): the outgoing side only (a destination may still
     /// set its capabilities while it waits).
     private var isRunning: Bool { outgoingStatus.isRunning }
+
+    /// The controller for its migrations' callbacks, which run on the loop: unowned, as the
+    /// controller owns the migrations.
+    private var callbackTarget: LoopBound<() -> MigrationController> { machine.bind { [unowned self] in self } }
 
     private func emit(_ status: MigrationStatus) {
         if capabilities.contains(.events) { onEvent?(.status(status)) }
@@ -73,13 +78,17 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
             setOutgoing(.failed)
             throw .badProtocol
         }
+        let this = callbackTarget
         let migration = OutgoingMigration(
             machine: machine, uri: uri, parameters: parameters,
             pauseBeforeSwitchover: capabilities.contains(.pauseBeforeSwitchover),
             migratesBitmaps: capabilities.contains(.dirtyBitmaps),
-            setStatus: { [unowned self] status in self.setOutgoing(status) },
-            emitPass: { [unowned self] pass in if self.capabilities.contains(.events) { self.onEvent?(.pass(pass)) } },
-            finished: { [unowned self] result in self.outgoingFinished(result) })
+            setStatus: { status in this.value().setOutgoing(status) },
+            emitPass: { pass in
+                let controller = this.value()
+                if controller.capabilities.contains(.events) { controller.onEvent?(.pass(pass)) }
+            },
+            finished: { result in this.value().outgoingFinished(result) })
         outgoing = migration
         do { try migration.start() } catch {
             outgoingError = error.description
@@ -139,10 +148,11 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
             return
         }
         guard let uri = MigrationUri(text) else { throw MigrationError("unknown migration protocol: \(text)") }
+        let this = callbackTarget
         let migration = try IncomingMigration(
             machine: machine, uri: uri,
-            setStatus: { [unowned self] status in self.setIncoming(status) },
-            lateBlockActivate: { [unowned self] in self.capabilities.contains(.lateBlockActivate) })
+            setStatus: { status in this.value().setIncoming(status) },
+            lateBlockActivate: { this.value().capabilities.contains(.lateBlockActivate) })
         incoming = migration
         try migration.start()
         deferred = false

@@ -6,7 +6,7 @@ import Machine
 /// and completion at the switch-over (or, after migrate-start-postcopy, once the destination
 /// runs), and let go when the migration ends either way. Made, read and released on the loop;
 /// the sender thread only gets the records.
-final class OutgoingBitmaps: @unchecked Sendable {  // bitmaps touched on the loop only; `starts` is immutable
+final class OutgoingBitmaps {  // loop-owned: the sender thread holds it in a LoopBound
     private let entries: [(alias: String, bitmap: BdrvDirtyBitmap)]
     /// The start chunks, in the order the bitmaps are listed on their nodes.
     let starts: [DirtyBitmapRecord]
@@ -21,8 +21,6 @@ final class OutgoingBitmaps: @unchecked Sendable {  // bitmaps touched on the lo
         }
         for item in found { item.bitmap.setBusy(true) }
     }
-
-    var isEmpty: Bool { entries.isEmpty }
 
     /// Every bitmap's bits (all-zero chunks left out: the destination's bitmap starts empty)
     /// and its completion; on the loop, with the VM stopped and the images inactive.

@@ -9,8 +9,12 @@ import Synchronization
 /// fits `downtime-limit` at the measured bandwidth, then — with the VM stopped, block I/O drained
 /// and the images inactivated on the loop — the rest, the device state and the end, and waits
 /// for the destination's verdict. Status changes and run-state work happen on the loop.
-final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the rest is `shared` (a Mutex)
-    let machine: Machine
+final class OutgoingMigration: @unchecked Sendable {  // lets are immutable and Sendable; the rest is `shared` (a Mutex)
+    let machine: LoopBound<Machine>
+    /// RAM and the dirty log, which the sender thread reads directly.
+    let ram: GuestRam
+    /// What the destination must match, taken on the loop when the migration starts.
+    let description: MachineDescription
     let uri: MigrationUri
     let pauseBeforeSwitchover: Bool
     /// The `dirty-bitmaps` capability: named bitmaps travel with the VM.
@@ -27,7 +31,9 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
          migratesBitmaps: Bool,
          setStatus: @escaping @Sendable (MigrationStatus) -> Void, emitPass: @escaping @Sendable (Int) -> Void,
          finished: @escaping @Sendable (Result<Void, MigrationFailure>) -> Void) {
-        self.machine = machine
+        self.machine = machine.loopBound
+        ram = machine.ram
+        description = MachineDescription.of(machine)
         self.uri = uri
         self.pauseBeforeSwitchover = pauseBeforeSwitchover
         self.migratesBitmaps = migratesBitmaps
@@ -98,13 +104,13 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
         session.close()
         shared.withLock { $0.channel = nil }
         let finished = self.finished
-        _ = LoopBridge<Bool>.call(on: machine) {
+        _ = LoopBridge<Bool>.call(on: machine) { machine in
             // QEMU's order: a failure is reported before the guest resumes, a cancel after.
             if case .failure(.failed) = result {
                 finished(result)
-                session.cleanUp(after: result)
+                session.cleanUp(after: result, on: machine)
             } else {
-                session.cleanUp(after: result)
+                session.cleanUp(after: result, on: machine)
                 finished(result)
             }
             return true
@@ -115,12 +121,12 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable; the
 
     func onLoop(_ status: MigrationStatus) {
         let setStatus = self.setStatus
-        _ = LoopBridge<Bool>.call(on: machine) { setStatus(status); return true }
+        _ = LoopBridge<Bool>.call(on: machine) { _ in setStatus(status); return true }
     }
 
     func pass(_ number: Int) {
         let emitPass = self.emitPass
-        machine.onLoop { emitPass(number) }
+        machine.perform { _ in emitPass(number) }
     }
 
     var isCancelled: Bool { shared.withLock { $0.cancelRequested } }

@@ -6,7 +6,8 @@ import Machine
 /// then once on the loop (cleanUp) after the thread is done with it.
 final class SenderSession: @unchecked Sendable {  // owned by one thread at a time (sender, then loop)
     private let migration: OutgoingMigration
-    private var machine: Machine { migration.machine }
+    private var machine: LoopBound<Machine> { migration.machine }
+    private var ram: GuestRam { migration.ram }
     private var channel: MigrationChannel?
     private var encoder = StreamEncoder(buffer: RecordBuffer(capacity: 2 << 20))
     private var throttle = BandwidthThrottle()
@@ -18,7 +19,9 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     private var stoppedVM: Bool?
     private var inactivated = false
     /// The `dirty-bitmaps` capability's bitmaps (busy while this migration runs).
-    private var bitmaps: OutgoingBitmaps?
+    private var bitmaps: LoopBound<OutgoingBitmaps>?
+    /// Their start chunks (one per bitmap), for the stream.
+    private var bitmapStarts: [DirtyBitmapRecord] = []
     /// `postcopy-run` went out: the destination may be running the VM, so a failure from now
     /// on must not resume it here.
     private var postcopyRunSent = false
@@ -32,8 +35,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
 
     init(migration: OutgoingMigration) {
         self.migration = migration
-        pageCount = migration.machine.ramPageCount
-        stats.total = UInt64(migration.machine.ramSize)
+        pageCount = migration.ram.pageCount
+        stats.total = UInt64(migration.ram.size)
     }
 
     func run() throws(MigrationFailure) {
@@ -49,9 +52,9 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         migration.pass(1)
         migration.onLoop(.active)
         encoder.header()
-        encoder.record(.machine, name: "machine", payload: MachineDescription.of(machine).encoded())
+        encoder.record(.machine, name: "machine", payload: migration.description.encoded())
         // dirty_bitmap_save_setup: the destination creates the bitmaps before any page comes.
-        for start in bitmaps?.starts ?? [] { start.encode(into: &encoder) }
+        for start in bitmapStarts { start.encode(into: &encoder) }
         try write(throttled: true)
         try sendPages(0..<pageCount, count: pageCount, throttled: true)
         let rest = try iterate()
@@ -72,9 +75,8 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     }
 
     private func startTracking() throws(MigrationFailure) {
-        let machine = self.machine
-        let problem = LoopBridge<String?>.call(on: machine) {
-            do throws(MachineError) { try machine.startDirtyTracking() } catch { return error.description }
+        let problem = LoopBridge<String?>.call(on: machine) { machine in
+            do throws(MachineError) { try machine.ram.startDirtyTracking() } catch { return error.description }
             return nil
         }
         if let problem { throw .failed(problem) }
@@ -85,12 +87,16 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// fails the migration before anything is sent.
     private func collectBitmaps() throws(MigrationFailure) {
         guard migration.migratesBitmaps else { return }
-        let machine = self.machine
-        let found = LoopBridge<Result<OutgoingBitmaps, BlockError>>.call(on: machine) {
-            Result { () throws(BlockError) in try OutgoingBitmaps(graph: machine.graph) }
+        let found = LoopBridge<Result<(LoopBound<OutgoingBitmaps>, [DirtyBitmapRecord]), BlockError>>.call(on: machine) { machine in
+            Result { () throws(BlockError) in
+                let collected = try OutgoingBitmaps(graph: machine.graph)
+                return (machine.bind(collected), collected.starts)
+            }
         }
         switch found {
-        case .success(let collected): bitmaps = collected
+        case .success(let (collected, starts)):
+            bitmaps = collected
+            bitmapStarts = starts
         case .failure(let error): throw .failed(error.description)
         }
     }
@@ -128,12 +134,11 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// images and save the device state on the loop; send the rest, the state and the end;
     /// wait for the destination's verdict.
     private func switchOver(sending rest: [Int]) throws(MigrationFailure) {
-        let machine = self.machine
         // postcopy_start (bitmaps only: what is left to postcopy is their bits) says
         // postcopy-active before it stops the VM.
-        let postcopy = migration.postcopyRequested && !(bitmaps?.isEmpty ?? true)
+        let postcopy = migration.postcopyRequested && !bitmapStarts.isEmpty
         if postcopy { migration.onLoop(.postcopyActive) }
-        _ = LoopBridge<Bool>.call(on: machine) { [self] in
+        _ = LoopBridge<Bool>.call(on: machine) { [self] machine in
             // global_state_store comes before the stop: the destination resumes in this state.
             sourceRunState = machine.runState.rawValue
             stoppedVM = machine.stopForMigration()
@@ -146,7 +151,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
             migration.onLoop(postcopy ? .postcopyActive : .device)
         }
         if migration.isCancelled { throw .cancelled }
-        let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] done in
+        let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] machine, done in
             // Requests the guest published before it stopped complete first (blk_drain per device).
             do throws(MachineError) { try machine.drainDeviceRequests() } catch { return done(.failed(error.description)) }
             // A READY mirror (storage migration) copies the guest's last writes first.
@@ -194,7 +199,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// are inactive, so they change no more.
     private func finalBitmapChunks() -> [DirtyBitmapRecord] {
         guard let bitmaps else { return [] }
-        return LoopBridge<[DirtyBitmapRecord]>.call(on: machine) { bitmaps.finalChunks() }
+        return bitmaps.performAndWait { $0.finalChunks() }
     }
 
     /// The destination answers `OK` once it loaded everything, or `ERR <why>`; an `exec:` command
@@ -222,7 +227,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     // MARK: pages and bytes
 
     private func fetchDirty() throws(MigrationFailure) -> DirtyPages {
-        do { return DirtyPages(try machine.fetchDirtyPages()) } catch { throw .failed(error.description) }
+        do { return DirtyPages(try ram.fetchDirtyPages()) } catch { throw .failed(error.description) }
     }
 
     private func sendPages<S: Sequence<Int>>(_ pages: S, count: Int, throttled: Bool) throws(MigrationFailure) {
@@ -230,15 +235,15 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         var inRecord = 0
         for page in pages {
             if inRecord == 0 { encoder.open(.ram, name: "ram") }
-            let machine = self.machine
+            let ram = self.ram
             let kind: RamPageKind
             do {
                 // A zero page is seen in place and sent as a marker without being copied.
-                if try machine.ramPageIsZero(page) {
+                if try ram.pageIsZero(page) {
                     encoder.zeroPage(UInt32(page))
                     kind = .zero
                 } else {
-                    kind = try encoder.page(UInt32(page)) { room in try machine.readRamPage(page, into: room) }
+                    kind = try encoder.page(UInt32(page)) { room in try ram.readPage(page, into: room) }
                 }
             } catch {
                 throw .failed("\(error)")
@@ -304,9 +309,9 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
 
     /// migration_iteration_finish: on success the source stays stopped (postmigrate); on failure
     /// or cancel the images come back and a guest that ran runs again.
-    func cleanUp(after result: Result<Void, MigrationFailure>) {
-        if trackingStarted { machine.stopDirtyTracking() }
-        bitmaps?.release()
+    func cleanUp(after result: Result<Void, MigrationFailure>, on machine: Machine) {
+        if trackingStarted { ram.stopDirtyTracking() }
+        bitmaps?.value.release()
         switch result {
         case .success:
             machine.finishOutgoingMigration()

@@ -6,7 +6,7 @@ import NBD
 
 /// The QMP monitor: listening sockets, client sessions, the command table and events.
 /// Lives on the machine's event-loop thread.
-public final class QmpMonitor: @unchecked Sendable {
+public final class QmpMonitor {
     public let machine: Machine
     var commands: [String: QmpCommand] = [:]
     private var listeners: [QmpListener] = []

@@ -22,7 +22,7 @@ import Testing
         try MachineFixture.waitForSerial(serialA) { MachineFixture.lastWriterRound($0) >= 2 }
 
         // Stop with requests in flight, drain, save; the source lets go of its image.
-        let sections = try MachineFixture.onLoop(source) { () throws -> [StateSection] in
+        let sections = try MachineFixture.onLoop(source) { source throws -> [StateSection] in
             source.stop()
             try source.drainDeviceRequests()
             return try source.saveState()
@@ -35,9 +35,9 @@ import Testing
         let destination = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialB))
         let destinationStops = StopRecorder()
         try destination.start(incoming: true) { destinationStops.record($0, $1) }
-        #expect(destination.ramSize == source.ramSize)
+        #expect(destination.ram.size == source.ram.size)
         try Self.copyRam(from: source, to: destination)
-        try MachineFixture.onLoop(destination) {
+        try MachineFixture.onLoop(destination) { destination in
             try destination.loadState(sections)
             try destination.cont()
         }
@@ -46,7 +46,7 @@ import Testing
         let text = try MachineFixture.waitForSerial(serialB) { MachineFixture.lastWriterRound($0) >= roundsOnSource + 2 }
         #expect(!text.contains("WRITER start") && !text.contains("WRITER resume"))
         #expect(sourceStops.all.isEmpty && destinationStops.all.isEmpty)
-        try MachineFixture.onLoop(destination) { destination.stop() }  // parked: no CPU for the rest of the run
+        try MachineFixture.onLoop(destination) { destination in destination.stop() }  // parked: no CPU for the rest of the run
     }
 
     /// Pre-copy as a migration does it: every page while the guest runs, then the pages KVM's log
@@ -64,15 +64,15 @@ import Testing
         try source.start { _, _ in }
         try MachineFixture.waitForSerial(serialA) { MachineFixture.lastWriterRound($0) >= 1 }
 
-        try MachineFixture.onLoop(source) { try source.startDirtyTracking() }
-        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: source.ramPageCount * Machine.ramPageSize, alignment: 4096)
+        try MachineFixture.onLoop(source) { source in try source.ram.startDirtyTracking() }
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: source.ram.pageCount * GuestRam.pageSize, alignment: 4096)
         defer { staging.deallocate() }
         func copy(_ pages: some Sequence<Int>) throws {
             for index in pages {
-                try source.readRamPage(index, into: UnsafeMutableRawBufferPointer(rebasing: staging[index * Machine.ramPageSize..<(index + 1) * Machine.ramPageSize]))
+                try source.ram.readPage(index, into: UnsafeMutableRawBufferPointer(rebasing: staging[index * GuestRam.pageSize..<(index + 1) * GuestRam.pageSize]))
             }
         }
-        try copy(0..<source.ramPageCount)
+        try copy(0..<source.ram.pageCount)
         var guestDirtied = 0
         var vmmWrote = 0
         for _ in 0..<3 {
@@ -82,7 +82,7 @@ import Testing
             let vmm = source.memory.vmmWrites.take()
             vmmWrote += vmm.dirtyCount
             // … then the union as the migration sender sees it.
-            var dirty = try source.fetchDirtyPages()
+            var dirty = try source.ram.fetchDirtyPages()
             guestDirtied += dirty.dirtyCount
             dirty.formUnion(vmm)
             try copy(dirty.dirtyPages)
@@ -90,43 +90,43 @@ import Testing
         #expect(vmmWrote > 0, "block reads into guest RAM show up in the VMM-write bitmap")
         #expect(guestDirtied > 0, "the guest's own writes show up in KVM's dirty log")
 
-        let sections = try MachineFixture.onLoop(source) { () throws -> [StateSection] in
+        let sections = try MachineFixture.onLoop(source) { source throws -> [StateSection] in
             source.stop()
             try source.drainDeviceRequests()
             return try source.saveState()
         }
-        try copy(try source.fetchDirtyPages().dirtyPages)
-        source.stopDirtyTracking()
+        try copy(try source.ram.fetchDirtyPages().dirtyPages)
+        source.ram.stopDirtyTracking()
         try Self.inactivate(source)
         let roundsOnSource = MachineFixture.lastWriterRound(MachineFixture.contents(serialA))
 
         let destination = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialB))
         try destination.start(incoming: true) { _, _ in }
-        for index in 0..<destination.ramPageCount {
-            try destination.writeRamPage(index, from: UnsafeRawBufferPointer(rebasing: staging[index * Machine.ramPageSize..<(index + 1) * Machine.ramPageSize]))
+        for index in 0..<destination.ram.pageCount {
+            try destination.ram.writePage(index, from: UnsafeRawBufferPointer(rebasing: staging[index * GuestRam.pageSize..<(index + 1) * GuestRam.pageSize]))
         }
-        try MachineFixture.onLoop(destination) {
+        try MachineFixture.onLoop(destination) { destination in
             try destination.loadState(sections)
             try destination.cont()
         }
         let text = try MachineFixture.waitForSerial(serialB) { MachineFixture.lastWriterRound($0) >= roundsOnSource + 2 }
         #expect(!text.contains("WRITER start") && !text.contains("WRITER resume"))
-        try MachineFixture.onLoop(destination) { destination.stop() }
+        try MachineFixture.onLoop(destination) { destination in destination.stop() }
     }
 
     static func copyRam(from source: Machine, to destination: Machine) throws {
-        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: Machine.ramPageSize, alignment: 64)
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: GuestRam.pageSize, alignment: 64)
         defer { page.deallocate() }
-        for index in 0..<source.ramPageCount {
-            try source.readRamPage(index, into: page)
-            try destination.writeRamPage(index, from: UnsafeRawBufferPointer(page))
+        for index in 0..<source.ram.pageCount {
+            try source.ram.readPage(index, into: page)
+            try destination.ram.writePage(index, from: UnsafeRawBufferPointer(page))
         }
     }
 
     static func inactivate(_ machine: Machine) throws {
         let outcome = Mutex<Result<Void, BlockError>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        machine.onLoop {
+        machine.loopBound.perform { machine in
             machine.graph.inactivateAll { result in
                 outcome.withLock { $0 = result }
                 done.signal()

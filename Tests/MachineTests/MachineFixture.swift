@@ -53,16 +53,8 @@ enum MachineFixture {
     }
 
     /// Runs `body` on `machine`'s loop and returns its result.
-    static func onLoop<T: Sendable>(_ machine: Machine, _ body: @escaping @Sendable () throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        machine.onLoop {
-            let outcome = Result { try body() }
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        done.wait()
-        return try result.withLock { $0! }.get()
+    static func onLoop<T: Sendable>(_ machine: Machine, _ body: @escaping @Sendable (Machine) throws -> T) throws -> T {
+        try machine.loopBound.performAndWait { machine in Result { try body(machine) } }.get()
     }
 
     static func contents(_ path: String) -> String {

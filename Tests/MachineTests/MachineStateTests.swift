@@ -27,7 +27,7 @@ import Testing
         let source = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialA))
         try source.start { _, _ in }
         try MachineFixture.waitForSerial(serialA) { MachineFixture.lastWriterRound($0) >= 2 }
-        let sections = try MachineFixture.onLoop(source) { () throws -> [StateSection] in
+        let sections = try MachineFixture.onLoop(source) { source throws -> [StateSection] in
             source.stop()
             try source.drainDeviceRequests()
             return try source.saveState()
@@ -41,7 +41,7 @@ import Testing
     }
 
     static func loadError(_ machine: Machine, _ sections: [StateSection]) throws -> String {
-        try MachineFixture.onLoop(machine) { () -> String in
+        try MachineFixture.onLoop(machine) { machine -> String in
             do {
                 try machine.loadState(sections)
                 return "loaded"
@@ -111,10 +111,10 @@ import Testing
 
         // The good state still loads over all that, and the guest goes on.
         #expect(try Self.loadError(machine, sections) == "loaded")
-        try MachineFixture.onLoop(machine) { try machine.cont() }
+        try MachineFixture.onLoop(machine) { machine in try machine.cont() }
         let text = try MachineFixture.waitForSerial(pair.serialB) { MachineFixture.lastWriterRound($0) >= pair.roundsOnSource + 1 }
         #expect(!text.contains("WRITER start"))
-        try MachineFixture.onLoop(machine) { machine.stop() }  // parked: no CPU for the rest of the run
+        try MachineFixture.onLoop(machine) { machine in machine.stop() }  // parked: no CPU for the rest of the run
     }
 
     /// Corrupted payloads never trap: cut at every length, extended, and (for the device sections,
@@ -148,9 +148,9 @@ import Testing
         }
         #expect(refused > 100)
         #expect(try Self.loadError(machine, pair.sections) == "loaded")
-        try MachineFixture.onLoop(machine) { try machine.cont() }
+        try MachineFixture.onLoop(machine) { machine in try machine.cont() }
         try MachineFixture.waitForSerial(pair.serialB) { MachineFixture.lastWriterRound($0) >= pair.roundsOnSource + 1 }
-        try MachineFixture.onLoop(machine) { machine.stop() }
+        try MachineFixture.onLoop(machine) { machine in machine.stop() }
     }
 
     @Test func aDestinationWithoutTheDiskIsRefused() throws {
@@ -170,7 +170,7 @@ import Testing
         let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk),
                                                                     serial: directory.appendingPathComponent("a.log").path))
         try machine.start(incoming: true) { _, _ in }
-        let sections = try MachineFixture.onLoop(machine) { try machine.saveState() }
+        let sections = try MachineFixture.onLoop(machine) { machine in try machine.saveState() }
         #expect(machine.runState == .inmigrate)
         #expect(sections.count == 11, "cpu, clock, 3 irqchips, pit, serial, debug-exit, virtio-mmio, virtqueue, virtio-blk … \(sections.map(\.label))")
         #expect(try Self.loadError(machine, sections) == "loaded")
@@ -185,7 +185,7 @@ import Testing
         let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serial))
         try machine.start { _, _ in }
         try MachineFixture.waitForSerial(serial) { MachineFixture.lastWriterRound($0) >= 1 }
-        let message = try MachineFixture.onLoop(machine) { () -> String in
+        let message = try MachineFixture.onLoop(machine) { machine -> String in
             do {
                 _ = try machine.saveState()
                 return "saved"
@@ -194,6 +194,6 @@ import Testing
             }
         }
         #expect(message == "saveState: the vCPU is running: stop the VM first")
-        try MachineFixture.onLoop(machine) { machine.stop() }
+        try MachineFixture.onLoop(machine) { machine in machine.stop() }
     }
 }

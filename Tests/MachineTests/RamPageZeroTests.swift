@@ -7,10 +7,10 @@ import Testing
     @Test func aNonZeroByteAnywhereIsSeen() {
         for size in [0, 1, 7, 63, 64, 65, 4096, 4096 + 7] {
             var bytes = [UInt8](repeating: 0, count: size)
-            #expect(bytes.withUnsafeBytes { Machine.isZero($0) }, "size \(size)")
+            #expect(bytes.withUnsafeBytes { GuestRam.isZero($0) }, "size \(size)")
             for position in 0..<size {
                 bytes[position] = 0x80
-                #expect(!bytes.withUnsafeBytes { Machine.isZero($0) }, "size \(size), byte \(position)")
+                #expect(!bytes.withUnsafeBytes { GuestRam.isZero($0) }, "size \(size), byte \(position)")
                 bytes[position] = 0
             }
         }

@@ -4,7 +4,7 @@ import Glibc
 /// Linux native AIO (libaio): requests go out with `io_submit`, completions signal `eventFd`,
 /// and `processCompletions()` (called by the event loop when `eventFd` is readable) runs their callbacks.
 /// Owned by the event-loop thread.
-public final class AioContext: FileIoEngine, @unchecked Sendable {
+public final class AioContext: FileIoEngine {
     public let eventFd: Int32
     private var context: io_context_t?
     private var slots: [AioSlot]

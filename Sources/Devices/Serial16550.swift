@@ -3,7 +3,7 @@ import Glibc
 /// A 16550A UART with output only (what `-serial` needs for a guest console): the transmitter is
 /// always ready, bytes go straight to `outputFd`, and divisor/control registers are kept so a
 /// driver reads back what it wrote. Used only by the single vCPU thread.
-public final class Serial16550: PortDevice, @unchecked Sendable {
+public final class Serial16550: PortDevice {
     public static let defaultBase: UInt16 = 0x3f8
     public static let portCount: UInt16 = 8
     static let lineStatusTransmitterEmpty: UInt8 = 0x60  // THRE | TEMT

@@ -6,7 +6,7 @@ import Synchronization
 /// Every access is bounds-checked against the mapping, so a guest-supplied address can never
 /// reach host memory outside it. The guest writes this memory concurrently; callers order their
 /// accesses with `acquireFence`/`releaseFence` where a protocol (virtqueues) needs it.
-public final class GuestMemory: @unchecked Sendable {
+public final class GuestMemory: @unchecked Sendable {  // a fixed mapping shared with the guest by design; ring fields use atomics of their width
     public let guestBase: UInt64
     public let size: Int
     let hostBase: UnsafeMutableRawPointer

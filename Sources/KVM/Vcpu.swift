@@ -1,31 +1,25 @@
 import CKVM
 import Glibc
 
-/// One virtual CPU (`KVM_CREATE_VCPU`) and its shared `kvm_run` page.
-/// Created on any thread, then owned by the single thread that runs it.
+/// One virtual CPU (`KVM_CREATE_VCPU`) and its shared `kvm_run` page. Not Sendable: created on
+/// any thread, then moved to the single thread that runs it; other threads hold its `runPage`.
 public final class Vcpu {
     public let id: Int
     let fd: Int32
-    private let run: UnsafeMutablePointer<kvm_run>
-    private let mmapSize: Int
+    /// Shared with another thread only for `immediate_exit`.
+    public let runPage: VcpuRunPage
+    private var run: UnsafeMutablePointer<kvm_run> { runPage.run }
 
     init(fd: Int32, id: Int, mmapSize: Int) throws(KvmError) {
-        let mapping = mmap(nil, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        if mapping == MAP_FAILED || mapping == nil {
-            let error = KvmError("mmap kvm_run")
+        do { runPage = try VcpuRunPage(fd: fd, size: mmapSize) } catch {
             close(fd)
             throw error
         }
         self.fd = fd
         self.id = id
-        self.mmapSize = mmapSize
-        self.run = mapping!.assumingMemoryBound(to: kvm_run.self)
     }
 
-    deinit {
-        munmap(run, mmapSize)
-        close(fd)
-    }
+    deinit { close(fd) }
 
     private var ioctl: Ioctl { Ioctl(fd: fd) }
 
@@ -55,13 +49,8 @@ public final class Vcpu {
         try ioctl.call("KVM_SET_SREGS", CKVM_SET_SREGS, &copy)
     }
 
-    /// Makes the next (or the current) `KVM_RUN` return `.interrupted` at once; used with a signal
-    /// to pull the vCPU out of the guest without a race. Another thread sets it while this one
-    /// runs the vCPU, so the field is written atomically.
-    public func requestImmediateExit(_ on: Bool) {
-        let field = UnsafeMutableRawPointer(run) + MemoryLayout<kvm_run>.offset(of: \kvm_run.immediate_exit)!
-        ckvm_atomic_store8(field, on ? 1 : 0)
-    }
+    /// See VcpuRunPage.requestImmediateExit.
+    public func requestImmediateExit(_ on: Bool) { runPage.requestImmediateExit(on) }
 
     /// Enters the guest until the next exit to user space.
     public func runOnce() throws(KvmError) -> VcpuExit {

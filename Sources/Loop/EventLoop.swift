@@ -7,7 +7,7 @@ import Synchronization
 /// `performAndWait`, and reach loop-owned objects only through a `LoopBound`.
 /// Sendable because every method other threads may call locks (`perform`) or is atomic (`wake`,
 /// `stop`); the handler table and deferred jobs are touched only by the owner (checked).
-public final class EventLoop: FdWatcher, @unchecked Sendable {
+public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cross-thread calls lock or are atomic; the rest is owner-checked
     private let epollFd: Int32
     /// The block layer's descriptors again (NBD sockets, AIO completions), for `pollBlockLayer`.
     private let blockEpollFd: Int32

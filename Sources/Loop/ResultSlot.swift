@@ -2,7 +2,7 @@ import Glibc
 import Synchronization
 
 /// A one-shot value handed from one thread to a thread blocked waiting for it.
-public final class ResultSlot<T: Sendable>: @unchecked Sendable {
+public final class ResultSlot<T: Sendable>: @unchecked Sendable {  // the value is a Mutex; the semaphore is thread-safe
     private let value = Mutex<T?>(nil)
     private let ready: UnsafeMutablePointer<sem_t>
 

@@ -19,7 +19,7 @@ extension Machine {
     /// one that is not running stays in its state (the failed request still waits for `cont`).
     func stopForIoError() {
         guard runState == .running else { return }
-        vcpuRunner?.pause()
+        vcpuControl?.pause()
         graph.jobs.pauseAllBriefly()
         try? changeRunState(to: .ioError)  // running → io-error is in the table
         onEvent?(.stop)

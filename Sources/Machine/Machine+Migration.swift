@@ -9,7 +9,7 @@ extension Machine {
     public func stopForMigration() -> Bool {
         let wasRunning = runState == .running
         if wasRunning {
-            vcpuRunner?.pause()
+            vcpuControl?.pause()
             onEvent?(.stop)
         }
         try? changeRunState(to: .finishMigrate)  // every state a migration starts from may go there
@@ -37,7 +37,7 @@ extension Machine {
     public func resumeAfterFailedMigration(wasRunning: Bool) {
         if wasRunning {
             guard (try? changeRunState(to: .running)) != nil else { return }
-            vcpuRunner?.resume()
+            vcpuControl?.resume()
             onEvent?(.resume)
         } else if runState == .finishMigrate {
             try? changeRunState(to: .postmigrate)
@@ -64,7 +64,7 @@ extension Machine {
                 for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
                 try changeRunState(to: .running)
                 if kickQueuesOnResume { kickRestoredQueues() }
-                vcpuRunner?.resume()
+                vcpuControl?.resume()
                 onEvent?(.resume)
                 return
             } catch {

@@ -37,19 +37,20 @@ extension Machine {
     /// Sections in load order: VM-wide KVM state, the vCPU, the port devices, then per virtio-mmio
     /// slot its transport, its queues and its device.
     public func saveState() throws(MachineError) -> [StateSection] {
-        guard let vcpuRunner else { throw MachineError("saveState: the machine has not started") }
+        guard let vcpuControl else { throw MachineError("saveState: the machine has not started") }
         var sections = try saveKvmState()
         let msrs: [UInt32]
         do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError(error, context: "cpu 0") }
-        switch vcpuRunner.perform(.saveState(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
-                                             hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)) {
-        case .saved(let state): sections.append(Self.section(.cpu, 0, StatePayloadCodec.encode(state)))
+        switch vcpuControl.perform(.saveState(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
+                                              hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)) {
+        case .saved(let state, let serial, let debugExit):
+            // The vCPU thread owns the port devices: their state comes with the vCPU's.
+            sections.append(Self.section(.cpu, 0, StatePayloadCodec.encode(state)))
+            sections.append(Self.section(.serial, 0, StatePayloadCodec.encode(serial)))
+            if let debugExit { sections.append(Self.section(.debugExit, 0, StatePayloadCodec.encode(debugExit))) }
         case .failed(let error): throw MachineError(error, context: "cpu 0")
-        case .notParked, .restored: throw MachineError("saveState: the vCPU is running: stop the VM first")
+        case .notParked, .restored, .refused: throw MachineError("saveState: the vCPU is running: stop the VM first")
         }
-        // The vCPU thread owns the port devices; it is parked, and its mutex hand-off orders these reads.
-        if let serialDevice { sections.append(Self.section(.serial, 0, StatePayloadCodec.encode(serialDevice.save()))) }
-        if let debugExitDevice { sections.append(Self.section(.debugExit, 0, StatePayloadCodec.encode(debugExitDevice.save()))) }
         for (slot, entry) in transports.enumerated() { sections += try saveVirtio(slot: slot, entry.1) }
         return sections
     }

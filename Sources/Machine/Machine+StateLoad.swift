@@ -10,7 +10,7 @@ extension Machine {
     /// naming the section. Every payload is decoded before anything is applied; a failure while
     /// applying leaves the machine half-loaded: the destination must then not be run.
     public func loadState(_ sections: [StateSection]) throws(MachineError) {
-        guard let vcpuRunner else { throw MachineError("loadState: the machine has not started (start it with incoming: true)") }
+        guard let vcpuControl else { throw MachineError("loadState: the machine has not started (start it with incoming: true)") }
         let state = try decode(try StateSectionSet(sections, expected: expectedSections))
         try MachineStateChecks.check(vcpu: state.vcpu)
         try MachineStateChecks.check(chips: state.chips)
@@ -24,8 +24,9 @@ extension Machine {
             throw MachineError(error, context: "loading the VM's KVM state")
         }
         try applyDevices(state)
-        switch vcpuRunner.perform(.restoreState(state.vcpu)) {
+        switch vcpuControl.perform(.restoreState(state.vcpu, serial: state.serial, debugExit: state.debugExit)) {
         case .restored: break
+        case .refused(let kind, let error): throw Self.refused(kind, 0, error)
         case .failed(let error): throw MachineError(error, context: "State section 'cpu' instance 0")
         case .notParked, .saved: throw MachineError("loadState: the vCPU is running")
         }
@@ -44,7 +45,7 @@ extension Machine {
             chips: chips,
             pit: try sections.decode(.kvmPit) { StatePayloadCodec.decodeRaw($0, as: kvm_pit_state2()) },
             serial: try sections.decode(.serial, 0, StatePayloadCodec.decodeSerial),
-            debugExit: debugExitDevice == nil ? nil : try sections.decode(.debugExit, 0, StatePayloadCodec.decodeDebugExit),
+            debugExit: config.debugExitPort == nil ? nil : try sections.decode(.debugExit, 0, StatePayloadCodec.decodeDebugExit),
             virtio: try decodeVirtio(sections))
     }
 
@@ -63,17 +64,14 @@ extension Machine {
         return slots
     }
 
-    /// The port devices (their vCPU thread is parked: its resume hands the values over), then per
-    /// slot the device's own checks, the transport (which activates the device as DRIVER_OK did),
-    /// and the queues' indices.
+    private static func refused(_ kind: StateSectionKind, _ instance: UInt32, _ error: DeviceStateError) -> MachineError {
+        MachineError("State section '\(kind.rawValue)' instance \(instance): field '\(error.field)': \(error.problem)")
+    }
+
+    /// Per slot the device's own checks, the transport (which activates the device as DRIVER_OK
+    /// did), and the queues' indices. (The port devices' state goes to the vCPU thread, which owns them.)
     private func applyDevices(_ state: DecodedMachineState) throws(MachineError) {
-        func named(_ kind: StateSectionKind, _ instance: UInt32, _ error: DeviceStateError) -> MachineError {
-            MachineError("State section '\(kind.rawValue)' instance \(instance): field '\(error.field)': \(error.problem)")
-        }
-        do throws(DeviceStateError) { try serialDevice?.restore(state.serial) } catch { throw named(.serial, 0, error) }
-        if let debugExit = state.debugExit {
-            do throws(DeviceStateError) { try debugExitDevice?.restore(debugExit) } catch { throw named(.debugExit, 0, error) }
-        }
+        let named = Self.refused
         for (slot, (entry, loaded)) in zip(transports, state.virtio).enumerated() {
             let transport = entry.1
             if let blk = transport.device as? VirtioBlk, let blkState = loaded.blk {
@@ -97,7 +95,7 @@ extension Machine {
         for chip in VirtualMachine.IrqChipID.allCases { add(.kvmIrqchip, chip.rawValue) }
         add(.kvmPit, 0)
         add(.serial, 0)
-        if debugExitDevice != nil { add(.debugExit, 0) }
+        if config.debugExitPort != nil { add(.debugExit, 0) }
         for (slot, entry) in transports.enumerated() {
             add(.virtioMmio, UInt32(slot))
             for index in entry.1.queues.indices { add(.virtqueue, Self.queueInstance(slot: slot, queue: index)) }

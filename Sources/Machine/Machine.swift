@@ -24,10 +24,8 @@ public final class Machine {
     private(set) var namedBackends: [String: BlockBackend] = [:]
     private(set) var deviceBackends: [BlockBackend] = []
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
-    var vcpuRunner: VcpuRunner?
-    /// The port devices, for their state sections (owned by the vCPU thread; see Machine+State).
-    var serialDevice: Serial16550?
-    var debugExitDevice: DebugExit?
+    /// The loop's side of the vCPU thread (which owns the vCPU and the port devices).
+    var vcpuControl: VcpuControl?
     /// Set by `loadState`: the restored queues are looked at once the VM resumes (a kick the
     /// source took but did not act on is not lost).
     var kickQueuesOnResume = false
@@ -177,19 +175,13 @@ public final class Machine {
         }
         let boot = try PvhBoot(image: image, commandLine: guestCommandLine, fdt: try tree.build(), memory: memory, kernelName: kernel)
         let vcpu = try BootVcpu.create(vm: vm, boot: boot)
-        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
-                                startPaused: runState != .running, onStop: onStop)
-        do { try loop.start() } catch { throw MachineError(error) }
-        try vcpuRunner?.start()
+        try startVcpu(vcpu, startPaused: runState != .running, runsGuest: true, onStop: onStop)
     }
 
     private func startIncoming(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
         runState = .inmigrate  // as QEMU starts with -incoming: `cont` (or the migration's end) leaves it
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
-        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
-                                startPaused: true, onStop: onStop)
-        do { try loop.start() } catch { throw MachineError(error) }
-        try vcpuRunner?.start()
+        try startVcpu(vcpu, startPaused: true, runsGuest: true, onStop: onStop)
     }
 
     /// `-accel qtest` (QEMU's qtest machine): no kernel is loaded and the vCPU never enters the
@@ -197,10 +189,20 @@ public final class Machine {
     /// and the vCPU's reset state), devices and the block layer work as with a guest.
     private func startWithoutGuest(onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
         let vcpu = try BootVcpu.createForIncoming(vm: vm)
-        vcpuRunner = VcpuRunner(vcpu: vcpu, ports: portBus(onStop: onStop), transports: transports, loop: loop,
-                                startPaused: true, runsGuest: false, onStop: onStop)
+        try startVcpu(vcpu, startPaused: true, runsGuest: false, onStop: onStop)
+    }
+
+    /// Starts the loop thread, then the vCPU's, which takes the vCPU and the port devices with it:
+    /// the machine keeps only the loop's side of it (`vcpuControl`).
+    private func startVcpu(_ vcpu: sending Vcpu, startPaused: Bool, runsGuest: Bool,
+                           onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
+        let name = "svmm-vcpu\(vcpu.id)"
+        let control = VcpuControl(runPage: vcpu.runPage, loop: loop, startPaused: startPaused, runsGuest: runsGuest)
+        let runner = VcpuRunner(vcpu: vcpu, ports: Self.vcpuPorts(serialFd: serialFd, debugExitPort: config.debugExitPort, onStop: onStop), transports: transports.map { ($0.0, bind($0.1)) },
+                                control: control, onStop: onStop)
+        vcpuControl = control
         do { try loop.start() } catch { throw MachineError(error) }
-        try vcpuRunner?.start()
+        try VcpuRunner.start(runner, name: name)
     }
 
     /// The machine for a thread that hands work back to the loop, which owns the machine's state
@@ -282,7 +284,7 @@ public final class Machine {
     public func stop() {
         if runState == .inmigrate { autostart = false }
         guard runState == .running else { return }
-        vcpuRunner?.pause()
+        vcpuControl?.pause()
         graph.jobs.pauseAllBriefly()  // do_vm_stop's bdrv_drain_all pauses and resumes every job
         try? changeRunState(to: .paused)  // running → paused is always in the table
         onEvent?(.stop)
@@ -310,22 +312,21 @@ public final class Machine {
         guard runState != .running else { return }
         try changeRunState(to: .running)
         if kickQueuesOnResume { kickRestoredQueues() }
-        vcpuRunner?.resume()
+        vcpuControl?.resume()
         onEvent?(.resume)
         retryFailedRequests()
     }
 
-    private func portBus(onStop: @escaping @Sendable (String, Int32) -> Void) -> PortBus {
-        var bus = PortBus()
+    /// Made for the vCPU thread, which owns them from then on (their state goes through its
+    /// requests): static, so the compiler sees that nothing of the machine keeps them.
+    private static func vcpuPorts(serialFd: Int32?, debugExitPort: UInt16?,
+                                  onStop: @escaping @Sendable (String, Int32) -> Void) -> VcpuPorts {
         let serial = Serial16550(outputFd: serialFd)
-        serialDevice = serial
-        bus.add(serial, base: Serial16550.defaultBase, count: Serial16550.portCount)
-        if let port = config.debugExitPort {
-            let debugExit = DebugExit(iobase: port) { status in onStop("", status) }
-            debugExitDevice = debugExit
-            bus.add(debugExit, base: port, count: 1)
-        }
-        return bus
+        let debugExit = debugExitPort.map { port in DebugExit(iobase: port) { status in onStop("", status) } }
+        var ports = VcpuPorts(serial: serial, debugExit: debugExit)
+        ports.bus.add(serial, base: Serial16550.defaultBase, count: Serial16550.portCount)
+        if let debugExit, let debugExitPort { ports.bus.add(debugExit, base: debugExitPort, count: 1) }
+        return ports
     }
 
     static func readFile(_ path: String) throws(MachineError) -> [UInt8] {

@@ -2,7 +2,7 @@ import Devices
 
 /// The x86 I/O port space: which device answers which port range. Unclaimed reads return all
 /// ones and unclaimed writes are dropped, as on a PC.
-struct PortBus: Sendable {
+struct PortBus {
     private var ranges: [(base: UInt16, count: UInt16, device: PortDevice)] = []
 
     mutating func add(_ device: PortDevice, base: UInt16, count: UInt16) {

@@ -1,10 +1,13 @@
+import Devices
 import KVM
 
 /// What the loop asks of a parked vCPU thread beside pause and resume (Firecracker's VcpuEvent):
-/// done on the vCPU's own thread, since a vCPU's ioctls belong to the thread that runs it.
+/// done on the vCPU's own thread, since a vCPU's ioctls and its port devices belong to the
+/// thread that runs it.
 enum VcpuRequest: Sendable {
     /// Capture the vCPU's state with those of these MSRs (KVM_GET_MSR_INDEX_LIST) it reads back,
-    /// XSAVE or the FPU, and XCRs if KVM has them.
+    /// XSAVE or the FPU, and XCRs if KVM has them; and the port devices' state.
     case saveState(msrCandidates: [UInt32], hasXsave: Bool, hasXcrs: Bool)
-    case restoreState(VcpuState)
+    /// Put the port devices' state, then the vCPU's.
+    case restoreState(VcpuState, serial: SerialState, debugExit: DebugExitState?)
 }

@@ -6,129 +6,42 @@ import KVM
 import Synchronization
 
 /// The loop of one vCPU thread: enter the guest, hand each exit to the device that owns it,
-/// enter again. Port I/O (serial, debug-exit) is answered here; virtio-mmio register accesses go
-/// to the event loop, which owns the devices.
-final class VcpuRunner: @unchecked Sendable {
-    private struct Control {
-        var pauseRequested: Bool
-        var paused = false
-        /// A request for the parked thread, and its answer (see `perform`).
-        var request: VcpuRequest?
-        var response: VcpuResponse?
-        /// The vCPU thread, once it runs (the loop signals it to leave KVM_RUN).
-        var thread: pthread_t?
-    }
-
+/// enter again. Port I/O (serial, debug-exit) is answered here, by devices this thread owns;
+/// virtio-mmio register accesses go to the event loop, which owns those devices. Not Sendable:
+/// `start` moves it to its thread, and the loop talks to that thread through `control`.
+final class VcpuRunner {
     private let vcpu: Vcpu
-    private let control: Mutex<Control>
-    private let resumed: UnsafeMutablePointer<sem_t>
+    let control: VcpuControl
     private let ports: PortBus
+    /// The port devices with state (also on `ports`): saved and restored on this thread.
+    private let serial: Serial16550
+    private let debugExit: DebugExit?
     /// The devices' MMIO windows: the transports belong to the loop, so an exit hands its access there.
     private let transports: [(base: UInt64, transport: LoopBound<VirtioMmioTransport>)]
-    private let loop: EventLoop
     private let onStop: @Sendable (String, Int32) -> Void
-    /// False under `-accel qtest`: the thread stays parked for good (resume leaves it there).
-    private let runsGuest: Bool
 
-    init(vcpu: Vcpu, ports: PortBus, transports: [(UInt64, VirtioMmioTransport)], loop: EventLoop, startPaused: Bool,
-         runsGuest: Bool = true, onStop: @escaping @Sendable (String, Int32) -> Void) {
+    init(vcpu: Vcpu, ports: VcpuPorts, transports: [(UInt64, LoopBound<VirtioMmioTransport>)], control: VcpuControl,
+         onStop: @escaping @Sendable (String, Int32) -> Void) {
         self.vcpu = vcpu
-        self.runsGuest = runsGuest
-        control = Mutex(Control(pauseRequested: startPaused))
-        resumed = .allocate(capacity: 1)
-        sem_init(resumed, 0, 0)
+        self.control = control
         VcpuKick.installHandler()
-        self.ports = ports
-        self.transports = transports.map { (base: $0.0, transport: LoopBound($0.1, loop: loop)) }
-        self.loop = loop
+        self.ports = ports.bus
+        serial = ports.serial
+        debugExit = ports.debugExit
+        self.transports = transports.map { (base: $0.0, transport: $0.1) }
         self.onStop = onStop
     }
 
-    func start() throws(MachineError) {
+    /// Starts the vCPU's thread and hands `runner` to it: the caller keeps only its `control`.
+    static func start(_ runner: sending VcpuRunner, name: String) throws(MachineError) {
         do {
-            try NativeThread.start(name: "svmm-vcpu\(vcpu.id)") { [self] in
+            try NativeThread.start(name: name) {
                 VcpuKick.unblockOnThisThread()
-                self.control.withLock { $0.thread = pthread_self() }
-                self.run()
+                runner.control.attachCurrentThread()
+                runner.run()
             }
         } catch {
             throw MachineError(error.description)
-        }
-    }
-
-    /// Takes the vCPU out of the guest and keeps it out; returns once it is parked. Called on the
-    /// loop thread, which keeps serving the vCPU's pending MMIO hand-offs meanwhile.
-    func pause() {
-        let thread = control.withLock { state -> pthread_t? in
-            state.pauseRequested = true
-            return state.thread
-        }
-        vcpu.requestImmediateExit(true)
-        if let thread { pthread_kill(thread, VcpuKick.signal) }
-        // Blocks until the vCPU says it is parked, running its MMIO hand-offs meanwhile: no spinning.
-        while !control.withLock({ $0.paused }) {
-            loop.waitForJobs(timeoutMilliseconds: 50)
-        }
-    }
-
-    func resume() {
-        guard runsGuest else { return }
-        let wasPaused = control.withLock { state -> Bool in
-            state.pauseRequested = false
-            return state.paused
-        }
-        if wasPaused { sem_post(resumed) }
-    }
-
-    /// Runs `request` on the parked vCPU thread and returns its answer. Called on the loop thread,
-    /// which blocks on its job eventfd until the vCPU thread wakes it (as `pause` does): no spinning.
-    /// A vCPU asked to pause (`pause`, or started paused for `-S` or an incoming migration) that
-    /// has not parked yet is waited for.
-    func perform(_ request: VcpuRequest) -> VcpuResponse {
-        while true {
-            let (parked, parking) = control.withLock { state -> (Bool, Bool) in
-                guard state.paused, state.request == nil else { return (false, state.pauseRequested) }
-                state.request = request
-                state.response = nil
-                return (true, true)
-            }
-            if parked { break }
-            guard parking else { return .notParked }
-            loop.waitForJobs(timeoutMilliseconds: 50)
-        }
-        sem_post(resumed)
-        while true {
-            if let response = control.withLock({ state -> VcpuResponse? in
-                defer { if state.response != nil { state.response = nil } }
-                return state.response
-            }) {
-                return response
-            }
-            loop.waitForJobs(timeoutMilliseconds: 50)
-        }
-    }
-
-    private func parkIfRequested() {
-        guard control.withLock({ $0.pauseRequested }) else { return }
-        control.withLock { $0.paused = true }
-        loop.wake()
-        while true {
-            while sem_wait(resumed) != 0 {}
-            let (stillPaused, request) = control.withLock { state -> (Bool, VcpuRequest?) in
-                if let request = state.request { return (true, request) }
-                if !state.pauseRequested { state.paused = false }
-                return (state.pauseRequested, nil)
-            }
-            if let request {
-                let response = answer(request)
-                control.withLock { state in
-                    state.request = nil
-                    state.response = response
-                }
-                loop.wake()
-                continue
-            }
-            if !stillPaused { return }
         }
     }
 
@@ -137,9 +50,14 @@ final class VcpuRunner: @unchecked Sendable {
         do throws(KvmError) {
             switch request {
             case .saveState(let candidates, let hasXsave, let hasXcrs):
-                return .saved(try VcpuState.capture(vcpu, msrIndices: vcpu.readableMSRs(of: candidates),
-                                                    hasXsave: hasXsave, hasXcrs: hasXcrs))
-            case .restoreState(let state):
+                let state = try VcpuState.capture(vcpu, msrIndices: vcpu.readableMSRs(of: candidates), hasXsave: hasXsave, hasXcrs: hasXcrs)
+                return .saved(state, serial: serial.save(), debugExit: debugExit?.save())
+            case .restoreState(let state, let serialState, let debugExitState):
+                // The port devices first: a state they refuse changes nothing of the vCPU.
+                do throws(DeviceStateError) { try serial.restore(serialState) } catch { return .refused(.serial, error) }
+                if let debugExit, let debugExitState {
+                    do throws(DeviceStateError) { try debugExit.restore(debugExitState) } catch { return .refused(.debugExit, error) }
+                }
                 try state.apply(to: vcpu)
                 return .restored
             }
@@ -150,7 +68,7 @@ final class VcpuRunner: @unchecked Sendable {
 
     private func run() {
         while true {
-            parkIfRequested()
+            control.parkIfRequested(answering: answer)
             do {
                 let exit = try vcpu.runOnce()
                 // An immediate exit stays requested until cleared; clearing it after every

@@ -1,36 +1,18 @@
 import CKVM
 import Glibc
-import Synchronization
 
 /// `aio=threads`: blocking preadv/pwritev/fdatasync on worker threads, completions handed back
-/// to the event loop through `eventFd` (QEMU's thread-pool AIO).
-public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
-    /// What crosses to a worker: the request's plain values, never its completion closure.
-    private struct Work: @unchecked Sendable {
-        let id: Int
-        let fd: Int32
-        let operation: FileRequest.Operation
-        let offset: Int64
-        let iovecs: [iovec]
-    }
-
-    public let eventFd: Int32
-    private let queue = Mutex<[Work]>([])
-    private let finished = Mutex<[(id: Int, result: Int64)]>([])
-    private let workAvailable: UnsafeMutablePointer<sem_t>
-    /// Loop-thread state: requests by id with their bounce buffers.
+/// to the event loop through `eventFd` (QEMU's thread-pool AIO). Loop-owned (not Sendable): the
+/// workers share only `ThreadPoolWorkers` with it, and never see a completion closure.
+public final class ThreadPoolIo: FileIoEngine {
+    private let workers: ThreadPoolWorkers
+    public var eventFd: Int32 { workers.eventFd }
+    /// Requests by id with their bounce buffers, until their completion comes back.
     private var pending: [Int: (request: FileRequest, bounce: UnsafeMutableRawBufferPointer?)] = [:]
     private var nextID = 0
 
     public init(threads: Int = 4) throws(BlockError) {
-        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        if fd < 0 { throw BlockError.posix("eventfd", errno: errno) }
-        eventFd = fd
-        workAvailable = .allocate(capacity: 1)
-        sem_init(workAvailable, 0, 0)
-        for index in 0..<threads {
-            do { try NativeThread.start(name: "svmm-io\(index)") { [self] in self.workerLoop() } } catch { throw BlockError(error) }
-        }
+        workers = try ThreadPoolWorkers(threads: threads)
     }
 
     public func plug() {}
@@ -40,67 +22,13 @@ public final class ThreadPoolIo: FileIoEngine, @unchecked Sendable {
         let (iovecs, bounce) = request.prepareBuffers()
         nextID += 1
         pending[nextID] = (request, bounce)
-        let work = Work(id: nextID, fd: request.fd, operation: request.operation, offset: request.offset, iovecs: iovecs)
-        queue.withLock { $0.append(work) }
-        sem_post(workAvailable)
+        workers.enqueue(ThreadPoolWork(id: nextID, fd: request.fd, operation: request.operation, offset: request.offset, iovecs: iovecs))
     }
 
     public func processCompletions() {
-        let done = finished.withLock { list in
-            defer { list.removeAll() }
-            return list
-        }
-        for (id, result) in done {
+        for (id, result) in workers.takeFinished() {
             guard let (request, bounce) = pending.removeValue(forKey: id) else { continue }
             request.completion(request.finish(result: result, bounce: bounce))
         }
-    }
-
-    private func workerLoop() {
-        while true {
-            while sem_wait(workAvailable) != 0 {}
-            guard let work = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
-            let result = Self.perform(work)
-            finished.withLock { $0.append((work.id, result)) }
-            var one: UInt64 = 1
-            _ = write(eventFd, &one, 8)
-        }
-    }
-
-    private static func perform(_ work: Work) -> Int64 {
-        let result: Int = work.iovecs.withUnsafeBufferPointer { vectors in
-            switch work.operation {
-            case .read: preadv(work.fd, vectors.baseAddress, Int32(vectors.count), off_t(work.offset))
-            case .write: pwritev(work.fd, vectors.baseAddress, Int32(vectors.count), off_t(work.offset))
-            case .fdsync: Int(fdatasync(work.fd))
-            }
-        }
-        if result < 0 { return -Int64(errno) }
-        let total = work.iovecs.reduce(0) { $0 + $1.iov_len }
-        guard work.operation == .write, result > 0, result < total else { return Int64(result) }
-        return finishShortWrite(work, written: result, total: total)
-    }
-
-    /// handle_aiocb_rw_linear: a write the kernel took only part of goes on from where it stopped,
-    /// so a disk that fills up says ENOSPC rather than a short count.
-    private static func finishShortWrite(_ work: Work, written first: Int, total: Int) -> Int64 {
-        var done = first
-        while done < total {
-            var skip = done
-            var rest: [iovec] = []
-            for vector in work.iovecs {
-                if skip >= vector.iov_len { skip -= vector.iov_len; continue }
-                rest.append(iovec(iov_base: vector.iov_base.map { $0 + skip }, iov_len: vector.iov_len - skip))
-                skip = 0
-            }
-            let result = rest.withUnsafeBufferPointer { pwritev(work.fd, $0.baseAddress, Int32($0.count), off_t(work.offset) + off_t(done)) }
-            if result < 0 {
-                if errno == EINTR { continue }
-                return -Int64(errno)
-            }
-            if result == 0 { break }
-            done += result
-        }
-        return Int64(done)
     }
 }

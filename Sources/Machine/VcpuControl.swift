@@ -1,0 +1,126 @@
+import Glibc
+import KVM
+import Synchronization
+
+/// The loop's side of one vCPU thread (Firecracker's VcpuEvent/VcpuResponse channel): pause,
+/// resume and requests that the parked vCPU thread answers on its own thread, each returning once
+/// the vCPU has acted, without spinning. The vCPU thread's side is `park(answering:)`.
+final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mutex); the semaphore and the run page are thread-safe
+    private struct State {
+        var pauseRequested: Bool
+        var paused = false
+        /// A request for the parked thread, and its answer (see `perform`).
+        var request: VcpuRequest?
+        var response: VcpuResponse?
+        /// The vCPU thread, once it runs (the loop signals it to leave KVM_RUN).
+        var thread: pthread_t?
+    }
+
+    private let state: Mutex<State>
+    private let resumed: UnsafeMutablePointer<sem_t>
+    private let runPage: VcpuRunPage
+    private let loop: EventLoop
+    /// False under `-accel qtest`: the thread stays parked for good (resume leaves it there).
+    private let runsGuest: Bool
+
+    init(runPage: VcpuRunPage, loop: EventLoop, startPaused: Bool, runsGuest: Bool) {
+        state = Mutex(State(pauseRequested: startPaused))
+        resumed = .allocate(capacity: 1)
+        sem_init(resumed, 0, 0)
+        self.runPage = runPage
+        self.loop = loop
+        self.runsGuest = runsGuest
+    }
+
+    deinit {
+        sem_destroy(resumed)
+        resumed.deallocate()
+    }
+
+    // MARK: the loop's side
+
+    /// Takes the vCPU out of the guest and keeps it out; returns once it is parked. Called on the
+    /// loop thread, which keeps serving the vCPU's pending MMIO hand-offs meanwhile.
+    func pause() {
+        let thread = state.withLock { state -> pthread_t? in
+            state.pauseRequested = true
+            return state.thread
+        }
+        runPage.requestImmediateExit(true)
+        if let thread { pthread_kill(thread, VcpuKick.signal) }
+        // Blocks until the vCPU says it is parked, running its MMIO hand-offs meanwhile: no spinning.
+        while !state.withLock({ $0.paused }) {
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+    }
+
+    func resume() {
+        guard runsGuest else { return }
+        let wasPaused = state.withLock { state -> Bool in
+            state.pauseRequested = false
+            return state.paused
+        }
+        if wasPaused { sem_post(resumed) }
+    }
+
+    /// Runs `request` on the parked vCPU thread and returns its answer. Called on the loop thread,
+    /// which blocks on its job eventfd until the vCPU thread wakes it (as `pause` does): no spinning.
+    /// A vCPU asked to pause (`pause`, or started paused for `-S` or an incoming migration) that
+    /// has not parked yet is waited for.
+    func perform(_ request: VcpuRequest) -> VcpuResponse {
+        while true {
+            let (parked, parking) = state.withLock { state -> (Bool, Bool) in
+                guard state.paused, state.request == nil else { return (false, state.pauseRequested) }
+                state.request = request
+                state.response = nil
+                return (true, true)
+            }
+            if parked { break }
+            guard parking else { return .notParked }
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+        sem_post(resumed)
+        while true {
+            if let response = state.withLock({ state -> VcpuResponse? in
+                defer { if state.response != nil { state.response = nil } }
+                return state.response
+            }) {
+                return response
+            }
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+    }
+
+    // MARK: the vCPU thread's side
+
+    /// Called first on the vCPU thread: from now on `pause` can signal it.
+    func attachCurrentThread() {
+        state.withLock { $0.thread = pthread_self() }
+    }
+
+    /// Parks the calling vCPU thread while a pause is requested, answering requests meanwhile
+    /// with `answer`; returns when resumed (at once if no pause is requested).
+    func parkIfRequested(answering answer: (VcpuRequest) -> VcpuResponse) {
+        guard state.withLock({ $0.pauseRequested }) else { return }
+        state.withLock { $0.paused = true }
+        loop.wake()
+        while true {
+            while sem_wait(resumed) != 0 {}
+            let (stillPaused, request) = state.withLock { state -> (Bool, VcpuRequest?) in
+                if let request = state.request { return (true, request) }
+                if !state.pauseRequested { state.paused = false }
+                return (state.pauseRequested, nil)
+            }
+            if let request {
+                let response = answer(request)
+                state.withLock { state in
+                    state.request = nil
+                    state.response = response
+                }
+                loop.wake()
+                continue
+            }
+            if !stillPaused { return }
+        }
+    }
+}

@@ -104,13 +104,14 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable and 
         session.close()
         shared.withLock { $0.channel = nil }
         let finished = self.finished
+        let undo = session.undo
         _ = LoopBridge<Bool>.call(on: machine) { machine in
             // QEMU's order: a failure is reported before the guest resumes, a cancel after.
             if case .failure(.failed) = result {
                 finished(result)
-                session.cleanUp(after: result, on: machine)
+                undo.apply(after: result, on: machine)
             } else {
-                session.cleanUp(after: result, on: machine)
+                undo.apply(after: result, on: machine)
                 finished(result)
             }
             return true

@@ -2,9 +2,9 @@ import Block
 import Machine
 
 /// The sender thread's side of one outgoing migration: the stream it writes, the throttle,
-/// the statistics, and what it changed that a failure must undo. Used by the sender thread,
-/// then once on the loop (cleanUp) after the thread is done with it.
-final class SenderSession: @unchecked Sendable {  // owned by one thread at a time (sender, then loop)
+/// the statistics, and what it changed that a failure must undo (`undo`, which the loop applies
+/// once the thread is done). Not Sendable: it lives and dies on the sender thread.
+final class SenderSession {
     private let migration: OutgoingMigration
     private var machine: LoopBound<Machine> { migration.machine }
     private var ram: GuestRam { migration.ram }
@@ -13,18 +13,10 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     private var throttle = BandwidthThrottle()
     private var stats = MigrationStats()
     private let pageCount: Int
-    // What the loop changed, for cleanUp.
-    private var trackingStarted = false
-    /// nil until the VM was stopped for switch-over; then whether it had been running.
-    private var stoppedVM: Bool?
-    private var inactivated = false
-    /// The `dirty-bitmaps` capability's bitmaps (busy while this migration runs).
-    private var bitmaps: LoopBound<OutgoingBitmaps>?
+    /// What the loop changed, for the end of the migration.
+    private(set) var undo: SenderUndo
     /// Their start chunks (one per bitmap), for the stream.
     private var bitmapStarts: [DirtyBitmapRecord] = []
-    /// `postcopy-run` went out: the destination may be running the VM, so a failure from now
-    /// on must not resume it here.
-    private var postcopyRunSent = false
     private var sourceRunState = ""
     private var stopTime: Int64 = 0
     // Bandwidth over the last phase (bulk pass or iteration).
@@ -35,6 +27,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
 
     init(migration: OutgoingMigration) {
         self.migration = migration
+        undo = SenderUndo(ram: migration.ram)
         pageCount = migration.ram.pageCount
         stats.total = UInt64(migration.ram.size)
     }
@@ -80,7 +73,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
             return nil
         }
         if let problem { throw .failed(problem) }
-        trackingStarted = true
+        undo.trackingStarted = true
     }
 
     /// init_dirty_bitmap_migration, with `dirty-bitmaps` on: a bitmap that cannot be migrated
@@ -95,7 +88,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         }
         switch found {
         case .success(let (collected, starts)):
-            bitmaps = collected
+            undo.bitmaps = collected
             bitmapStarts = starts
         case .failure(let error): throw .failed(error.description)
         }
@@ -138,34 +131,36 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         // postcopy-active before it stops the VM.
         let postcopy = migration.postcopyRequested && !bitmapStarts.isEmpty
         if postcopy { migration.onLoop(.postcopyActive) }
-        _ = LoopBridge<Bool>.call(on: machine) { [self] machine in
-            // global_state_store comes before the stop: the destination resumes in this state.
-            sourceRunState = machine.runState.rawValue
-            stoppedVM = machine.stopForMigration()
-            stopTime = MonotonicClock.milliseconds
-            return true
+        // global_state_store comes before the stop: the destination resumes in this state.
+        (sourceRunState, undo.stoppedVM) = LoopBridge<(String, Bool)>.call(on: machine) { machine in
+            (machine.runState.rawValue, machine.stopForMigration())
         }
+        stopTime = MonotonicClock.milliseconds
         if migration.pauseBeforeSwitchover {
             migration.onLoop(.preSwitchover)
             try migration.waitForContinue()
             migration.onLoop(postcopy ? .postcopyActive : .device)
         }
         if migration.isCancelled { throw .cancelled }
-        let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { [self] machine, done in
+        let outcome = LoopBridge<SwitchoverOutcome>.run(on: machine) { machine, done in
             // Requests the guest published before it stopped complete first (blk_drain per device).
-            do throws(MachineError) { try machine.drainDeviceRequests() } catch { return done(.failed(error.description)) }
+            do throws(MachineError) { try machine.drainDeviceRequests() } catch { return done(.failed(error.description, inactivated: false)) }
             // A READY mirror (storage migration) copies the guest's last writes first.
             machine.graph.jobs.whenMirrorsSynced {
                 machine.graph.inactivateAll { result in
-                    if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)")) }
-                    self.inactivated = true
-                    do throws(MachineError) { done(.saved(try machine.saveState())) } catch { done(.failed(error.description)) }
+                    if case .failure(let error) = result { return done(.failed("bdrv_inactivate_all() failed: \(error)", inactivated: false)) }
+                    do throws(MachineError) { done(.saved(try machine.saveState())) } catch { done(.failed(error.description, inactivated: true)) }
                 }
             }
         }
-        guard case .saved(let sections) = outcome else {
-            if case .failed(let problem) = outcome { throw .failed(problem) }
-            return
+        let sections: [StateSection]
+        switch outcome {
+        case .saved(let saved):
+            undo.inactivated = true
+            sections = saved
+        case .failed(let problem, let inactivated):
+            undo.inactivated = inactivated
+            throw .failed(problem)
         }
         let bitmapChunks = finalBitmapChunks()
         var final = Set(rest)
@@ -182,7 +177,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
             // The destination loads the devices and runs; the bitmaps' bits follow.
             encoder.record(.postcopyRun, name: "postcopy-run")
             try write(throttled: false)
-            postcopyRunSent = true
+            undo.postcopyRunSent = true
             for chunk in bitmapChunks { chunk.encode(into: &encoder) }
         }
         encoder.record(.end, name: "end")
@@ -198,7 +193,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     /// The bitmaps' bits and completions, taken on the loop: the VM is stopped and the images
     /// are inactive, so they change no more.
     private func finalBitmapChunks() -> [DirtyBitmapRecord] {
-        guard let bitmaps else { return [] }
+        guard let bitmaps = undo.bitmaps else { return [] }
         return bitmaps.performAndWait { $0.finalChunks() }
     }
 
@@ -281,7 +276,7 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
         }
         stats.transferred += count
         phaseBytes += count
-        if stoppedVM == nil { stats.precopyBytes += count } else { stats.downtimeBytes += count }
+        if undo.stoppedVM == nil { stats.precopyBytes += count } else { stats.downtimeBytes += count }
         stats.totalTime = migration.elapsed
         publish()
         if throttled {
@@ -304,25 +299,4 @@ final class SenderSession: @unchecked Sendable {  // owned by one thread at a ti
     }
 
     func close() { channel?.close() }
-
-    // MARK: on the loop, after the thread
-
-    /// migration_iteration_finish: on success the source stays stopped (postmigrate); on failure
-    /// or cancel the images come back and a guest that ran runs again.
-    func cleanUp(after result: Result<Void, MigrationFailure>, on machine: Machine) {
-        if trackingStarted { ram.stopDirtyTracking() }
-        bitmaps?.value.release()
-        switch result {
-        case .success:
-            machine.finishOutgoingMigration()
-        case .failure where postcopyRunSent:
-            // The destination may run the VM already (QEMU's postcopy cannot fall back either).
-            machine.finishOutgoingMigration()
-        case .failure:
-            if inactivated {
-                do throws(MachineError) { try machine.reactivateImages() } catch { Console.report("migration: re-activating the images failed: \(error)") }
-            }
-            if let wasRunning = stoppedVM { machine.resumeAfterFailedMigration(wasRunning: wasRunning) }
-        }
-    }
 }

@@ -68,10 +68,22 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         if machine.runState == .inmigrate { throw .waitingForIncoming }
         outgoingError = nil
         setOutgoing(.setup)
-        guard let uri = MigrationUri(text) else {
-            outgoingError = nil
-            setOutgoing(.failed)
-            throw .badProtocol
+        let uri: MigrationUri
+        do throws(MigrationError) {
+            guard let parsed = try MigrationUri.parse(text) else {
+                // qmp_migrate: an unknown protocol fails without an error-desc ...
+                outgoingError = nil
+                setOutgoing(.failed)
+                throw .badProtocol
+            }
+            uri = parsed
+        } catch {
+            // ... a bad address through migrate_fd_error, which keeps it.
+            if error != .badProtocol {
+                outgoingError = error.description
+                setOutgoing(.failed)
+            }
+            throw error
         }
         let migration = OutgoingMigration(
             machine: machine, uri: uri, parameters: parameters,
@@ -133,12 +145,15 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
             if incoming != nil || incomingStatus != .none { throw MigrationError("The incoming migration has already been started") }
             guard deferred else { throw MigrationError("'-incoming' was not specified on the command line") }
         }
+        // qemu_start_incoming_migration announces `setup` before it looks at the URI, so a
+        // migrate-incoming that fails sends it too.
+        if !fromCommandLine { onEvent?(.status(.setup)) }
         if text == "defer" {
             guard fromCommandLine else { throw MigrationError("unknown migration protocol: defer") }
             deferred = true
             return
         }
-        guard let uri = MigrationUri(text) else { throw MigrationError("unknown migration protocol: \(text)") }
+        guard let uri = try MigrationUri.parse(text) else { throw MigrationError("unknown migration protocol: \(text)") }
         let migration = try IncomingMigration(
             machine: machine, uri: uri,
             setStatus: { [unowned self] status in self.setIncoming(status) },
@@ -147,7 +162,7 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         try migration.start()
         deferred = false
         incomingStatus = .setup
-        onEvent?(.status(.setup))
+        if fromCommandLine { onEvent?(.status(.setup)) }
     }
 
     // MARK: query-migrate
@@ -158,8 +173,9 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         if incomingStatus != .none && outgoingStatus == .none {
             // QEMU shows no status until the source connects, and the address while it can come.
             if incomingStatus != .setup { info.status = incomingStatus }
-            if [.setup, .active, .postcopyActive].contains(incomingStatus), let uri = incoming?.uri, uri.isSocket {
-                info.listeningOn = uri
+            if [.setup, .active, .postcopyActive].contains(incomingStatus), let incoming {
+                // migrate_add_address prepends each listener: QEMU lists the last one first.
+                info.listeningOn = incoming.listeningOn.reversed()
             }
             return info
         }

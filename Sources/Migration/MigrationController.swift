@@ -52,7 +52,7 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         }
     }
 
-    public func setParameters(maxBandwidth: Int64?, downtimeLimit: Int64?) throws(MigrationError) {
+    public func setParameters(maxBandwidth: UInt64?, downtimeLimit: UInt64?) throws(MigrationError) {
         var next = parameters
         if let downtimeLimit { next.downtimeLimit = try MigrationParameters.checkDowntime(downtimeLimit) }
         if let maxBandwidth { next.maxBandwidth = try MigrationParameters.checkBandwidth(maxBandwidth) }

@@ -43,9 +43,9 @@ extension QmpMonitor {
                     .object([("state", .bool(migration.capabilities.contains(capability))), ("capability", .string(capability.rawValue))])
                 })
             },
-            QmpCommand("migrate-set-parameters", [.optional("max-bandwidth", .int), .optional("downtime-limit", .int)]) { [unowned self] arguments throws(QmpError) in
+            QmpCommand("migrate-set-parameters", [.optional("max-bandwidth", .uint64), .optional("downtime-limit", .uint64)]) { [unowned self] arguments throws(QmpError) in
                 try migrationCall { () throws(MigrationError) in
-                    try migration.setParameters(maxBandwidth: arguments.int("max-bandwidth"), downtimeLimit: arguments.int("downtime-limit"))
+                    try migration.setParameters(maxBandwidth: arguments.uint64("max-bandwidth"), downtimeLimit: arguments.uint64("downtime-limit"))
                 }
                 return .emptyObject
             },

@@ -906,3 +906,19 @@ def error_classes_of_migration_commands(s):
     s.cmd("migrate_cancel")
     s.cmd("migrate-continue", state="pre-switchover")
     s.cmd("query-migrate", view=status_and_error)
+
+
+@scenario()
+def migrate_set_parameters_ranges(s):
+    """migrate-set-parameters as QAPI's uint64 visitor and migrate_params_check take them: a
+    negative number is its two's complement (so -1 is no bandwidth limit, and too long a
+    downtime), above 2^64-1 or not an integer is "expects uint64"; query-migrate-parameters
+    after each."""
+    s.start()
+    for arguments in [{"max-bandwidth": -1}, {"max-bandwidth": 2**63 - 1}, {"max-bandwidth": 2**64 - 1},
+                      {"max-bandwidth": 2**64}, {"max-bandwidth": 1.5}, {"max-bandwidth": "1"},
+                      {"max-bandwidth": 1 << 30}, {"downtime-limit": -1}, {"downtime-limit": 2**63},
+                      {"downtime-limit": 2000000}, {"downtime-limit": 2000001}, {"downtime-limit": 0.5},
+                      {"downtime-limit": 50, "max-bandwidth": 0}]:
+        s.cmd("migrate-set-parameters", arguments)
+        s.cmd("query-migrate-parameters", view=lambda p: {k: p[k] for k in ("downtime-limit", "max-bandwidth")})

@@ -99,7 +99,9 @@ public enum Socket {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        // QEMU (unix_listen_saddr, unix_connect_saddr) takes a path that fills sun_path exactly,
+        // with no NUL after it: the address length says where it ends.
+        guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
             throw SocketError("UNIX socket path '\(path)' is too long", errno: EINVAL)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }

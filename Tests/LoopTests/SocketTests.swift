@@ -142,6 +142,16 @@ import Testing
         #expect(unix.map(\.bound) == [BoundSocketAddress(address: .unix(path: path), family: .unix)])
     }
 
+    /// A path that fills sun_path exactly (108 bytes, no NUL) is a path, as in QEMU; one more is too long.
+    @Test func aUnixPathMayFillSunPath() throws {
+        let directory = (Self.temporaryPath("x") as NSString).deletingLastPathComponent + "/"
+        let path = directory + String(repeating: "p", count: 108 - directory.utf8.count)
+        let listener = try Socket.listen(.unix(path: path)).fd
+        defer { close(listener); unlink(path) }
+        close(try Socket.connect(.unix(path: path)))
+        #expect(throws: SocketError("UNIX socket path '\(path)p' is too long", errno: EINVAL)) { try Socket.connect(.unix(path: path + "p")) }
+    }
+
     /// An empty host is no name to connect to (QEMU passes it to getaddrinfo, which refuses it).
     @Test func anEmptyHostDoesNotResolveForConnect() {
         #expect(throws: SocketError("address resolution failed for :5: Name or service not known", errno: EINVAL)) {

@@ -781,6 +781,12 @@ def status_and_error(info):
     return {k: v for k, v in info.items() if k in ("status", "error-desc", "socket-address")}
 
 
+def path_of_length(s, length: int) -> str:
+    """A path in the session directory exactly `length` bytes long (sun_path holds 108)."""
+    prefix = f"{s.dir}/"
+    return prefix + "y" * (length - len(prefix))
+
+
 @scenario()
 def migrate_uri_errors(s):
     """migrate's URI in QEMU's words: a protocol it does not know fails at once without an
@@ -794,7 +800,7 @@ def migrate_uri_errors(s):
     for uri in ["foo:bar", "tcp:127.0.0.1", "tcp:", "unix:", "tcp:[::1]", "tcp::", "tcp:host:",
                 f"unix:{s.path('nosuch.sock')}", f"tcp:127.0.0.1:{free}", f"tcp:[::1]:{free}",
                 f"tcp:localhost:{free}", "tcp:nosuch.invalid:4444", "tcp:127.0.0.1:abc", f"tcp::{free}",
-                "unix:" + "x" * 120, "exec:"]:
+                "unix:" + "x" * 120, "unix:" + path_of_length(s, 108), "unix:" + path_of_length(s, 109), "exec:"]:
         s.cmd("migrate", uri=uri)
         s.wait_event("MIGRATION", timeout=3, status="setup")
         s.wait_event("MIGRATION", status="failed")
@@ -815,7 +821,7 @@ def migrate_incoming_uri_errors(s):
         s.start(extra=["-incoming", "defer"])
         for uri in ["defer", "foo:bar", "tcp:127.0.0.1", "tcp:", "unix:", "tcp:[::1]",
                     f"tcp:127.0.0.1:{busy.getsockname()[1]}", f"unix:{s.path('nodir')}/x.sock",
-                    f"unix:{s.dir}/", "tcp:nosuch.invalid:4444", "tcp:127.0.0.1:abc"]:
+                    f"unix:{s.dir}/", "unix:" + path_of_length(s, 109), "tcp:nosuch.invalid:4444", "tcp:127.0.0.1:abc"]:
             s.cmd("migrate-incoming", uri=uri)
             s.wait_event("MIGRATION", timeout=1, status="setup")
         s.cmd("query-migrate")

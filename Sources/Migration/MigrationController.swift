@@ -68,22 +68,17 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         if machine.runState == .inmigrate { throw .waitingForIncoming }
         outgoingError = nil
         setOutgoing(.setup)
-        let uri: MigrationUri
-        do throws(MigrationError) {
-            guard let parsed = try MigrationUri.parse(text) else {
-                // qmp_migrate: an unknown protocol fails without an error-desc ...
-                outgoingError = nil
-                setOutgoing(.failed)
-                throw .badProtocol
-            }
-            uri = parsed
-        } catch {
-            // ... a bad address through migrate_fd_error, which keeps it.
-            if error != .badProtocol {
-                outgoingError = error.description
-                setOutgoing(.failed)
-            }
+        let parsed: MigrationUri?
+        do throws(MigrationError) { parsed = try MigrationUri.parse(text) } catch {
+            // A malformed address fails through migrate_fd_error, which keeps it as error-desc ...
+            outgoingError = error.description
+            setOutgoing(.failed)
             throw error
+        }
+        guard let uri = parsed else {
+            // ... an unknown protocol fails without one (qmp_migrate).
+            setOutgoing(.failed)
+            throw .badProtocol
         }
         let migration = OutgoingMigration(
             machine: machine, uri: uri, parameters: parameters,
@@ -145,14 +140,14 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
             if incoming != nil || incomingStatus != .none { throw MigrationError("The incoming migration has already been started") }
             guard deferred else { throw MigrationError("'-incoming' was not specified on the command line") }
         }
-        // qemu_start_incoming_migration announces `setup` before it looks at the URI, so a
-        // migrate-incoming that fails sends it too.
-        if !fromCommandLine { onEvent?(.status(.setup)) }
-        if text == "defer" {
-            guard fromCommandLine else { throw MigrationError("unknown migration protocol: defer") }
+        // qemu_init passes `-incoming defer` to no one; migrate-incoming has no `defer` protocol.
+        if text == "defer" && fromCommandLine {
             deferred = true
             return
         }
+        // qemu_start_incoming_migration announces `setup` before it looks at the URI, so a
+        // migrate-incoming that fails sends it too.
+        onEvent?(.status(.setup))
         guard let uri = try MigrationUri.parse(text) else { throw MigrationError("unknown migration protocol: \(text)") }
         let migration = try IncomingMigration(
             machine: machine, uri: uri,
@@ -162,7 +157,6 @@ public final class MigrationController: @unchecked Sendable {  // loop-owned; th
         try migration.start()
         deferred = false
         incomingStatus = .setup
-        if fromCommandLine { onEvent?(.status(.setup)) }
     }
 
     // MARK: query-migrate

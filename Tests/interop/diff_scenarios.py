@@ -872,6 +872,12 @@ def incoming_listening_addresses(s):
         s.start(extra=["-incoming", uri])
         s.cmd("query-migrate", view=listening_view)
         s.stop()
+    # `[::]` is dual-stack in QEMU 7.2 (the brackets set no ipv6-only flag): an IPv4 client connects.
+    s.start(extra=["-incoming", f"tcp:[::]:{free}"])
+    s.cmd("query-migrate", view=listening_view)
+    with socket.socket() as client:
+        s.note("an IPv4 client connects to tcp:[::]", client.connect_ex(("127.0.0.1", free)) == 0)
+    s.stop()
 
 
 def wait_migration_status(s, status: str, timeout: float = 60):

@@ -23,6 +23,54 @@ public enum Socket {
         }
     }
 
+    /// Listening sockets on every address `address` resolves to, as QEMU's
+    /// qio_net_listener_open_sync does for migration, chardevs and NBD (`tcp::4444` listens on
+    /// 0.0.0.0 and on ::), each with the numeric address it got. Fails only if none listens, with
+    /// the first address's failure.
+    public static func listenAll(_ address: SocketAddress, permissions: mode_t? = nil) throws(SocketError) -> [(fd: Int32, bound: BoundSocketAddress)] {
+        switch address {
+        case .unix(let path):
+            return [(try listenUnix(path, permissions: permissions), BoundSocketAddress(address: address, family: .unix))]
+        case .inet(let host, let port):
+            var listeners: [(fd: Int32, bound: BoundSocketAddress)] = []
+            var firstError: SocketError?
+            for candidate in try resolve(host: host, port: port, passive: true) {
+                do throws(SocketError) {
+                    let fd = try listen(on: candidate)
+                    listeners.append((fd, boundAddress(fd)))
+                } catch {
+                    if firstError == nil { firstError = error }
+                }
+            }
+            if let firstError, listeners.isEmpty { throw firstError }
+            return listeners
+        }
+    }
+
+    /// Blocks until one of `listeners` has a connection and returns it: blocking (accept(2) on
+    /// Linux does not inherit O_NONBLOCK), close-on-exec, TCP_NODELAY. For a thread that waits
+    /// off the loop (the incoming migration; QEMU's qio_net_listener_wait_client).
+    public static func waitForConnection(on listeners: [Int32]) throws(SocketError) -> Int32 {
+        var descriptors = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while true {
+            if poll(&descriptors, nfds_t(descriptors.count), -1) < 0 {
+                if errno == EINTR { continue }
+                throw .posix("Unable to poll for connections", errno: errno)
+            }
+            for descriptor in descriptors where descriptor.revents != 0 {
+                let fd = Glibc.accept(descriptor.fd, nil, nil)
+                if fd >= 0 {
+                    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                    setNoDelay(fd)
+                    return fd
+                }
+                // Gone before it was taken, or another waiter took it: wait again.
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { continue }
+                throw .posix("Unable to accept connection", errno: errno)
+            }
+        }
+    }
+
     /// The next pending connection, non-blocking and close-on-exec.
     public static func accept(_ listener: Int32) -> SocketAcceptResult {
         let fd = Glibc.accept(listener, nil, nil)
@@ -51,7 +99,9 @@ public enum Socket {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        // QEMU (unix_listen_saddr, unix_connect_saddr) takes a path that fills sun_path exactly,
+        // with no NUL after it: the address length says where it ends.
+        guard bytes.count <= MemoryLayout.size(ofValue: address.sun_path) else {
             throw SocketError("UNIX socket path '\(path)' is too long", errno: EINVAL)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
@@ -122,7 +172,9 @@ public enum Socket {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = passive ? AI_PASSIVE : 0
         var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host.isEmpty ? nil : host, port, &hints, &list)
+        // An empty host is "any address" to listen on, but no name to connect to (QEMU passes it
+        // to getaddrinfo, which refuses it: `address resolution failed for :4444`).
+        let status = getaddrinfo(host.isEmpty && passive ? nil : host, port, &hints, &list)
         guard status == 0 else {
             throw SocketError("address resolution failed for \(host):\(port): \(String(cString: gai_strerror(status)))", errno: EINVAL)
         }
@@ -157,6 +209,57 @@ public enum Socket {
             close(fd)
         }
         throw SocketError.posix("Failed to find an available port", errno: lastError)
+    }
+
+    /// One numeric address, as QEMU's inet_listen_saddr binds it: SO_REUSEADDR, and an IPv6
+    /// socket dual-stack unless the IPv4 port is taken already, then IPv6 only (try_bind), so
+    /// that `::` and `0.0.0.0` both listen.
+    private static func listen(on candidate: Candidate) throws(SocketError) -> Int32 {
+        let fd = socket(candidate.family, candidate.type | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), candidate.proto)
+        guard fd >= 0 else { throw .posix("Failed to create socket", errno: errno) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var bound = false
+        for v6only: Int32 in [0, 1] {
+            if candidate.family == AF_INET6 {
+                var flag = v6only
+                _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &flag, socklen_t(MemoryLayout<Int32>.size))
+            }
+            if withAddress(candidate, { bind(fd, $0, $1) }) == 0 { bound = true; break }
+            if candidate.family != AF_INET6 || errno != EADDRINUSE { break }
+        }
+        guard bound else {
+            let error = SocketError.posix("Failed to find an available port", errno: errno)
+            close(fd)
+            throw error
+        }
+        guard Glibc.listen(fd, 16) == 0 else {
+            let error = SocketError.posix("Failed to listen on socket", errno: errno)
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// getsockname as a numeric host and port (NI_NUMERICHOST) with the family.
+    private static func boundAddress(_ fd: Int32) -> BoundSocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var host = [CChar](repeating: 0, count: 1025)  // NI_MAXHOST
+        var service = [CChar](repeating: 0, count: 32)  // NI_MAXSERV
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                getsockname(fd, address, &length) == 0
+                    ? getnameinfo(address, length, &host, socklen_t(host.count), &service, socklen_t(service.count),
+                                  NI_NUMERICHOST | NI_NUMERICSERV)
+                    : -1
+            }
+        }
+        let family: SocketFamily = storage.ss_family == sa_family_t(AF_INET6) ? .ipv6 : .ipv4
+        func text(_ chars: [CChar]) -> String {
+            String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return BoundSocketAddress(address: .inet(host: text(host), port: text(service)), family: family)
     }
 
     private static func boundPort(_ fd: Int32) -> UInt16 {

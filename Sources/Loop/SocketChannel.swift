@@ -2,18 +2,39 @@ import Glibc
 
 /// A non-blocking stream socket driven by the event loop: buffered input the owner parses,
 /// and an output queue so a slow reader never blocks the loop (the NBD server's and client's
-/// connections; QEMU's QIOChannelSocket with its watch).
+/// connections, QMP's sessions; QEMU's QIOChannelSocket with its watch).
 public final class SocketChannel {
     public let fd: Int32
     private let watcher: FdWatcher
+    private let blockLayer: Bool
     public let input: InputBuffer
     private let output = OutputQueue()
     private var interest: FdInterest = .readable
+    /// Whether `fd` is registered with the watcher (see `inputEnded`).
+    private var watched = true
+    /// Output is waiting for the socket to take it.
+    private var writePending = false
     public private(set) var isClosed = false
     /// False while the owner does not want to parse more (too many requests in flight).
     public var wantsInput = true {
         didSet { if wantsInput != oldValue { refreshInterest() } }
     }
+    /// The peer has finished sending: a read returned end of file. An owner that still answers
+    /// what it was sent (the QMP monitor, as QEMU's) keeps the channel open: input is no longer
+    /// watched, and the socket is unwatched while nothing is to be sent, since epoll reports the
+    /// half-closed socket's hang-up on every turn. Unsent output the peer stops taking then closes
+    /// the channel rather than wait (the same hang-up would wake the loop over and over).
+    public private(set) var inputEnded = false
+    /// Set: the loop comes back on its next turn even with nothing to send (writability is
+    /// reported at once), after the other descriptors, and calls `onTurn`: for an owner that
+    /// rations its work per turn (QMP's queued requests; a deferred job would run first).
+    public var wantsTurn = false {
+        didSet { if wantsTurn != oldValue { refreshInterest() } }
+    }
+    public var onTurn: () -> Void = {}
+    /// Called when the hang-up path (input not wanted) reads the end of file, instead of closing
+    /// the channel; nil: the channel closes with the reason (NBD).
+    public var onEndOfInput: (() -> Void)?
     /// Called on the loop when input may be available; the owner parses with `need`/`receive`.
     public var onReadable: () -> Void = {}
     /// Called when output that had to wait is all sent.
@@ -26,6 +47,7 @@ public final class SocketChannel {
     public init(fd: Int32, watcher: FdWatcher, blockLayer: Bool, inputCapacity: Int = 256 << 10) throws(SystemCallError) {
         self.fd = fd
         self.watcher = watcher
+        self.blockLayer = blockLayer
         self.input = InputBuffer(capacity: inputCapacity)
         try watcher.watch(fd, for: .readable, blockLayer: blockLayer) { [weak self] ready in self?.handle(ready) }
     }
@@ -49,10 +71,15 @@ public final class SocketChannel {
         guard !isClosed else { return }
         switch output.flush(to: fd) {
         case .drained:
-            guard interest.contains(.writable) else { return }
-            setWritable(false)
+            guard writePending else { return }
+            writePending = false
+            refreshInterest()
             onDrained()
-        case .pending: setWritable(true)
+        case .pending where inputEnded:
+            close(reason: "the peer stopped reading after its end of file")
+        case .pending:
+            writePending = true
+            refreshInterest()
         case .failed(let code): close(reason: "write failed: \(String(cString: strerror(code)))")
         }
     }
@@ -81,7 +108,12 @@ public final class SocketChannel {
 
     /// One read into the input buffer: nil when bytes came, else why the reader must stop.
     public func fillOnce() -> ReadProgress? {
-        stop(for: input.fill(from: fd))
+        let result = input.fill(from: fd)
+        if result == .endOfFile, !inputEnded {
+            inputEnded = true
+            refreshInterest()
+        }
+        return stop(for: result)
     }
 
     /// What a read result means to a parser: nil to go on, `.waiting`, or `.closed` with QEMU's reason.
@@ -99,22 +131,34 @@ public final class SocketChannel {
     func handle(_ ready: FdInterest) {
         if ready.contains(.writable) { flushOutput() }
         guard !isClosed else { return }
-        if ready.contains(.readable) && wantsInput { onReadable() }
-        guard !isClosed, ready.contains(.hangup), !wantsInput || !ready.contains(.readable) else { return }
+        if ready.contains(.readable) && wantsInput && !inputEnded { onReadable() }
+        guard !isClosed else { return }
+        if ready.contains(.writable) && wantsTurn { onTurn() }
+        guard !isClosed, !inputEnded, ready.contains(.hangup), !wantsInput || !ready.contains(.readable) else { return }
         // The peer hung up while we do not read: notice end of file now rather than spin.
-        if input.hasSpace, case .closed(let reason)? = fillOnce() { close(reason: reason) }
+        guard input.hasSpace, case .closed(let reason)? = fillOnce() else { return }
+        if inputEnded, let onEndOfInput { onEndOfInput() } else { close(reason: reason) }
     }
 
-    private func setWritable(_ on: Bool) {
-        let wanted = on ? interest.union(.writable) : interest.subtracting(.writable)
-        guard wanted != interest else { return }
-        interest = wanted
-        try? watcher.update(fd, interest: interest)
-    }
-
+    /// What the socket is watched for: input while wanted and not ended, writability while
+    /// output waits or a turn is wanted; unwatched when neither and the input has ended.
     private func refreshInterest() {
         guard !isClosed else { return }
-        interest = wantsInput ? interest.union(.readable) : interest.subtracting(.readable)
+        var wanted: FdInterest = []
+        if wantsInput && !inputEnded { wanted.insert(.readable) }
+        if writePending || wantsTurn { wanted.insert(.writable) }
+        if inputEnded && wanted.isEmpty {
+            if watched { watcher.unwatch(fd) }
+            watched = false
+            return
+        }
+        if !watched {
+            watched = (try? watcher.watch(fd, for: wanted, blockLayer: blockLayer) { [weak self] ready in self?.handle(ready) }) != nil
+            interest = wanted
+            return
+        }
+        guard wanted != interest else { return }
+        interest = wanted
         try? watcher.update(fd, interest: interest)
     }
 
@@ -122,7 +166,8 @@ public final class SocketChannel {
     public func close(reason: String) {
         guard !isClosed else { return }
         isClosed = true
-        watcher.unwatch(fd)
+        if watched { watcher.unwatch(fd) }
+        watched = false
         Glibc.close(fd)
         output.discardAll()
         onClosed(reason)

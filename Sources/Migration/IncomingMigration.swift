@@ -13,8 +13,10 @@ final class IncomingMigration: Sendable {
     private let ram: GuestRam
     private let bitmaps: IncomingBitmaps
     let uri: MigrationUri
-    /// The listening socket (unix:, tcp:), or -1 for exec:.
-    private let listener: Int32
+    /// The listening sockets (unix: one, tcp: one per address the host resolves to); none for exec:.
+    private let listeners: [Int32]
+    /// Where they listen, in the order they were opened (query-migrate's `socket-address`).
+    let listeningOn: [BoundSocketAddress]
     private let expected: MachineDescription
     private let setStatus: @Sendable (MigrationStatus) -> Void
     /// Read on the loop when the stream is in (capabilities may change until then).
@@ -30,9 +32,15 @@ final class IncomingMigration: Sendable {
         self.lateBlockActivate = lateBlockActivate
         expected = MachineDescription.of(machine)
         switch uri {
-        case .unix(let path): listener = try SocketAddressing.listenUnix(path)
-        case .tcp(let host, let port): listener = try SocketAddressing.listenTCP(host: host, port: port)
-        case .exec: listener = -1
+        case .socket(let address):
+            // Only the owner may connect, as to the QMP and NBD sockets.
+            let opened: [(fd: Int32, bound: BoundSocketAddress)]
+            do { opened = try Socket.listenAll(address, permissions: 0o600) } catch { throw MigrationError(error) }
+            listeners = opened.map(\.fd)
+            listeningOn = opened.map(\.bound)
+        case .exec:
+            listeners = []
+            listeningOn = []
         }
     }
 
@@ -40,15 +48,20 @@ final class IncomingMigration: Sendable {
         do {
             try NativeThread.start(name: "svmm-incoming") { [self] in self.receive() }
         } catch {
-            if listener >= 0 { close(listener) }
-            throw MigrationError(error.description)
+            closeListeners()
+            throw MigrationError(error)
         }
     }
 
     private func open() throws(MigrationError) -> MigrationChannel {
         if case .exec(let command) = uri { return try MigrationChannel.incoming(exec: command) }
-        defer { close(listener) }
-        return MigrationChannel.accepted(try SocketAddressing.acceptOne(listener))
+        // QEMU takes the first connection on any listener and stops listening.
+        defer { closeListeners() }
+        do { return MigrationChannel.accepted(try Socket.waitForConnection(on: listeners)) } catch { throw MigrationError(error) }
+    }
+
+    private func closeListeners() {
+        for fd in listeners { close(fd) }
     }
 
     private func receive() {

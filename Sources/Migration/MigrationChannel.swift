@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Loop
 
 /// The byte pipe a migration runs over: a connected socket (both directions: the stream one way,
 /// the destination's verdict back), or a child process's stdin/stdout for `exec:`. Used by one
@@ -29,11 +30,10 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
     /// The source's side: connect, or start the command with the stream on its stdin.
     static func connect(_ uri: MigrationUri) throws(MigrationError) -> MigrationChannel {
         switch uri {
-        case .unix(let path):
-            let fd = try SocketAddressing.connectUnix(path)
-            return MigrationChannel(output: fd, input: fd, child: nil, isSocket: true)
-        case .tcp(let host, let port):
-            let fd = try SocketAddressing.connectTCP(host: host, port: port)
+        case .socket(let address):
+            // Loop's blocking connect: every address the name resolves to, QEMU's error texts.
+            let fd: Int32
+            do { fd = try Socket.connect(address) } catch { throw MigrationError(error) }
             return MigrationChannel(output: fd, input: fd, child: nil, isSocket: true)
         case .exec(let command):
             let (child, toChild, fromChild) = try spawn(command, streamOnStdin: true)
@@ -47,7 +47,7 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
         return MigrationChannel(output: -1, input: fromChild, child: child, isSocket: false)
     }
 
-    /// The destination's side of an accepted connection.
+    /// The destination's side of an accepted (blocking) connection.
     static func accepted(_ fd: Int32) -> MigrationChannel {
         MigrationChannel(output: fd, input: fd, child: nil, isSocket: true)
     }
@@ -103,7 +103,8 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
                                  : write(output, base + done, bytes.count - done)
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else {
-                throw MigrationError("Unable to write to \(isSocket ? "socket" : "pipe"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
+                // QIOChannelSocket's and QIOChannelCommand's words.
+                throw MigrationError("Unable to write to \(isSocket ? "socket" : "command"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
             }
             done += count
         }

@@ -57,7 +57,7 @@ public final class MigrationController {
         }
     }
 
-    public func setParameters(maxBandwidth: Int64?, downtimeLimit: Int64?) throws(MigrationError) {
+    public func setParameters(maxBandwidth: UInt64?, downtimeLimit: UInt64?) throws(MigrationError) {
         var next = parameters
         if let downtimeLimit { next.downtimeLimit = try MigrationParameters.checkDowntime(downtimeLimit) }
         if let maxBandwidth { next.maxBandwidth = try MigrationParameters.checkBandwidth(maxBandwidth) }
@@ -73,8 +73,15 @@ public final class MigrationController {
         if machine.runState == .inmigrate { throw .waitingForIncoming }
         outgoingError = nil
         setOutgoing(.setup)
-        guard let uri = MigrationUri(text) else {
-            outgoingError = nil
+        let parsed: MigrationUri?
+        do throws(MigrationError) { parsed = try MigrationUri.parse(text) } catch {
+            // A malformed address fails through migrate_fd_error, which keeps it as error-desc ...
+            outgoingError = error.description
+            setOutgoing(.failed)
+            throw error
+        }
+        guard let uri = parsed else {
+            // ... an unknown protocol fails without one (qmp_migrate).
             setOutgoing(.failed)
             throw .badProtocol
         }
@@ -142,12 +149,15 @@ public final class MigrationController {
             if incoming != nil || incomingStatus != .none { throw MigrationError("The incoming migration has already been started") }
             guard deferred else { throw MigrationError("'-incoming' was not specified on the command line") }
         }
-        if text == "defer" {
-            guard fromCommandLine else { throw MigrationError("unknown migration protocol: defer") }
+        // qemu_init passes `-incoming defer` to no one; migrate-incoming has no `defer` protocol.
+        if text == "defer" && fromCommandLine {
             deferred = true
             return
         }
-        guard let uri = MigrationUri(text) else { throw MigrationError("unknown migration protocol: \(text)") }
+        // qemu_start_incoming_migration announces `setup` before it looks at the URI, so a
+        // migrate-incoming that fails sends it too.
+        onEvent?(.status(.setup))
+        guard let uri = try MigrationUri.parse(text) else { throw MigrationError("unknown migration protocol: \(text)") }
         let this = callbackTarget
         let migration = try IncomingMigration(
             machine: machine, uri: uri,
@@ -157,7 +167,6 @@ public final class MigrationController {
         try migration.start()
         deferred = false
         incomingStatus = .setup
-        onEvent?(.status(.setup))
     }
 
     // MARK: query-migrate
@@ -168,8 +177,9 @@ public final class MigrationController {
         if incomingStatus != .none && outgoingStatus == .none {
             // QEMU shows no status until the source connects, and the address while it can come.
             if incomingStatus != .setup { info.status = incomingStatus }
-            if [.setup, .active, .postcopyActive].contains(incomingStatus), let uri = incoming?.uri, uri.isSocket {
-                info.listeningOn = uri
+            if [.setup, .active, .postcopyActive].contains(incomingStatus), let incoming {
+                // migrate_add_address prepends each listener: QEMU lists the last one first.
+                info.listeningOn = incoming.listeningOn.reversed()
             }
             return info
         }

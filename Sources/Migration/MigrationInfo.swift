@@ -1,3 +1,5 @@
+import Loop
+
 /// query-migrate's answer before it becomes JSON: which fields QEMU 7.2 fills in for the state
 /// (fill_source_migration_info, fill_destination_migration_info).
 public struct MigrationInfo: Sendable {
@@ -7,6 +9,7 @@ public struct MigrationInfo: Sendable {
     public var showsExpectedDowntime = false
     public var showsDowntime = false
     public var errorDescription: String?
-    /// The destination's listening address while it waits (`socket-address`).
-    public var listeningOn: MigrationUri?
+    /// The destination's listening addresses while it waits (`socket-address`), as QEMU lists
+    /// them: the last opened first.
+    public var listeningOn: [BoundSocketAddress] = []
 }

@@ -88,7 +88,7 @@ final class OutgoingMigration: @unchecked Sendable {  // lets are immutable and 
         do {
             try NativeThread.start(name: "svmm-migrate") { [self] in self.run() }
         } catch {
-            throw MigrationError(error.description)
+            throw MigrationError(error)
         }
     }
 

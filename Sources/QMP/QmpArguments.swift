@@ -5,13 +5,17 @@ public struct QmpArguments {
         case string, bool, int, object, array, any
         /// An integer member QAPI declares uint32 (`max-connections`).
         case uint32
+        /// An integer member QAPI declares uint64 or size (`max-bandwidth`): a negative one is
+        /// taken as its two's complement, as QEMU's qobject_input_type_uint64 does "for backward
+        /// compatibility"; anything else is "expects uint64".
+        case uint64
 
         /// QAPI's name for the type, as "Invalid parameter type ... expected: <name>" uses it.
         var name: String {
             switch self {
             case .string: "string"
             case .bool: "boolean"
-            case .int, .uint32: "integer"
+            case .int, .uint32, .uint64: "integer"
             case .object: "object"
             case .array: "array"
             case .any: "any"
@@ -36,6 +40,7 @@ public struct QmpArguments {
         }
         for (key, value) in members {
             guard let member = schema.first(where: { $0.name == key }) else { throw QmpError("Parameter '\(key)' is unexpected") }
+            if member.kind == .uint64, Self.uint64(value) == nil { throw QmpError("Parameter '\(key)' expects uint64") }
             guard Self.matches(value, member.kind) else {
                 throw QmpError("Invalid parameter type for '\(key)', expected: \(member.kind.name)")
             }
@@ -47,7 +52,7 @@ public struct QmpArguments {
     private static func matches(_ value: JSONValue, _ kind: Kind) -> Bool {
         switch (kind, value) {
         case (.any, _), (.string, .string), (.bool, .bool), (.int, .int), (.object, .object), (.array, .array): true
-        case (.uint32, .int), (.uint32, .uint): true
+        case (.uint32, .int), (.uint32, .uint), (.uint64, .int), (.uint64, .uint): true
         default: false
         }
     }
@@ -68,6 +73,17 @@ public struct QmpArguments {
         if case .int(let number)? = values[name] { return number }
         return nil
     }
+
+    private static func uint64(_ value: JSONValue) -> UInt64? {
+        switch value {
+        case .int(let number): UInt64(bitPattern: number)
+        case .uint(let number): number
+        default: nil
+        }
+    }
+
+    /// A `.uint64` member (a negative number wrapped, as QEMU's visitor does).
+    public func uint64(_ name: String) -> UInt64? { values[name].flatMap(Self.uint64) }
 
     /// A `.uint32` member, already range-checked.
     public func uint32(_ name: String) -> UInt32? {

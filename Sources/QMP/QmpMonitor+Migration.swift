@@ -43,9 +43,9 @@ extension QmpMonitor {
                     .object([("state", .bool(migration.capabilities.contains(capability))), ("capability", .string(capability.rawValue))])
                 })
             },
-            QmpCommand("migrate-set-parameters", [.optional("max-bandwidth", .int), .optional("downtime-limit", .int)]) { [unowned self] arguments throws(QmpError) in
+            QmpCommand("migrate-set-parameters", [.optional("max-bandwidth", .uint64), .optional("downtime-limit", .uint64)]) { [unowned self] arguments throws(QmpError) in
                 try migrationCall { () throws(MigrationError) in
-                    try migration.setParameters(maxBandwidth: arguments.int("max-bandwidth"), downtimeLimit: arguments.int("downtime-limit"))
+                    try migration.setParameters(maxBandwidth: arguments.uint64("max-bandwidth"), downtimeLimit: arguments.uint64("downtime-limit"))
                 }
                 return .emptyObject
             },
@@ -57,7 +57,8 @@ extension QmpMonitor {
     }
 
     private func migrationCall(_ body: () throws(MigrationError) -> Void) throws(QmpError) {
-        do { try body() } catch { throw QmpError(error.description) }
+        // The error's own kind (QEMU's migration errors are GenericError), not a flattened text.
+        do { try body() } catch { throw QmpError(error) }
     }
 
     /// `[{capability, state}]`, checked as QAPI's visitor checks MigrationCapabilityStatusList.
@@ -94,7 +95,7 @@ extension QmpMonitor {
             members.append(("ram", ramJSON(stats)))
         }
         if let error = info.errorDescription { members.append(("error-desc", .string(error))) }
-        if let uri = info.listeningOn { members.append(("socket-address", .array([socketJSON(uri)]))) }
+        if !info.listeningOn.isEmpty { members.append(("socket-address", .array(info.listeningOn.map(socketJSON)))) }
         return .object(members)
     }
 
@@ -109,12 +110,13 @@ extension QmpMonitor {
         ])
     }
 
-    private static func socketJSON(_ uri: MigrationUri) -> JSONValue {
-        switch uri {
+    /// A listener's numeric address, as QEMU's socket_sockaddr_to_address_inet fills it: the
+    /// family it is bound to is the one flag set.
+    private static func socketJSON(_ bound: BoundSocketAddress) -> JSONValue {
+        switch bound.address {
         case .unix(let path): .object([("path", .string(path)), ("type", .string("unix"))])
-        case .tcp(let host, let port): .object([("port", .string(port)), ("ipv4", .bool(true)), ("ipv6", .bool(true)),
-                                                ("host", .string(host)), ("type", .string("inet"))])
-        case .exec: .object([])
+        case .inet(let host, let port): .object([("port", .string(port)), (bound.family == .ipv6 ? "ipv6" : "ipv4", .bool(true)),
+                                                 ("host", .string(host)), ("type", .string("inet"))])
         }
     }
 

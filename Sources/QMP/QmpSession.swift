@@ -1,5 +1,6 @@
 import Block
 import Glibc
+import Loop
 
 /// One QMP client connection: greeting, capabilities negotiation, commands in order (an
 /// asynchronous command holds back the ones after it), events once negotiated. A client that
@@ -16,7 +17,10 @@ final class QmpSession {
     /// Requests waiting behind a busy command over which the session stops reading.
     static let queueLimit = 1024
 
-    private let fd: Int32
+    /// The connection: Loop's buffered channel holds what the client has not taken yet and
+    /// watches the socket (input while the session is not throttled, writability while output
+    /// waits or a turn is wanted, nothing once the client has finished sending and all is sent).
+    private let channel: SocketChannel
     private unowned let monitor: QmpMonitor
     private let watcher: FdWatcher
     private var splitter = JSONStreamSplitter()
@@ -26,49 +30,47 @@ final class QmpSession {
     private var busy = false
     /// True while `monitor.execute` runs: a command that answers at once needs no wake-up.
     private var dispatching = false
-    private var outbound: [UInt8] = []
-    private var outboundSent = 0
-    /// The client has closed its sending side: answer what it sent, then close.
-    private var inputClosed = false
-    private var interest: FdInterest? = .readable
     private(set) var negotiated = false
     private(set) var closed = false
 
     init(fd: Int32, monitor: QmpMonitor, watcher: FdWatcher) throws(SystemCallError) {
-        self.fd = fd
         self.monitor = monitor
         self.watcher = watcher
-        try watcher.watch(fd, for: .readable) { [weak self] ready in self?.handle(ready) }
+        channel = try SocketChannel(fd: fd, watcher: watcher, blockLayer: false, inputCapacity: Self.readChunk)
+        channel.onReadable = { [weak self] in self?.readChunk() }
+        // The client's end of file, seen while throttled: what it sent still gets its answers.
+        channel.onEndOfInput = { [weak self] in self?.takeBuffered() }
+        channel.onTurn = { [weak self] in self?.processQueued() }
+        channel.onDrained = { [weak self] in self?.processQueued() }
+        channel.onClosed = { [weak self] _ in self?.channelClosed() }
         send(monitor.greeting)
     }
 
-    private var pendingOutput: Int { outbound.count - outboundSent }
+    private var pendingOutput: Int { channel.pendingOutputBytes }
     private var queuedCount: Int { queued.count - queueHead }
 
     private var wantsInput: Bool {
-        !inputClosed && pendingOutput < Self.outputLimit && queuedCount < Self.queueLimit
+        pendingOutput < Self.outputLimit && queuedCount < Self.queueLimit
     }
 
-    private func handle(_ ready: FdInterest) {
-        if ready.contains(.writable) { flush() }
-        // A hang-up is read even while throttled: the peer can send nothing more, so what is left is
-        // bounded, and the end of file must be seen or the level-triggered hang-up comes back at
-        // once, turn after turn (as NBD's SocketChannel does).
-        if !closed && !inputClosed && ((wantsInput && ready.contains(.readable)) || ready.contains(.hangup)) { readChunk() }
-        processQueued()
-    }
-
-    /// One bounded read; level-triggered readiness brings the session back for the rest.
+    /// One bounded read (the channel's input holds `readChunk` bytes); level-triggered
+    /// readiness brings the session back for the rest. A read error closes the session; the
+    /// end of file only stops reading (the channel notes it).
     private func readChunk() {
-        var buffer = [UInt8](repeating: 0, count: Self.readChunk)
-        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-        if count > 0 {
-            queued += splitter.feed(buffer[..<count])
-        } else if count == 0 {
-            inputClosed = true  // EOF: what was sent still gets its answers
-        } else if errno != EAGAIN && errno != EINTR {
-            close()
+        if channel.input.count == 0, case .closed(let reason)? = channel.fillOnce(), !channel.inputEnded {
+            return channel.close(reason: reason)
         }
+        takeBuffered()
+    }
+
+    /// Splits what the channel has buffered into requests and dispatches them.
+    private func takeBuffered() {
+        let count = channel.input.count
+        if count > 0 {
+            queued += channel.input.withUnreadBytes { splitter.feed($0) }
+            _ = channel.input.skip(count)
+        }
+        processQueued()
     }
 
     /// Dispatches queued requests in order, at most `piecesPerTurn` per call; with more left,
@@ -132,69 +134,28 @@ final class QmpSession {
 
     func send(_ message: JSONValue) {
         guard !closed else { return }
-        outbound += message.serializedBytes
-        outbound += [0x0d, 0x0a]
-        flush()
-    }
-
-    private func flush() {
-        while pendingOutput > 0 && !closed {
-            let written = outbound[outboundSent...].withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
-            }
-            if written > 0 {
-                outboundSent += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && errno == EAGAIN {
-                // After its end of file, a client that does not take its answers is closed (QEMU
-                // closes at end of file): waiting for writability with a half-closed socket
-                // would wake the loop over and over, as the hang-up stays reported.
-                if inputClosed { return close() }
-                break
-            } else {
-                return close()
-            }
-        }
-        if outboundSent == outbound.count {
-            outbound.removeAll(keepingCapacity: outbound.capacity <= Self.outputLimit)
-            outboundSent = 0
-        } else if outboundSent > Self.outputLimit {
-            outbound.removeFirst(outboundSent)
-            outboundSent = 0
-        }
+        channel.send(message.serializedBytes + [0x0d, 0x0a])
         updateInterest()
     }
 
-    /// Reads while the client is not throttled; writes while output waits; asks for a wake-up
-    /// while requests wait. A client that has stopped sending is closed once it is answered.
+    /// Reads while the client is not throttled; asks for a turn while requests wait. A client
+    /// that has stopped sending is closed once it is answered (QEMU closes at end of file).
     private func updateInterest() {
         guard !closed else { return }
-        var wanted: FdInterest = []
-        if wantsInput { wanted.insert(.readable) }
-        if pendingOutput > 0 || (!busy && queuedCount > 0) { wanted.insert(.writable) }
-        if inputClosed && wanted.isEmpty {
-            if !busy && queuedCount == 0 { return close() }
-            // Waiting for a command to finish: unwatched, so a half-closed socket does not
-            // report its hang-up over and over.
-            if interest != nil { watcher.unwatch(fd) }
-            interest = nil
-            return
-        }
-        guard wanted != interest else { return }
-        if interest == nil {
-            try? watcher.watch(fd, for: wanted) { [weak self] ready in self?.handle(ready) }
-        } else {
-            try? watcher.update(fd, interest: wanted)
-        }
-        interest = wanted
+        if channel.inputEnded && !busy && queuedCount == 0 && pendingOutput == 0 { return close() }
+        channel.wantsInput = wantsInput
+        channel.wantsTurn = !busy && queuedCount > 0
     }
 
     func close() {
         guard !closed else { return }
+        channel.close(reason: "closed by the monitor")
+    }
+
+    /// The channel closed (by `close`, or a write the client refused): the session ends once.
+    private func channelClosed() {
+        guard !closed else { return }
         closed = true
-        if interest != nil { watcher.unwatch(fd) }
-        Glibc.close(fd)
         monitor.sessionClosed(self)
     }
 }

@@ -74,7 +74,8 @@ func launch() throws(MachineError) -> (Machine, QmpMonitor) {
     if let incoming = config.incoming {
         // qemu_start_incoming_migration: listen (or start the command) before the VM is up.
         do throws(MigrationError) { try monitor.migration.startIncoming(incoming, fromCommandLine: true) } catch {
-            throw MachineError(error.description)
+            // QEMU reports it at the option: `-incoming tcp:…: Failed to find an available port: …`.
+            throw MachineError(error, context: "-incoming \(incoming)")
         }
     }
     try machine.start(incoming: config.incoming != nil) { message, status in

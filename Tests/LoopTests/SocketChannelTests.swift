@@ -91,4 +91,42 @@ import Testing
         #expect(try loop.onLoop { endpoint.channel?.pendingOutputBytes } == 0)
         try loop.onLoop { endpoint.channel?.close(reason: "done") }
     }
+
+    /// What QMP needs: after the peer's end of file (it shut down its sending side) the channel
+    /// stays open, stops watching input, and the answer to what was sent still reaches the peer;
+    /// an owner asking for a turn gets `onTurn` on the next loop turn, once per turn asked.
+    @Test func afterThePeersEndOfFileAnswersStillGoOutAndTurnsComeWhenAsked() throws {
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
+        let (mine, peer) = Self.socketPair()
+        defer { close(peer) }
+        let endpoint = Endpoint()
+        let turns = Atomic<Int>(0)
+        try loop.onLoop {
+            let channel = try SocketChannel(fd: mine, watcher: loop, blockLayer: false, inputCapacity: 64)
+            channel.onReadable = {
+                while channel.fillOnce() == nil {}
+                endpoint.received += channel.input.take(channel.input.count)
+                if channel.inputEnded { channel.send(Array("answer to \(endpoint.received.count) bytes".utf8)) }
+            }
+            channel.onTurn = {
+                turns.add(1, ordering: .relaxed)
+                channel.wantsTurn = false
+            }
+            channel.onClosed = { endpoint.closedReasons.append($0) }
+            endpoint.channel = channel
+        }
+        #expect(write(peer, "request", 7) == 7)
+        shutdown(peer, Int32(SHUT_WR))
+        var reply = [UInt8](repeating: 0, count: 64)
+        let count = read(peer, &reply, reply.count)
+        #expect(count > 0 && String(decoding: reply[..<max(count, 0)], as: UTF8.self) == "answer to 7 bytes")
+        #expect(try loop.onLoop { (endpoint.channel?.inputEnded, endpoint.channel?.isClosed, endpoint.closedReasons) } == (true, false, []))
+        try loop.onLoop { endpoint.channel?.wantsTurn = true }
+        #expect(try Self.waitUntil { turns.load(ordering: .relaxed) == 1 })
+        usleep(50_000)
+        #expect(turns.load(ordering: .relaxed) == 1)
+        try loop.onLoop { endpoint.channel?.close(reason: "done") }
+        #expect(try loop.onLoop { endpoint.closedReasons } == ["done"])
+    }
 }

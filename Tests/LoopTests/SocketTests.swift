@@ -99,4 +99,63 @@ import Testing
             try Socket.listen(.inet(host: "127.0.0.1", port: port))
         }
     }
+
+    /// QEMU's qio_net_listener_open_sync: no host is every address, IPv4 and IPv6 on one port
+    /// (the IPv6 socket made IPv6-only when the IPv4 one holds the port), each listener reporting
+    /// its numeric address and family; a client on either family is taken by waitForConnection,
+    /// blocking and close-on-exec.
+    @Test func listenAllListensOnEveryAddressAndWaitForConnectionTakesEither() throws {
+        let probe = try Socket.listen(.inet(host: "127.0.0.1", port: "0"))
+        guard case .inet(_, let port) = probe.bound else { return }
+        close(probe.fd)
+        let listeners = try Socket.listenAll(.inet(host: "", port: port))
+        defer { listeners.forEach { close($0.fd) } }
+        #expect(Set(listeners.map(\.bound.family)) == [.ipv4, .ipv6])
+        #expect(Set(listeners.map(\.bound.address)) == [.inet(host: "0.0.0.0", port: port), .inet(host: "::", port: port)])
+        for host in ["127.0.0.1", "::1"] {
+            let client = try Socket.connect(.inet(host: host, port: port))
+            defer { close(client) }
+            let server = try Socket.waitForConnection(on: listeners.map(\.fd))
+            defer { close(server) }
+            #expect(fcntl(server, F_GETFL) & O_NONBLOCK == 0)
+            #expect(fcntl(server, F_GETFD) & FD_CLOEXEC != 0)
+            #expect(write(client, "m", 1) == 1)
+            var byte: UInt8 = 0
+            #expect(read(server, &byte, 1) == 1 && byte == UInt8(ascii: "m"))
+        }
+    }
+
+    @Test func listenAllReportsTheKernelsPortAndFailsWithTheFirstError() throws {
+        let listeners = try Socket.listenAll(.inet(host: "127.0.0.1", port: "0"))
+        defer { listeners.forEach { close($0.fd) } }
+        guard listeners.count == 1, case .inet(let host, let port) = listeners[0].bound.address else {
+            Issue.record("listeners \(listeners)")
+            return
+        }
+        #expect(host == "127.0.0.1" && UInt16(port).map { $0 > 0 } == true && listeners[0].bound.family == .ipv4)
+        #expect(throws: SocketError("Failed to find an available port: Address already in use", errno: EADDRINUSE)) {
+            try Socket.listenAll(.inet(host: "127.0.0.1", port: port))
+        }
+        let path = Self.temporaryPath("in.sock")
+        let unix = try Socket.listenAll(.unix(path: path), permissions: 0o600)
+        defer { unix.forEach { close($0.fd) }; unlink(path) }
+        #expect(unix.map(\.bound) == [BoundSocketAddress(address: .unix(path: path), family: .unix)])
+    }
+
+    /// A path that fills sun_path exactly (108 bytes, no NUL) is a path, as in QEMU; one more is too long.
+    @Test func aUnixPathMayFillSunPath() throws {
+        let directory = (Self.temporaryPath("x") as NSString).deletingLastPathComponent + "/"
+        let path = directory + String(repeating: "p", count: 108 - directory.utf8.count)
+        let listener = try Socket.listen(.unix(path: path)).fd
+        defer { close(listener); unlink(path) }
+        close(try Socket.connect(.unix(path: path)))
+        #expect(throws: SocketError("UNIX socket path '\(path)p' is too long", errno: EINVAL)) { try Socket.connect(.unix(path: path + "p")) }
+    }
+
+    /// An empty host is no name to connect to (QEMU passes it to getaddrinfo, which refuses it).
+    @Test func anEmptyHostDoesNotResolveForConnect() {
+        #expect(throws: SocketError("address resolution failed for :5: Name or service not known", errno: EINVAL)) {
+            try Socket.connect(.inet(host: "", port: "5"))
+        }
+    }
 }

@@ -17,6 +17,21 @@ import Testing
         #expect(arguments.uint32("max-connections") == UInt32.max)
     }
 
+    /// qobject_input_type_uint64: any integer JSON holds in 64 bits, a negative one wrapped "for
+    /// backward compatibility" (`max-bandwidth: -1` is 2^64-1 in QEMU 7.2); anything else, a
+    /// double or a string or more than 64 bits, is "expects uint64", not a type error.
+    @Test func aUint64MemberWrapsNegativesAndRefusesTheRest() throws {
+        let schema: [QmpArguments.Member] = [.optional("max-bandwidth", .uint64)]
+        for (value, expected) in [(JSONValue.int(-1), UInt64.max), (.uint(UInt64.max), UInt64.max), (.int(5), 5)] {
+            #expect(try QmpArguments(.object([("max-bandwidth", value)]), schema: schema).uint64("max-bandwidth") == expected)
+        }
+        for value in [JSONValue.double(1.5), .double(18446744073709551616), .string("1"), .bool(true)] {
+            #expect(throws: QmpError("Parameter 'max-bandwidth' expects uint64")) {
+                try QmpArguments(.object([("max-bandwidth", value)]), schema: schema)
+            }
+        }
+    }
+
     @Test func anIntegerAboveINT64MAXIsNotAnInt64() {
         #expect(throws: QmpError("Invalid parameter type for 'size', expected: integer")) {
             try QmpArguments(.object([("size", .uint(1 << 63))]), schema: Self.schema)

@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import subprocess
+import time
 
 from differential import MiB, scenario
 
@@ -767,3 +768,169 @@ def error_classes_of_job_and_export_commands(s):
     s.cmd("block-dirty-bitmap-remove", node="d0", name="nosuch")
     s.cmd("migrate_cancel")
     s.cmd("migrate-continue", state="pre-switchover")
+
+
+# --------------------------------------------------------------------------------------------
+# Migration's URIs, sockets and error classes (issue 9: Migration on Loop's sockets)
+
+def migration_events_on(s):
+    s.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+
+
+def status_and_error(info):
+    return {k: v for k, v in info.items() if k in ("status", "error-desc", "socket-address")}
+
+
+def path_of_length(s, length: int) -> str:
+    """A path in the session directory exactly `length` bytes long (sun_path holds 108)."""
+    prefix = f"{s.dir}/"
+    return prefix + "y" * (length - len(prefix))
+
+
+@scenario()
+def migrate_uri_errors(s):
+    """migrate's URI in QEMU's words: a protocol it does not know fails at once without an
+    error-desc; a malformed address fails at once through migrate_fd_error (error-desc kept); a
+    socket that does not connect fails after `{}` (QEMU connects asynchronously), error-desc
+    saying why: a missing unix socket, a refused port (IPv4 and IPv6), a name or a service that
+    does not resolve, no host at all; exec: with an empty command cannot take the stream."""
+    s.start()
+    migration_events_on(s)
+    free = s.free_port("$FREE")
+    for uri in ["foo:bar", "tcp:127.0.0.1", "tcp:", "unix:", "tcp:[::1]", "tcp::", "tcp:host:",
+                f"unix:{s.path('nosuch.sock')}", f"tcp:127.0.0.1:{free}", f"tcp:[::1]:{free}",
+                f"tcp:localhost:{free}", "tcp:nosuch.invalid:4444", "tcp:127.0.0.1:abc", f"tcp::{free}",
+                "unix:" + "x" * 120, "unix:" + path_of_length(s, 108), "unix:" + path_of_length(s, 109), "exec:"]:
+        s.cmd("migrate", uri=uri)
+        s.wait_event("MIGRATION", timeout=3, status="setup")
+        s.wait_event("MIGRATION", status="failed")
+        s.cmd("query-migrate", view=status_and_error)
+
+
+@scenario()
+def migrate_incoming_uri_errors(s):
+    """migrate-incoming's URI and listening errors, synchronous in QEMU: an unknown protocol, a
+    malformed address, a port in use, a unix socket in a missing directory or on a directory, a
+    name or service that does not resolve, `defer` again; an error leaves migrate-incoming
+    possible, a success does not."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    s.mask(busy.getsockname()[1], "$BUSY")
+    try:
+        s.start(extra=["-incoming", "defer"])
+        for uri in ["defer", "foo:bar", "tcp:127.0.0.1", "tcp:", "unix:", "tcp:[::1]",
+                    f"tcp:127.0.0.1:{busy.getsockname()[1]}", f"unix:{s.path('nodir')}/x.sock",
+                    f"unix:{s.dir}/", "unix:" + path_of_length(s, 109), "tcp:nosuch.invalid:4444", "tcp:127.0.0.1:abc"]:
+            s.cmd("migrate-incoming", uri=uri)
+            s.wait_event("MIGRATION", timeout=1, status="setup")
+        s.cmd("query-migrate")
+        s.cmd("migrate-incoming", uri=f"unix:{s.path('in.sock')}")
+        s.wait_event("MIGRATION", timeout=1, status="setup")
+        s.cmd("query-migrate")
+        s.cmd("migrate-incoming", uri=f"unix:{s.path('in2.sock')}")
+        s.wait_event("MIGRATION", timeout=1, status="setup")
+    finally:
+        busy.close()
+
+
+@scenario()
+def incoming_errors_on_the_command_line(s):
+    """-incoming that cannot listen ends the VMM at start-up with status 1, the error after the
+    option (`-incoming URI: ...`)."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    s.mask(busy.getsockname()[1], "$BUSY")
+    try:
+        for uri in [f"tcp:127.0.0.1:{busy.getsockname()[1]}", f"unix:{s.path('nodir')}/x.sock", "foo:bar",
+                    "tcp:nosuch.invalid:4444", "tcp:127.0.0.1", "unix:"]:
+            s.run_exiting(["-incoming", uri])
+    finally:
+        busy.close()
+
+
+def listening_view(info):
+    """query-migrate's socket-address with an ephemeral port written <port>."""
+    addresses = []
+    for address in info.get("socket-address", []):
+        address = dict(address)
+        if address.get("type") == "inet" and address.get("port") not in ("0", None) and not address["port"].startswith("$"):
+            address["port"] = "<port>"
+        addresses.append(address)
+    return dict(info, **{"socket-address": addresses})
+
+
+@scenario()
+def incoming_listening_addresses(s):
+    """Where a destination listens, as query-migrate shows it: one listener per address the host
+    resolves to (`tcp::PORT`: 0.0.0.0 and ::, the last opened first), numeric hosts, the port the
+    kernel chose for port 0, the family flag of each."""
+    free = s.free_port("$FREE")
+    for uri in [f"tcp::{free}", f"tcp:localhost:{free}", f"tcp:[::1]:{free}", f"tcp:0:{free}", "tcp:127.0.0.1:0",
+                f"unix:{s.path('in.sock')}"]:
+        s.start(extra=["-incoming", uri])
+        s.cmd("query-migrate", view=listening_view)
+        s.stop()
+    # `[::]` is dual-stack in QEMU 7.2 (the brackets set no ipv6-only flag): an IPv4 client connects.
+    s.start(extra=["-incoming", f"tcp:[::]:{free}"])
+    s.cmd("query-migrate", view=listening_view)
+    with socket.socket() as client:
+        s.note("an IPv4 client connects to tcp:[::]", client.connect_ex(("127.0.0.1", free)) == 0)
+    s.stop()
+
+
+def wait_migration_status(s, status: str, timeout: float = 60):
+    """Polls query-migrate (unrecorded) until the status is `status`; a timeout is a note."""
+    deadline = time.monotonic() + timeout
+    while s.qmp.cmd("query-migrate")["return"].get("status") != status:
+        if time.monotonic() > deadline:
+            s.note("migration status not reached", status)
+            return
+        time.sleep(0.05)
+
+
+@scenario()
+def error_classes_of_migration_commands(s):
+    """Each migration command's errors with class and text (issue 9: MigrationError has a kind,
+    QMP no longer flattens it): before a migration, while one waits in pre-switchover, after
+    migrate_cancel."""
+    s.start()
+    s.cmd("migrate-incoming", uri=f"unix:{s.path('in.sock')}")
+    s.cmd("migrate-continue", state="pre-switchover")
+    s.cmd("migrate-start-postcopy")
+    s.cmd("migrate-set-parameters", downtime_limit=2000001)
+    s.cmd("migrate-set-capabilities", capabilities=[{"capability": "nosuch", "state": True}])
+    # (no `events`: how many dirty passes come before the switch-over is not what this compares)
+    s.cmd("migrate-set-capabilities", capabilities=[{"capability": "pause-before-switchover", "state": True}])
+    s.cmd("migrate-set-parameters", max_bandwidth=1 << 30)
+    s.cmd("migrate", uri="exec:cat > /dev/null")
+    wait_migration_status(s, "pre-switchover")
+    s.cmd("migrate", uri="exec:cat > /dev/null")
+    s.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    s.cmd("migrate-continue", state="active")
+    s.cmd("migrate-start-postcopy")
+    s.cmd("migrate-incoming", uri=f"unix:{s.path('in.sock')}")
+    s.cmd("cont")
+    s.cmd("query-migrate", view=status_and_error)
+    s.cmd("migrate_cancel")
+    wait_migration_status(s, "cancelled")
+    s.cmd("migrate_cancel")
+    s.cmd("migrate-continue", state="pre-switchover")
+    s.cmd("query-migrate", view=status_and_error)
+
+
+@scenario()
+def migrate_set_parameters_ranges(s):
+    """migrate-set-parameters as QAPI's uint64 visitor and migrate_params_check take them: a
+    negative number is its two's complement (so -1 is no bandwidth limit, and too long a
+    downtime), above 2^64-1 or not an integer is "expects uint64"; query-migrate-parameters
+    after each."""
+    s.start()
+    for arguments in [{"max-bandwidth": -1}, {"max-bandwidth": 2**63 - 1}, {"max-bandwidth": 2**64 - 1},
+                      {"max-bandwidth": 2**64}, {"max-bandwidth": 1.5}, {"max-bandwidth": "1"},
+                      {"max-bandwidth": 1 << 30}, {"downtime-limit": -1}, {"downtime-limit": 2**63},
+                      {"downtime-limit": 2000000}, {"downtime-limit": 2000001}, {"downtime-limit": 0.5},
+                      {"downtime-limit": 50, "max-bandwidth": 0}]:
+        s.cmd("migrate-set-parameters", arguments)
+        s.cmd("query-migrate-parameters", view=lambda p: {k: p[k] for k in ("downtime-limit", "max-bandwidth")})

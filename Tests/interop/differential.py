@@ -25,7 +25,8 @@ Normalization (both sides, before comparing; see `normalize`):
   - x-debug-query-block-graph is rewritten with node labels instead of ids (a node's label is
     its name, or "<type>#k" for the k-th unnamed one) and nodes and edges sorted; permission
     lists keep their order (QEMU's order is part of what is compared);
-  - JSON objects are printed with sorted keys (member order is not part of QMP's contract).
+  - JSON objects are printed with sorted keys (member order is not part of QMP's contract);
+  - values the scenario masked (`s.mask`, `s.free_port`: port numbers) become their labels.
 
 A difference fails the test with a unified diff (`--- qemu` / `+++ svmm`), unless each changed
 line is matched by an entry of `DELIBERATE` for that scenario: a short list of deliberate
@@ -132,6 +133,8 @@ class Session:
         self.clients: list = []
         self.qmp: Optional[RawQMP] = None
         self.proc = None
+        # text -> what the transcript shows instead (a port number this run picked: $PORT1)
+        self.masks: dict = {}
 
     # ---- files
     def path(self, name: str) -> Path:
@@ -210,6 +213,12 @@ class Session:
         self.clients.append(client)
         return client
 
+    def stop(self):
+        """Ends the VM (SIGKILL) and its clients, so that the scenario can start another."""
+        self.close()
+        self.clients, self.procs, self.qmp, self.proc = [], [], None, None
+        self.path("qmp.sock").unlink(missing_ok=True)
+
     def close(self):
         for client in self.clients:
             try:
@@ -221,6 +230,31 @@ class Session:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
             log.close()
+
+    def mask(self, value, label: str):
+        """Shows `value` (a port the scenario picked, say) as `label` in the transcript."""
+        self.masks[str(value)] = label
+
+    def free_port(self, label: str) -> int:
+        """A TCP port on 127.0.0.1 that nothing listens on (bound, then closed), masked as `label`."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.mask(port, label)
+        return port
+
+    def run_exiting(self, extra=(), timeout: float = 20) -> subprocess.CompletedProcess:
+        """Runs the standard VM expected to fail at start-up (no QMP): records its exit status and
+        its error lines, the program name written <prog> (QEMU's CPUID warnings left out)."""
+        args = self.vm_args(list(extra))
+        result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=timeout, cwd=self.dir)
+        program = os.path.basename(self.binary)
+        lines = [line.replace(program + ":", "<prog>:", 1) for line in (result.stdout + result.stderr).splitlines()
+                 if ": warning: host doesn't support requested feature" not in line]
+        self.record("note", label="exiting VM", value={"options": [str(a) for a in extra], "status": result.returncode,
+                                                       "error lines": lines})
+        return result
 
     # ---- recording
     def record(self, kind: str, **entry):
@@ -338,13 +372,17 @@ GENERATED = re.compile(r"#block\d+")
 QEMU_IO_RATE = re.compile(r"^(\S+ \S+, \d+ ops); [\d:.]+ sec \(.*\)$")
 
 
-def normalize(transcript: list, workdir: Path) -> list:
-    """Applies the rules in this module's doc string; returns the transcript as text lines."""
+def normalize(transcript: list, workdir: Path, masks: Optional[dict] = None) -> list:
+    """Applies the rules in this module's doc string (and the session's masks, longest first);
+    returns the transcript as text lines."""
     names: dict = {}
     root = str(workdir)
+    masked = sorted((masks or {}).items(), key=lambda item: -len(item[0]))
 
     def text(s: str) -> str:
         s = s.replace(root, "$DIR")
+        for value, label in masked:
+            s = s.replace(value, label)
         return GENERATED.sub(lambda m: names.setdefault(m.group(0), f"#node{len(names) + 1}"), s)
 
     def walk(value):
@@ -447,7 +485,7 @@ def run_target(sc: Scenario, target: str, binary: str, guest: Path) -> tuple[lis
         error = traceback.format_exc()
     finally:
         session.close()
-    lines = normalize(session.transcript, workdir)
+    lines = normalize(session.transcript, workdir, session.masks)
     if error is None:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

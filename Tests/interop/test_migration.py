@@ -544,6 +544,27 @@ def test_tcp_transport(nodes, tmp_path):
     wait_for_progress(dst, beyond=last_pass(src), count=3)
 
 
+@pytest.mark.parametrize("source_host", ["127.0.0.1", "[::1]"], ids=["ipv4", "ipv6"])
+def test_tcp_without_a_host_listens_on_both_families(nodes, tmp_path, source_host):
+    """`-incoming tcp::PORT` listens on 0.0.0.0 and on :: (one listener per address, as QEMU's
+    qio_net_listener_open_sync); a source connecting over either family migrates, and the
+    listeners show as QEMU shows them."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    src = nodes("svmm", "src", "ramdirty mb=4")
+    dst = nodes("svmm", "dst", "ramdirty mb=4", extra=("-incoming", f"tcp::{port}"))
+    listening = dst.ok("query-migrate")["socket-address"]
+    assert listening == [{"port": str(port), "ipv6": True, "host": "::", "type": "inet"},
+                         {"port": str(port), "ipv4": True, "host": "0.0.0.0", "type": "inet"}], listening
+    src.ok("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+    wait_for_progress(src, count=1)
+    src.ok("migrate", uri=f"tcp:{source_host}:{port}")
+    assert wait_migration(src)["status"] == "completed"
+    assert wait_migration(dst)["status"] == "completed"
+    wait_for_progress(dst, beyond=last_pass(src), count=2)
+
+
 def lock_probe(disk) -> bool:
     """Whether another process could open the image for writing now (no writes are made)."""
     probe = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "quit", str(disk)], capture_output=True, text=True)

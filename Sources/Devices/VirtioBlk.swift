@@ -14,11 +14,11 @@ public final class VirtioBlk: VirtioDevice {
     public let backend: BlockBackend
     public let serial: String
     public let id: String?
-    private let memory: GuestMemory
+    let memory: GuestMemory
     private weak var transport: VirtioTransportLink?
-    private var queue: Virtqueue?
+    private(set) var queue: Virtqueue?
     /// Bumped on reset so that completions of requests from before it touch nothing.
-    private var generation = 0
+    private(set) var generation = 0
     /// Requests submitted and not yet completed. While there are some, the device looks at the
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
     var inFlight = 0

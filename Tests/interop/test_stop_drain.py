@@ -1,0 +1,146 @@
+"""`stop` as QEMU 7.2's do_vm_stop, and the requests an I/O error stopped carried by a migration,
+against svmm and QEMU 7.2 side by side with the writer guest (mode=writer) verifying its disk.
+
+- `stop` with the writer busy: STOP comes before the reply (QEMU sends it, then drains and
+  flushes, then answers), the requests in flight are done by the reply and virtio-blk takes no
+  new one while stopped, so the image does not change until `cont`.
+- werror=stop over a blkdebug node that fails one write: the VM stops in `io-error` holding the
+  failed write; it migrates (shared storage) to a second VMM whose disk works; `cont` there
+  writes it, the writer's verification holds and every sector of the image carries a valid stamp."""
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from test_error_policy import check_writer_stamps
+from test_graph_io import TARGETS, Guest
+from test_migration import Node, enable_events, wait_for_progress, wait_migration
+
+MiB = 1 << 20
+DISK = 4 * MiB
+
+
+def new_disk(path: Path) -> Path:
+    with open(path, "wb") as image:
+        image.truncate(DISK)
+    return path
+
+
+def digest(path: Path) -> bytes:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+
+
+def stop_flow(target: str, workdir: Path) -> dict:
+    disk = new_disk(workdir / f"{target}.raw")
+    guest = Guest(target, workdir, [f"driver=file,node-name=top,filename={disk},cache.direct=on"])
+    try:
+        assert guest.qmp.cmd("cont") == {"return": {}}
+        guest.wait_rounds(1)
+        orders, unchanged = [], 0
+        for _ in range(20):
+            guest.qmp.events.clear()
+            guest.qmp.send_raw(b'{"execute": "stop"}\n')
+            order = []
+            while True:
+                message = guest.qmp.read()
+                order.append(message.get("event", "return" if "return" in message else "error"))
+                if "event" not in message:
+                    break
+            orders.append(order)
+            first = digest(disk)
+            time.sleep(0.05)  # a request still in flight would land meanwhile
+            unchanged += digest(disk) == first
+            status = guest.qmp.cmd("query-status")["return"]["status"]
+            assert status == "paused", status
+            assert guest.qmp.cmd("cont") == {"return": {}}
+        guest.wait_rounds(1)
+        guest.quit()
+    finally:
+        guest.kill()
+    assert "FAIL" not in guest.serial(), guest.serial()
+    return {"orders": sorted(set(map(tuple, orders))), "unchanged": unchanged}
+
+
+def test_stop_answers_after_the_drain_as_qemu(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = stop_flow(target, tmp_path / target)
+    assert outcomes["svmm"] == outcomes["qemu"] == {"orders": [("STOP", "return")], "unchanged": 20}, outcomes
+
+
+def blkdebug_source(disk: Path, sector: int) -> list:
+    """The guest's raw node `d0` over blkdebug over the file: the first write covering `sector`
+    fails (EIO, once), werror=stop."""
+    return ["-blockdev", f"driver=raw,node-name=d0,file.driver=blkdebug,file.node-name=dbg,file.inject-error.0.iotype=write,"
+                         f"file.inject-error.0.event=write_aio,file.inject-error.0.sector={sector},file.inject-error.0.once=on,"
+                         f"file.image.driver=file,file.image.filename={disk}",
+            "-device", "virtio-blk-device,drive=d0,id=vblk0,werror=stop"]
+
+
+def plain_destination(disk: Path) -> list:
+    return ["-blockdev", f"driver=file,node-name=f0,filename={disk}", "-blockdev", "driver=raw,node-name=d0,file=f0",
+            "-device", "virtio-blk-device,drive=d0,id=vblk0,werror=stop", "-incoming", "defer"]
+
+
+def wait_event(vm: Node, name: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        for event in vm.qmp.events:
+            if event["event"] == name:
+                return event
+        assert time.monotonic() < deadline, f"{vm.name}: no {name} in {timeout} s\n{vm.serial()[-1000:]}\n{vm.errors()}"
+        vm.qmp.events.append(vm.qmp.read())
+
+
+def failed_request_migration(target: str, workdir: Path) -> dict:
+    disk = new_disk(workdir / "shared.raw")
+    src = Node(target, workdir, "src", "writer", extra=blkdebug_source(disk, 4096))
+    dst = None
+    try:
+        error = wait_event(src, "BLOCK_IO_ERROR")["data"]
+        wait_event(src, "STOP")
+        outcome = {"error": error, "source-status": src.status()}
+        dst = Node(target, workdir, "dst", "writer", extra=plain_destination(disk))
+        enable_events(src, dst)
+        uri = f"unix:{workdir / 'mig.sock'}"
+        dst.ok("migrate-incoming", uri=uri)
+        src.ok("migrate", uri=uri)
+        outcome["source-migration"] = wait_migration(src)["status"]
+        outcome["destination-migration"] = wait_migration(dst)["status"]
+        outcome["source-after"] = src.status()
+        outcome["destination-after"] = dst.status()
+        outcome["destination-io-status"] = dst.ok("query-block")[0].get("io-status")
+        written_before = dst.ok("query-blockstats")[0]["stats"]["wr_operations"]
+        dst.ok("cont")
+        wait_event(dst, "RESUME")
+        outcome["destination-running"] = dst.status()
+        wait_for_progress(dst, word="WRITER", count=2)  # round 1 finishes with the retried write, then more
+        outcome["destination-wrote"] = dst.ok("query-blockstats")[0]["stats"]["wr_operations"] > written_before
+        dst.cmd("quit")
+        dst.proc.wait(20)
+        src.kill()
+        outcome["guest-verified"] = "FAIL" not in dst.serial() and "WRITER round 2 ok" in dst.serial()
+        outcome["stamps-valid"] = bool(check_writer_stamps(disk, DISK // 512))
+        return outcome
+    finally:
+        src.kill()
+        if dst is not None:
+            dst.kill()
+
+
+def test_a_vm_holding_a_failed_write_migrates_and_the_destination_writes_it(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = failed_request_migration(target, tmp_path / target)
+    svmm = outcomes["svmm"]
+    assert svmm["error"] == {"device": "", "node-name": "d0", "reason": "Input/output error",
+                             "operation": "write", "action": "stop", "nospace": False}, svmm
+    assert svmm["source-status"] == "io-error" and svmm["source-migration"] == svmm["destination-migration"] == "completed"
+    assert svmm["destination-after"] == "io-error" and svmm["destination-running"] == "running"
+    assert svmm["destination-wrote"] and svmm["guest-verified"] and svmm["stamps-valid"], svmm
+    assert outcomes["svmm"] == outcomes["qemu"], outcomes

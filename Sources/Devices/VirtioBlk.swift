@@ -108,10 +108,12 @@ public final class VirtioBlk: VirtioDevice {
             processing = false
         }
         do throws(VirtqueueError) {
-            while true {
-                while let chain = try queue.pop() {
+            // An error's stop can come while a chain is handled: the rest wait for the VM to run.
+            while vmRunning {
+                while vmRunning, let chain = try queue.pop() {
                     try handle(chain)
                 }
+                if !vmRunning { break }
                 // Kicks are only needed when nothing in flight will bring us back to the ring.
                 let wanted = inFlight == 0
                 try queue.setNotification(enabled: wanted)

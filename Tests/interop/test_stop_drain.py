@@ -72,18 +72,22 @@ def test_stop_answers_after_the_drain_as_qemu(tmp_path):
     assert outcomes["svmm"] == outcomes["qemu"] == {"orders": [("STOP", "return")], "unchanged": 20}, outcomes
 
 
-def blkdebug_source(disk: Path, sector: int) -> list:
+# (errno, the device's werror): EIO stops under `stop`, ENOSPC under `enospc` (QEMU's nospace).
+POLICIES = {"eio-stop": (5, "stop"), "enospc": (28, "enospc")}
+
+
+def blkdebug_source(disk: Path, sector: int, errno: int, werror: str) -> list:
     """The guest's raw node `d0` over blkdebug over the file: the first write covering `sector`
-    fails (EIO, once), werror=stop."""
+    fails with `errno`, once."""
     return ["-blockdev", f"driver=raw,node-name=d0,file.driver=blkdebug,file.node-name=dbg,file.inject-error.0.iotype=write,"
                          f"file.inject-error.0.event=write_aio,file.inject-error.0.sector={sector},file.inject-error.0.once=on,"
-                         f"file.image.driver=file,file.image.filename={disk}",
-            "-device", "virtio-blk-device,drive=d0,id=vblk0,werror=stop"]
+                         f"file.inject-error.0.errno={errno},file.image.driver=file,file.image.filename={disk}",
+            "-device", f"virtio-blk-device,drive=d0,id=vblk0,werror={werror}"]
 
 
-def plain_destination(disk: Path) -> list:
+def plain_destination(disk: Path, werror: str) -> list:
     return ["-blockdev", f"driver=file,node-name=f0,filename={disk}", "-blockdev", "driver=raw,node-name=d0,file=f0",
-            "-device", "virtio-blk-device,drive=d0,id=vblk0,werror=stop", "-incoming", "defer"]
+            "-device", f"virtio-blk-device,drive=d0,id=vblk0,werror={werror}", "-incoming", "defer"]
 
 
 def wait_event(vm: Node, name: str, timeout: float = 60) -> dict:
@@ -96,15 +100,15 @@ def wait_event(vm: Node, name: str, timeout: float = 60) -> dict:
         vm.qmp.events.append(vm.qmp.read())
 
 
-def failed_request_migration(target: str, workdir: Path) -> dict:
+def failed_request_migration(target: str, workdir: Path, errno: int, werror: str) -> dict:
     disk = new_disk(workdir / "shared.raw")
-    src = Node(target, workdir, "src", "writer", extra=blkdebug_source(disk, 4096))
+    src = Node(target, workdir, "src", "writer", extra=blkdebug_source(disk, 4096, errno, werror))
     dst = None
     try:
         error = wait_event(src, "BLOCK_IO_ERROR")["data"]
         wait_event(src, "STOP")
         outcome = {"error": error, "source-status": src.status()}
-        dst = Node(target, workdir, "dst", "writer", extra=plain_destination(disk))
+        dst = Node(target, workdir, "dst", "writer", extra=plain_destination(disk, werror))
         enable_events(src, dst)
         uri = f"unix:{workdir / 'mig.sock'}"
         dst.ok("migrate-incoming", uri=uri)
@@ -132,14 +136,17 @@ def failed_request_migration(target: str, workdir: Path) -> dict:
             dst.kill()
 
 
-def test_a_vm_holding_a_failed_write_migrates_and_the_destination_writes_it(tmp_path):
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_vm_holding_a_failed_write_migrates_and_the_destination_writes_it(tmp_path, policy):
+    errno, werror = POLICIES[policy]
     outcomes = {}
     for target in TARGETS:
         (tmp_path / target).mkdir()
-        outcomes[target] = failed_request_migration(target, tmp_path / target)
+        outcomes[target] = failed_request_migration(target, tmp_path / target, errno, werror)
     svmm = outcomes["svmm"]
-    assert svmm["error"] == {"device": "", "node-name": "d0", "reason": "Input/output error",
-                             "operation": "write", "action": "stop", "nospace": False}, svmm
+    reason = "No space left on device" if errno == 28 else "Input/output error"
+    assert svmm["error"] == {"device": "", "node-name": "d0", "reason": reason,
+                             "operation": "write", "action": "stop", "nospace": errno == 28}, svmm
     assert svmm["source-status"] == "io-error" and svmm["source-migration"] == svmm["destination-migration"] == "completed"
     assert svmm["destination-after"] == "io-error" and svmm["destination-running"] == "running"
     assert svmm["destination-wrote"] and svmm["guest-verified"] and svmm["stamps-valid"], svmm

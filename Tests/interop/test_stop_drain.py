@@ -151,3 +151,57 @@ def test_a_vm_holding_a_failed_write_migrates_and_the_destination_writes_it(tmp_
     assert svmm["destination-after"] == "io-error" and svmm["destination-running"] == "running"
     assert svmm["destination-wrote"] and svmm["guest-verified"] and svmm["stamps-valid"], svmm
     assert outcomes["svmm"] == outcomes["qemu"], outcomes
+
+
+def storage_migration_with_a_failed_write(target: str, workdir: Path) -> dict:
+    """iotest 194's order with the source stopped on a failed write: the destination's own disk
+    is exported over NBD, the source mirrors onto it (its VM is in `io-error`, the job runs), the
+    VM migrates, the mirror is cancelled after READY, the export stopped, `cont` on the destination
+    writes the request to the destination's disk."""
+    source_disk, destination_disk = new_disk(workdir / "source.raw"), new_disk(workdir / "destination.raw")
+    src = Node(target, workdir, "src", "writer", extra=blkdebug_source(source_disk, 4096, 5, "stop"))
+    dst = None
+    try:
+        wait_event(src, "STOP")
+        dst = Node(target, workdir, "dst", "writer", extra=plain_destination(destination_disk, "stop") + ["-S"])
+        nbd = {"type": "unix", "path": str(workdir / "nbd.sock")}
+        dst.ok("nbd-server-start", addr={"type": "unix", "data": {"path": nbd["path"]}})
+        dst.ok("nbd-server-add", device="d0", writable=True)
+        src.ok("blockdev-add", **{"driver": "nbd", "node-name": "target", "export": "d0", "server": nbd})
+        src.ok("blockdev-mirror", **{"job-id": "mirror0", "device": "d0", "target": "target", "sync": "full"})
+        wait_event(src, "BLOCK_JOB_READY")
+        enable_events(src, dst)
+        uri = f"unix:{workdir / 'mig.sock'}"
+        dst.ok("migrate-incoming", uri=uri)
+        src.ok("migrate", uri=uri)
+        outcome = {"source-migration": wait_migration(src)["status"], "destination-migration": wait_migration(dst)["status"]}
+        src.ok("block-job-cancel", device="mirror0")
+        wait_event(src, "BLOCK_JOB_COMPLETED")
+        dst.ok("nbd-server-stop")
+        outcome["destination-after"] = dst.status()
+        # The mirror copied what the source's disk holds: not the write that failed there.
+        with open(destination_disk, "rb") as image:
+            image.seek(4096 * 512)
+            outcome["failed-sector-before-cont"] = image.read(512) == bytes(512)
+        dst.ok("cont")
+        wait_for_progress(dst, word="WRITER", count=2)
+        dst.cmd("quit")
+        dst.proc.wait(20)
+        src.kill()
+        outcome["guest-verified"] = "FAIL" not in dst.serial() and "WRITER round 2 ok" in dst.serial()
+        outcome["stamps-valid"] = bool(check_writer_stamps(destination_disk, DISK // 512))
+        return outcome
+    finally:
+        src.kill()
+        if dst is not None:
+            dst.kill()
+
+
+def test_a_storage_migration_carries_the_failed_write_to_the_destinations_disk(tmp_path):
+    outcomes = {}
+    for target in TARGETS:
+        (tmp_path / target).mkdir()
+        outcomes[target] = storage_migration_with_a_failed_write(target, tmp_path / target)
+    assert outcomes["svmm"] == outcomes["qemu"] == {
+        "source-migration": "completed", "destination-migration": "completed", "destination-after": "io-error",
+        "failed-sector-before-cont": True, "guest-verified": True, "stamps-valid": True}, outcomes

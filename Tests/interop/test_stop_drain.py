@@ -6,7 +6,9 @@ against svmm and QEMU 7.2 side by side with the writer guest (mode=writer) verif
   new one while stopped, so the image does not change until `cont`.
 - werror=stop over a blkdebug node that fails one write: the VM stops in `io-error` holding the
   failed write; it migrates (shared storage) to a second VMM whose disk works; `cont` there
-  writes it, the writer's verification holds and every sector of the image carries a valid stamp."""
+  writes it, the writer's verification holds and every sector of the image carries a valid stamp
+  (EIO under werror=stop, ENOSPC under werror=enospc); and the same through a storage migration
+  (iotest 194's order), where the write lands on the destination's own disk."""
 
 import hashlib
 import subprocess

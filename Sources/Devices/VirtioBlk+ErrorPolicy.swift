@@ -21,6 +21,8 @@ extension VirtioBlk {
             complete(pending, .ok, written: pending.bytesIn)
         }
         backend.reportError(action, isRead: isRead, errno: error.errno)
+        // After BLOCK_IO_ERROR and the stop it may cause: a drain waiting for this one ends now.
+        if inFlight == 0 && !idleWaiters.isEmpty { runIdleWaiters() }
     }
 
     /// Requests stopped on an error and not yet retried.

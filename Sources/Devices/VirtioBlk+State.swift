@@ -10,12 +10,9 @@ extension VirtioBlk {
             throw DeviceStateError(section: VirtioBlkState.sectionName, field: "in_flight",
                                    "virtio-blk \(stateName) has \(inFlight) requests in flight: drain before saving its state")
         }
-        // QEMU migrates its s->rq; svmm's stream has no place for them, so it refuses clearly.
-        guard failedRequests.isEmpty else {
-            throw DeviceStateError(section: VirtioBlkState.sectionName, field: "rq",
-                                   "virtio-blk \(stateName) has \(failedRequests.count) failed requests waiting for 'cont'")
-        }
-        return VirtioBlkState(capacitySectors: capacitySectors, deviceFeatures: deviceFeatures, serial: serial)
+        // The requests an error stopped go with the state, as QEMU's s->rq (virtio_blk_save_device).
+        return VirtioBlkState(capacitySectors: capacitySectors, deviceFeatures: deviceFeatures, serial: serial,
+                              failedRequests: failedRequests.map(savedRequest))
     }
 
     /// The destination's disk and options must give the driver the same device it negotiated with.
@@ -31,5 +28,6 @@ extension VirtioBlk {
             throw refuse("features", "0x\(String(state.deviceFeatures, radix: 16))", "0x\(String(deviceFeatures, radix: 16))")
         }
         guard state.serial == serial else { throw refuse("serial", "'\(state.serial)'", "'\(serial)'") }
+        try restoreFailedRequests(state.failedRequests)
     }
 }

@@ -14,11 +14,11 @@ public final class VirtioBlk: VirtioDevice {
     public let backend: BlockBackend
     public let serial: String
     public let id: String?
-    private let memory: GuestMemory
+    let memory: GuestMemory
     private weak var transport: VirtioTransportLink?
-    private var queue: Virtqueue?
+    private(set) var queue: Virtqueue?
     /// Bumped on reset so that completions of requests from before it touch nothing.
-    private var generation = 0
+    private(set) var generation = 0
     /// Requests submitted and not yet completed. While there are some, the device looks at the
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
     var inFlight = 0
@@ -28,6 +28,11 @@ public final class VirtioBlk: VirtioDevice {
     /// Requests that failed under a `stop` policy, in the order they failed: `cont` retries them
     /// (QEMU's s->rq; see VirtioBlk+ErrorPolicy.swift).
     var failedRequests: [VirtioBlkPendingRequest] = []
+    /// QEMU's vdev->vm_running: while the VM is stopped the device takes no chain from the ring
+    /// (the resume looks at it again; see VirtioBlk+RunState.swift).
+    var vmRunning = true
+    /// Who waits for the requests in flight to end (a `stop`'s drain).
+    var idleWaiters: [() -> Void] = []
 
     public init(backend: BlockBackend, memory: GuestMemory, serial: String = "", id: String? = nil) {
         self.backend = backend
@@ -91,10 +96,11 @@ public final class VirtioBlk: VirtioDevice {
         inFlight = 0
         queue = nil
         dropFailedRequests()
+        runIdleWaiters()
     }
 
     public func processQueue(_ index: Int) {
-        guard let queue, !processing else { return }
+        guard let queue, !processing, vmRunning else { return }
         processing = true
         backend.plug()
         defer {
@@ -102,10 +108,12 @@ public final class VirtioBlk: VirtioDevice {
             processing = false
         }
         do throws(VirtqueueError) {
-            while true {
-                while let chain = try queue.pop() {
+            // An error's stop can come while a chain is handled: the rest wait for the VM to run.
+            while vmRunning {
+                while vmRunning, let chain = try queue.pop() {
                     try handle(chain)
                 }
+                if !vmRunning { break }
                 // Kicks are only needed when nothing in flight will bring us back to the ring.
                 let wanted = inFlight == 0
                 try queue.setNotification(enabled: wanted)
@@ -149,7 +157,7 @@ public final class VirtioBlk: VirtioDevice {
         dispatch(kind: kind, sector: sector, dataOut: dataOut, dataIn: dataIn, pending: pending)
     }
 
-    private func statusByteAddress(_ chain: DescriptorChain) -> UInt64? {
+    func statusByteAddress(_ chain: DescriptorChain) -> UInt64? {
         guard let last = chain.writable.last(where: { $0.length > 0 }) else { return nil }
         return last.address + UInt64(last.length) - 1
     }
@@ -251,6 +259,7 @@ public final class VirtioBlk: VirtioDevice {
         freeRequests.append(pending)
         guard requestGeneration == generation, let queue else { return }
         inFlight -= 1
+        defer { if inFlight == 0 && !idleWaiters.isEmpty { runIdleWaiters() } }
         do {
             try memory.store(status.rawValue, at: statusAddress)
             try queue.pushUsed(head: head, length: written + 1)

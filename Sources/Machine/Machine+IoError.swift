@@ -17,22 +17,16 @@ extension Machine {
 
     /// do_vm_stop(RUN_STATE_IO_ERROR): a running VM pauses and says STOP (after BLOCK_IO_ERROR);
     /// one that is not running stays in its state (the failed request still waits for `cont`).
+    /// The drain and flush run after the failing request's completion, as QEMU's vmstop request
+    /// is served from the main loop.
     func stopForIoError() {
-        guard runState == .running else { return }
-        vcpuControl?.pause()
-        graph.jobs.pauseAllBriefly()
-        try? changeRunState(to: .ioError)  // running → io-error is in the table
-        onEvent?(.stop)
+        guard stopRunningVm(to: .ioError) else { return }
+        loop.runSoon { [self] in settleBlockLayer {} }
     }
 
     /// qmp_cont's blk_iostatus_reset, which walks blk_next: the named (`-drive`) backends only, so
     /// a device on a `-blockdev` node keeps showing `failed` after `cont`, as in QEMU 7.2.
     func resetIoStatus() {
         for backend in namedBackends.values { backend.resetIoStatus() }
-    }
-
-    /// The dma-restart of every virtio-blk device once the VM runs again.
-    func retryFailedRequests() {
-        for case let device as VirtioBlk in transports.map({ $0.1.device }) { device.retryFailedRequests() }
     }
 }

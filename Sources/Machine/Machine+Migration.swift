@@ -13,6 +13,7 @@ extension Machine {
             onEvent?(.stop)
         }
         try? changeRunState(to: .finishMigrate)  // every state a migration starts from may go there
+        notifyVmState(running: false)  // virtio-blk takes no more requests: the drain that follows ends
         return wasRunning
     }
 
@@ -39,6 +40,7 @@ extension Machine {
             guard (try? changeRunState(to: .running)) != nil else { return }
             vcpuControl?.resume()
             onEvent?(.resume)
+            notifyVmState(running: true)
         } else if runState == .finishMigrate {
             try? changeRunState(to: .postmigrate)
         }
@@ -63,9 +65,9 @@ extension Machine {
             do {
                 for backend in deviceBackends + namedBackends.values { try backend.resumeAfterMigration() }
                 try changeRunState(to: .running)
-                if kickQueuesOnResume { kickRestoredQueues() }
                 vcpuControl?.resume()
                 onEvent?(.resume)
+                notifyVmState(running: true)  // the source's failed requests go again, queues looked at
                 return
             } catch {
                 report(String(describing: error))

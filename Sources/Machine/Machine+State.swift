@@ -16,8 +16,8 @@ import KVM
 // (GuestRam, Sendable): a migration thread reads and writes pages there.
 extension Machine {
     /// On the loop, with the VM stopped: serves I/O completions until no guest device has a request
-    /// in flight (QEMU's blk_drain for each device; the loop's AIO_WAIT_WHILE). Completions may
-    /// start requests for chains the driver published before the stop; those finish too. Refuses
+    /// in flight (QEMU's blk_drain for each device; the loop's AIO_WAIT_WHILE). A stopped device
+    /// takes no new chain from its ring (the destination pops those on resume). Refuses
     /// after `timeoutSeconds`, naming the device (a hung NBD server, say).
     public func drainDeviceRequests(timeoutSeconds: Int = 30) throws(MachineError) {
         let devices = transports.compactMap { $0.1.device as? VirtioBlk }

@@ -83,6 +83,9 @@ extension Machine {
                     throw named(.virtqueue, Self.queueInstance(slot: slot, queue: index), error)
                 }
             }
+            if let blk = transport.device as? VirtioBlk {
+                do throws(DeviceStateError) { try blk.checkRestoredRequests() } catch { throw named(.virtioBlk, UInt32(slot), error) }
+            }
         }
     }
 

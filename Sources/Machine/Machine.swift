@@ -139,6 +139,7 @@ public final class Machine {
             deviceBackends.append(backend)
             applyErrorPolicy(device, to: backend)
             let blk = VirtioBlk(backend: backend, memory: memory, serial: device.serial, id: device.id)
+            blk.vmStateChanged(running: runState == .running)
             let address = MemoryMap.virtioMmioAddress(slot: slot)
             do {
                 let transport = try VirtioMmioTransport(device: blk, memory: memory)
@@ -280,16 +281,6 @@ public final class Machine {
         runState = next
     }
 
-    /// QMP `stop`: a running guest is paused (STOP); other states are left as they are.
-    public func stop() {
-        if runState == .inmigrate { autostart = false }
-        guard runState == .running else { return }
-        vcpuControl?.pause()
-        graph.jobs.pauseAllBriefly()  // do_vm_stop's bdrv_drain_all pauses and resumes every job
-        try? changeRunState(to: .paused)  // running → paused is always in the table
-        onEvent?(.stop)
-    }
-
     /// QMP `cont` (QEMU's qmp_cont, with the 2017 promise kept): images are activated, then every
     /// guest device applies the permissions it recorded during incoming migration; if one cannot,
     /// `cont` fails with that conflict and the VM stays paused.
@@ -311,10 +302,9 @@ public final class Machine {
         if runState == .inmigrate && !kickQueuesOnResume { autostart = true; return }
         guard runState != .running else { return }
         try changeRunState(to: .running)
-        if kickQueuesOnResume { kickRestoredQueues() }
         vcpuControl?.resume()
         onEvent?(.resume)
-        retryFailedRequests()
+        notifyVmState(running: true)  // failed requests retried, queues looked at (Machine+Stop)
     }
 
     /// Made for the vCPU thread, which owns them from then on (their state goes through its

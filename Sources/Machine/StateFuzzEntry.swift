@@ -47,7 +47,11 @@ public enum StateFuzzEntry {
                   (try? transport.queues[0].restore(state)) != nil else { return }
             transport.notify(queue: 0)
         default:
-            if let state = StatePayloadCodec.decodeVirtioBlk(payload) { try? (transport.device as? VirtioBlk)?.restore(state) }
+            // Restored failed requests go to the disk once the VM runs (on a live queue only).
+            guard let blk = transport.device as? VirtioBlk, let state = StatePayloadCodec.decodeVirtioBlk(payload),
+                  (try? blk.restore(state)) != nil, (try? transport.restore(liveTransport)) != nil,
+                  (try? blk.checkRestoredRequests()) != nil else { return }
+            blk.vmStateChanged(running: true)
         }
     }
 

@@ -102,6 +102,18 @@ enum StatePayloadCodec {
         writer.put(state.capacitySectors)
         writer.put(state.deviceFeatures)
         writer.put(string: state.serial)
+        writer.put(UInt16(state.failedRequests.count))
+        for request in state.failedRequests {
+            writer.put(request.head)
+            writer.put(request.kind)
+            writer.put(request.sector)
+            writer.put(UInt32(request.segments.count))
+            for segment in request.segments {
+                writer.put(segment.address)
+                writer.put(segment.length)
+                writer.put(segment.isWritable)
+            }
+        }
         return writer.bytes
     }
 
@@ -111,8 +123,28 @@ enum StatePayloadCodec {
     static func decodeVirtioBlk(_ payload: [UInt8]) -> VirtioBlkState? {
         var reader = ByteReader(bytes: payload)
         guard let capacity = reader.next(UInt64.self), let features = reader.next(UInt64.self),
-              let serial = reader.nextString(maximum: maxSerialBytes), reader.isAtEnd else { return nil }
-        return VirtioBlkState(capacitySectors: capacity, deviceFeatures: features, serial: serial)
+              let serial = reader.nextString(maximum: maxSerialBytes), let count = reader.next(UInt16.self),
+              count <= VirtioBlk.queueSize else { return nil }
+        var requests: [VirtioBlkFailedRequestState] = []
+        for _ in 0..<count {
+            guard let request = decodeFailedRequest(&reader) else { return nil }
+            requests.append(request)
+        }
+        guard reader.isAtEnd else { return nil }
+        return VirtioBlkState(capacitySectors: capacity, deviceFeatures: features, serial: serial, failedRequests: requests)
+    }
+
+    /// One of virtio-blk's failed requests; nil for more segments than a chain can have.
+    private static func decodeFailedRequest(_ reader: inout ByteReader) -> VirtioBlkFailedRequestState? {
+        guard let head = reader.next(UInt16.self), let kind = reader.next(UInt32.self), let sector = reader.next(UInt64.self),
+              let count = reader.next(UInt32.self), count <= VirtioBlkFailedRequestState.maxSegments else { return nil }
+        var segments: [VirtioBlkFailedRequestState.Segment] = []
+        for _ in 0..<count {
+            guard let address = reader.next(UInt64.self), let length = reader.next(UInt32.self),
+                  let writable = reader.nextBool() else { return nil }
+            segments.append(.init(address: address, length: length, isWritable: writable))
+        }
+        return VirtioBlkFailedRequestState(head: head, kind: kind, sector: sector, segments: segments)
     }
 
     // MARK: KVM

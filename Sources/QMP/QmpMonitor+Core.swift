@@ -8,9 +8,9 @@ extension QmpMonitor {
                 .object([("status", .string(machine.runState.rawValue)), ("singlestep", .bool(false)),
                          ("running", .bool(machine.isRunning))])
             },
-            QmpCommand("stop") { [unowned self] _ in
-                machine.stop()
-                return .emptyObject
+            // qmp_stop answers after do_vm_stop's drain and flush (STOP is out before them).
+            QmpCommand(async: "stop") { [unowned self] _, reply in
+                machine.stop { reply(.success(.emptyObject)) }
             },
             QmpCommand("cont") { [unowned self] _ throws(QmpError) in
                 do throws(MachineError) { try machine.cont() } catch { throw QmpError(error) }

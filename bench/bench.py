@@ -3,6 +3,9 @@
 plus host fio on the same file as the physical limit. Prints medians and ratios (markdown)."""
 import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 
+import results
+from results import row
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SVMM_BIN compares another build (e.g. the commit before a change) against the same QEMU run.
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -134,15 +137,6 @@ def median(values):
     return statistics.median(values)
 
 
-def spread(values):
-    return {"median": median(values), "min": min(values), "max": max(values), "runs": list(values)}
-
-
-def row(name, unit, svmm, qemu, host=None, better="higher"):
-    """One figure: svmm's and QEMU's runs (medians, min-max) and the host's where one exists."""
-    return {"figure": name, "unit": unit, "better": better, "svmm": spread(svmm), "qemu": spread(qemu), "host": host}
-
-
 def start_rows(args, work):
     small = os.path.join(work, "selftest.raw")
     first = {"svmm": [], "qemu": []}
@@ -205,17 +199,6 @@ def write_random_file(path, mib):
     time.sleep(2)
 
 
-def machine_info():
-    model = ""
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"kernel": os.uname().release, "cpu": model, "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
 def ratio(r):
     return r["svmm"]["median"] / r["qemu"]["median"] if r["qemu"]["median"] else float("nan")
 
@@ -264,10 +247,8 @@ def main():
     print_table(rows)
     print(f"\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for I/O, medians (min–max); "
           f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file.")
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as out:
-            json.dump({"machine": machine_info(), "suite": "bench.py", "rows": rows}, out, indent=1)
+    print(f"Load average (1 min) {results.LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.")
+    results.write(args.json, "bench.py", rows)
 
 
 if __name__ == "__main__":

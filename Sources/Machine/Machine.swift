@@ -25,6 +25,8 @@ public final class Machine: @unchecked Sendable {
     private(set) var deviceBackends: [BlockBackend] = []
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     var vcpuRunner: VcpuRunner?
+    /// The busy-poll group of each `-object iothread` a device names (Machine+Polling.swift).
+    var pollGroups: [String: LoopPollGroup] = [:]
     /// The port devices, for their state sections (owned by the vCPU thread; see Machine+State).
     var serialDevice: Serial16550?
     var debugExitDevice: DebugExit?
@@ -132,6 +134,7 @@ public final class Machine: @unchecked Sendable {
         for (slot, device) in config.virtioBlkDevices.enumerated() {
             let backend: BlockBackend
             do {
+                try checkIothread(device)
                 backend = try self.backend(forDrive: device.drive)
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
                 try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
@@ -149,6 +152,7 @@ public final class Machine: @unchecked Sendable {
                 try vm.registerIrqFd(transport.interruptEventFd, gsi: MemoryMap.virtioFirstIrq + UInt32(slot))
                 try loop.watch(eventFd: transport.notifyEventFd.fd) { [transport] in transport.notify(queue: 0) }
                 transports.append((address, transport))
+                addPolling(device, blk, transport)
             } catch {
                 throw MachineError(error, context: "virtio-blk-device")
             }

@@ -13,19 +13,32 @@ GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = "qemu-system-x86_64"
 
 
+# --iothread OPTIONS (e.g. poll-max-ns=32768): both VMMs get `-object iothread,id=io0,OPTIONS` and
+# the disk's device `iothread=io0` (busy-polling of the queue, QEMU's poll-max-ns).
+IOTHREAD = None
+
+
+def iothread_args():
+    return ["-object", f"iothread,id=io0{',' + IOTHREAD if IOTHREAD else ''}"] if IOTHREAD is not None else []
+
+
+def device_arg():
+    return "virtio-blk-device,drive=d0" + (",iothread=io0" if IOTHREAD is not None else "")
+
+
 def svmm_cmd(disk, append, fmt="raw"):
     blockdev = f"driver=file,node-name=d0,filename={disk}" if fmt == "raw" else \
         f"driver=qcow2,node-name=d0,file.driver=file,file.filename={disk}"
-    return [SVMM, "-m", "64M", "-kernel", GUEST, "-append", append,
-            "-blockdev", blockdev, "-device", "virtio-blk-device,drive=d0"]
+    return [SVMM, "-m", "64M", "-kernel", GUEST, "-append", append, *iothread_args(),
+            "-blockdev", blockdev, "-device", device_arg()]
 
 
 def qemu_cmd(disk, append, fmt="raw"):
     return [QEMU, "-M", "microvm,accel=kvm,acpi=off", "-m", "64M", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "stdio", "-global", "virtio-mmio.force-legacy=false",
-            "-kernel", GUEST, "-append", append,
+            "-kernel", GUEST, "-append", append, *iothread_args(),
             "-drive", f"file={disk},format={fmt},if=none,id=d0,cache=none,aio=native",
-            "-device", "virtio-blk-device,drive=d0", "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
+            "-device", device_arg(), "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
 
 
 def time_first_line_and_exit(cmd):
@@ -55,6 +68,7 @@ def bench_iops(cmd, secs=None, probe=None):
     if seen:
         result["cpu_us_per_io"] = seen["cpu_s"] / (seen["window_s"] * result["iops"]) * 1e6
         result["mem_mib"] = seen["mem_mib"]
+        result["anon_mib"] = seen["anon_mib"]
     return result
 
 
@@ -91,10 +105,11 @@ def vmm_thread_seconds(pid):
     return total / CLOCK_TICK
 
 
-def memory_beyond_guest_ram(pid, ram_bytes=64 << 20):
+def memory_beyond_guest_ram(pid, ram_bytes=64 << 20, field="Rss:"):
     """Resident MiB of every mapping in /proc/PID/smaps but the guest's RAM (the anonymous
-    mapping at least as large as the guest's memory)."""
-    resident, size, name = 0, 0, ""
+    mapping at least as large as the guest's memory). `field="Anonymous:"`: only the pages that
+    are the process's own (heap, stacks, written data), not the binary's and libraries' file pages."""
+    size, name = 0, ""
     total = 0
     with open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
@@ -102,10 +117,9 @@ def memory_beyond_guest_ram(pid, ram_bytes=64 << 20):
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 start, end = (int(x, 16) for x in head[0].split("-"))
                 size, name = end - start, head[5] if len(head) > 5 else ""
-            elif head[0] == "Rss:":
-                resident = int(head[1]) * 1024
+            elif head[0] == field:
                 if name or size < ram_bytes:
-                    total += resident
+                    total += int(head[1]) * 1024
     return total / (1 << 20)
 
 
@@ -119,7 +133,8 @@ def probe_process(pid, secs):
     time.sleep(secs - 1.4)
     try:
         cpu, window = vmm_thread_seconds(pid) - cpu_start, time.monotonic() - start
-        return {"cpu_s": cpu, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid)}
+        return {"cpu_s": cpu, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid),
+                "anon_mib": memory_beyond_guest_ram(pid, field="Anonymous:")}
     except FileNotFoundError:
         return None
 
@@ -155,7 +170,7 @@ def start_rows(args, work):
 def io_rows(args, disk, fmt, label, host_rows):
     """4k random I/O and 1 MiB sequential reads; at QD32 randread also the VMM's CPU per I/O and
     its memory beyond guest RAM."""
-    rows, cpu, mem = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
+    rows, cpu, mem, anon = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
     cases = [("randread", 1), ("randread", 32), ("randwrite", 32)] if fmt == "raw" else [("randread", 32), ("randwrite", 32)]
     for rw, qd in cases:
         iops = {"svmm": [], "qemu": []}
@@ -169,6 +184,7 @@ def io_rows(args, disk, fmt, label, host_rows):
                 if "cpu_us_per_io" in result:
                     cpu[name].append(result["cpu_us_per_io"])
                     mem[name].append(result["mem_mib"])
+                    anon[name].append(result["anon_mib"])
         key = (rw, qd)
         if key not in host_rows:
             host_rows[key] = host_fio(disk, rw, qd, args.secs)
@@ -184,6 +200,7 @@ def io_rows(args, disk, fmt, label, host_rows):
         if cpu["svmm"] and cpu["qemu"]:
             rows.append(row("VMM CPU time per I/O, 4k randread QD32", "µs", cpu["svmm"], cpu["qemu"], better="lower"))
             rows.append(row("memory beyond guest RAM (Rss)", "MiB", mem["svmm"], mem["qemu"], better="lower"))
+            rows.append(row("memory beyond guest RAM, anonymous only", "MiB", anon["svmm"], anon["qemu"], better="lower"))
     return rows
 
 
@@ -224,8 +241,13 @@ def main():
     parser.add_argument("--disk-mib", type=int, default=1024)
     parser.add_argument("--no-qcow2", action="store_true", help="skip the preallocated qcow2 rows")
     parser.add_argument("--quick", action="store_true", help="few short runs on a small disk (under 2 minutes)")
+    parser.add_argument("--iothread", metavar="OPTIONS",
+                        help="run the disk in an iothread on both VMMs: -object iothread,id=io0,OPTIONS "
+                             "(e.g. poll-max-ns=32768; '' for QEMU's defaults)")
     parser.add_argument("--json", help="also write the rows here (make bench: bench/results/<date>.json)")
     args = parser.parse_args()
+    global IOTHREAD
+    IOTHREAD = args.iothread
     if args.quick:
         args.runs, args.iops_runs, args.secs, args.disk_mib, args.no_qcow2 = 3, 1, 3, 256, True
 
@@ -246,9 +268,16 @@ def main():
         subprocess.run(["rm", "-rf", work])
     print_table(rows)
     print(f"\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for I/O, medians (min–max); "
-          f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file.")
+          f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file."
+          + (f" Both with -object iothread,id=io0{',' + IOTHREAD if IOTHREAD else ''} and the disk's iothread=io0."
+             if IOTHREAD is not None else ""))
     print(f"Load average (1 min) {results.LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.")
-    results.write(args.json, "bench.py", rows)
+    suite = "bench.py"
+    if IOTHREAD is not None:  # its own suite in bench/results (plot.py draws both)
+        suite += f" iothread {IOTHREAD or 'defaults'}"
+        for r in rows:
+            r["figure"] += f" [iothread {IOTHREAD or 'defaults'}]"
+    results.write(args.json, suite, rows)
 
 
 if __name__ == "__main__":

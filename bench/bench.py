@@ -67,6 +67,7 @@ def bench_iops(cmd, secs=None, probe=None):
     result = parse_bench(out, cmd)
     if seen:
         result["cpu_us_per_io"] = seen["cpu_s"] / (seen["window_s"] * result["iops"]) * 1e6
+        result["sys_us_per_io"] = seen["sys_s"] / (seen["window_s"] * result["iops"]) * 1e6
         result["mem_mib"] = seen["mem_mib"]
         result["anon_mib"] = seen["anon_mib"]
     return result
@@ -87,7 +88,7 @@ def parse_bench(out, cmd):
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def vmm_thread_seconds(pid):
+def vmm_thread_seconds(pid, system_only=False):
     """CPU seconds (user+sys) of the process's threads that do not run the guest: a vCPU thread is
     one with guest time (/proc/PID/task/TID/stat field 43), and the guest polls there all the time,
     so its time says how long the run was, not what the VMM costs. svmm's event loop and QEMU's main
@@ -101,7 +102,7 @@ def vmm_thread_seconds(pid):
             continue
         utime, stime, guest = int(fields[11]), int(fields[12]), int(fields[40])
         if guest == 0:
-            total += utime + stime
+            total += stime if system_only else utime + stime
     return total / CLOCK_TICK
 
 
@@ -129,11 +130,11 @@ def probe_process(pid, secs):
     if secs < 2:
         return None
     time.sleep(1.0)
-    start, cpu_start = time.monotonic(), vmm_thread_seconds(pid)
+    start, cpu_start, sys_start = time.monotonic(), vmm_thread_seconds(pid), vmm_thread_seconds(pid, system_only=True)
     time.sleep(secs - 1.4)
     try:
         cpu, window = vmm_thread_seconds(pid) - cpu_start, time.monotonic() - start
-        return {"cpu_s": cpu, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid),
+        return {"cpu_s": cpu, "sys_s": vmm_thread_seconds(pid, system_only=True) - sys_start, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid),
                 "anon_mib": memory_beyond_guest_ram(pid, field="Anonymous:")}
     except FileNotFoundError:
         return None
@@ -171,6 +172,7 @@ def io_rows(args, disk, fmt, label, host_rows):
     """4k random I/O and 1 MiB sequential reads; at QD32 randread also the VMM's CPU per I/O and
     its memory beyond guest RAM."""
     rows, cpu, mem, anon = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
+    sys_cpu = {"svmm": [], "qemu": []}
     cases = [("randread", 1), ("randread", 32), ("randwrite", 32)] if fmt == "raw" else [("randread", 32), ("randwrite", 32)]
     for rw, qd in cases:
         iops = {"svmm": [], "qemu": []}
@@ -183,6 +185,7 @@ def io_rows(args, disk, fmt, label, host_rows):
                 iops[name].append(result["iops"])
                 if "cpu_us_per_io" in result:
                     cpu[name].append(result["cpu_us_per_io"])
+                    sys_cpu[name].append(result["sys_us_per_io"])
                     mem[name].append(result["mem_mib"])
                     anon[name].append(result["anon_mib"])
         key = (rw, qd)
@@ -199,6 +202,7 @@ def io_rows(args, disk, fmt, label, host_rows):
         rows.append(row(f"1 MiB sequential read QD8 ({label})", "MB/s", seq["svmm"], seq["qemu"], host))
         if cpu["svmm"] and cpu["qemu"]:
             rows.append(row("VMM CPU time per I/O, 4k randread QD32", "µs", cpu["svmm"], cpu["qemu"], better="lower"))
+            rows.append(row("VMM CPU time per I/O in the kernel (sys part)", "µs", sys_cpu["svmm"], sys_cpu["qemu"], better="lower"))
             rows.append(row("memory beyond guest RAM (Rss)", "MiB", mem["svmm"], mem["qemu"], better="lower"))
             rows.append(row("memory beyond guest RAM, anonymous only", "MiB", anon["svmm"], anon["qemu"], better="lower"))
     return rows

@@ -88,7 +88,8 @@ bench-plot:
 	@command -v gnuplot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null; }
 	python3 bench/plot.py
 
-# nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios.
+# nbdcopy of 1 GiB from/to svmm's NBD export vs qemu-nbd's, as ratios. Every bench target writes its rows
+# to bench/results/<date>-<suite>.json (bench/results.py); make bench-plot draws them all.
 bench-nbd: deps build
 	python3 bench/nbd.py
 

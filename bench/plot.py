@@ -45,7 +45,7 @@ def main():
         machine = suites[suite]["machine"]
         dates.add(machine["date"][:10])
         if "load" in machine:
-            loads.append(f"{suite} {machine['load'][0]:g}–{machine['load'][1]:g}")
+            loads.append(f"{suite} {machine['load'][0]:.1f}–{machine['load'][1]:.1f}")
         for row in suites[suite]["rows"]:
             value = advantage(row)
             if value is not None:
@@ -57,10 +57,10 @@ def main():
     height = 140 + 22 * len(lines)
     palette = "\n".join(f"set linetype {i + 1} lc rgb '{c}'" for i, c in enumerate(COLOURS))
     script = f"""
-set terminal svg size 900,{height} dynamic font 'sans,11'
+set terminal svg size 1200,{height} dynamic font 'sans,11'
 set output '{args.out}'
 set title "svmm vs QEMU 7.2 in the same invocation ({", ".join(sorted(dates))}): right of 1, svmm ahead\\n\
-{", ".join(sorted(suites))}{"; load " + ", ".join(loads) if loads else ""}" noenhanced
+{"1-min load average (start–end): " + ", ".join(loads) if loads else ", ".join(sorted(suites))}" noenhanced
 set style fill solid 0.8
 set boxwidth 0.6
 set yrange [-0.5:{len(lines) - 0.5}]

@@ -3,6 +3,9 @@
 plus host fio on the same file as the physical limit. Prints medians and ratios (markdown)."""
 import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 
+import results
+from results import row
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SVMM_BIN compares another build (e.g. the commit before a change) against the same QEMU run.
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -10,19 +13,32 @@ GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = "qemu-system-x86_64"
 
 
+# --iothread OPTIONS (e.g. poll-max-ns=32768): both VMMs get `-object iothread,id=io0,OPTIONS` and
+# the disk's device `iothread=io0` (busy-polling of the queue, QEMU's poll-max-ns).
+IOTHREAD = None
+
+
+def iothread_args():
+    return ["-object", f"iothread,id=io0{',' + IOTHREAD if IOTHREAD else ''}"] if IOTHREAD is not None else []
+
+
+def device_arg():
+    return "virtio-blk-device,drive=d0" + (",iothread=io0" if IOTHREAD is not None else "")
+
+
 def svmm_cmd(disk, append, fmt="raw"):
     blockdev = f"driver=file,node-name=d0,filename={disk}" if fmt == "raw" else \
         f"driver=qcow2,node-name=d0,file.driver=file,file.filename={disk}"
-    return [SVMM, "-m", "64M", "-kernel", GUEST, "-append", append,
-            "-blockdev", blockdev, "-device", "virtio-blk-device,drive=d0"]
+    return [SVMM, "-m", "64M", "-kernel", GUEST, "-append", append, *iothread_args(),
+            "-blockdev", blockdev, "-device", device_arg()]
 
 
 def qemu_cmd(disk, append, fmt="raw"):
     return [QEMU, "-M", "microvm,accel=kvm,acpi=off", "-m", "64M", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "stdio", "-global", "virtio-mmio.force-legacy=false",
-            "-kernel", GUEST, "-append", append,
+            "-kernel", GUEST, "-append", append, *iothread_args(),
             "-drive", f"file={disk},format={fmt},if=none,id=d0,cache=none,aio=native",
-            "-device", "virtio-blk-device,drive=d0", "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
+            "-device", device_arg(), "-device", "isa-debug-exit,iobase=0x501,iosize=1"]
 
 
 def time_first_line_and_exit(cmd):
@@ -51,7 +67,9 @@ def bench_iops(cmd, secs=None, probe=None):
     result = parse_bench(out, cmd)
     if seen:
         result["cpu_us_per_io"] = seen["cpu_s"] / (seen["window_s"] * result["iops"]) * 1e6
+        result["sys_us_per_io"] = seen["sys_s"] / (seen["window_s"] * result["iops"]) * 1e6
         result["mem_mib"] = seen["mem_mib"]
+        result["anon_mib"] = seen["anon_mib"]
     return result
 
 
@@ -70,7 +88,7 @@ def parse_bench(out, cmd):
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def vmm_thread_seconds(pid):
+def vmm_thread_seconds(pid, system_only=False):
     """CPU seconds (user+sys) of the process's threads that do not run the guest: a vCPU thread is
     one with guest time (/proc/PID/task/TID/stat field 43), and the guest polls there all the time,
     so its time says how long the run was, not what the VMM costs. svmm's event loop and QEMU's main
@@ -84,14 +102,15 @@ def vmm_thread_seconds(pid):
             continue
         utime, stime, guest = int(fields[11]), int(fields[12]), int(fields[40])
         if guest == 0:
-            total += utime + stime
+            total += stime if system_only else utime + stime
     return total / CLOCK_TICK
 
 
-def memory_beyond_guest_ram(pid, ram_bytes=64 << 20):
+def memory_beyond_guest_ram(pid, ram_bytes=64 << 20, field="Rss:"):
     """Resident MiB of every mapping in /proc/PID/smaps but the guest's RAM (the anonymous
-    mapping at least as large as the guest's memory)."""
-    resident, size, name = 0, 0, ""
+    mapping at least as large as the guest's memory). `field="Anonymous:"`: only the pages that
+    are the process's own (heap, stacks, written data), not the binary's and libraries' file pages."""
+    size, name = 0, ""
     total = 0
     with open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
@@ -99,10 +118,9 @@ def memory_beyond_guest_ram(pid, ram_bytes=64 << 20):
             if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
                 start, end = (int(x, 16) for x in head[0].split("-"))
                 size, name = end - start, head[5] if len(head) > 5 else ""
-            elif head[0] == "Rss:":
-                resident = int(head[1]) * 1024
+            elif head[0] == field:
                 if name or size < ram_bytes:
-                    total += resident
+                    total += int(head[1]) * 1024
     return total / (1 << 20)
 
 
@@ -112,11 +130,12 @@ def probe_process(pid, secs):
     if secs < 2:
         return None
     time.sleep(1.0)
-    start, cpu_start = time.monotonic(), vmm_thread_seconds(pid)
+    start, cpu_start, sys_start = time.monotonic(), vmm_thread_seconds(pid), vmm_thread_seconds(pid, system_only=True)
     time.sleep(secs - 1.4)
     try:
         cpu, window = vmm_thread_seconds(pid) - cpu_start, time.monotonic() - start
-        return {"cpu_s": cpu, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid)}
+        return {"cpu_s": cpu, "sys_s": vmm_thread_seconds(pid, system_only=True) - sys_start, "window_s": window, "mem_mib": memory_beyond_guest_ram(pid),
+                "anon_mib": memory_beyond_guest_ram(pid, field="Anonymous:")}
     except FileNotFoundError:
         return None
 
@@ -132,15 +151,6 @@ def host_fio(disk, rw, qd, secs, bs="4k"):
 
 def median(values):
     return statistics.median(values)
-
-
-def spread(values):
-    return {"median": median(values), "min": min(values), "max": max(values), "runs": list(values)}
-
-
-def row(name, unit, svmm, qemu, host=None, better="higher"):
-    """One figure: svmm's and QEMU's runs (medians, min-max) and the host's where one exists."""
-    return {"figure": name, "unit": unit, "better": better, "svmm": spread(svmm), "qemu": spread(qemu), "host": host}
 
 
 def start_rows(args, work):
@@ -161,7 +171,8 @@ def start_rows(args, work):
 def io_rows(args, disk, fmt, label, host_rows):
     """4k random I/O and 1 MiB sequential reads; at QD32 randread also the VMM's CPU per I/O and
     its memory beyond guest RAM."""
-    rows, cpu, mem = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
+    rows, cpu, mem, anon = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
+    sys_cpu = {"svmm": [], "qemu": []}
     cases = [("randread", 1), ("randread", 32), ("randwrite", 32)] if fmt == "raw" else [("randread", 32), ("randwrite", 32)]
     for rw, qd in cases:
         iops = {"svmm": [], "qemu": []}
@@ -174,7 +185,9 @@ def io_rows(args, disk, fmt, label, host_rows):
                 iops[name].append(result["iops"])
                 if "cpu_us_per_io" in result:
                     cpu[name].append(result["cpu_us_per_io"])
+                    sys_cpu[name].append(result["sys_us_per_io"])
                     mem[name].append(result["mem_mib"])
+                    anon[name].append(result["anon_mib"])
         key = (rw, qd)
         if key not in host_rows:
             host_rows[key] = host_fio(disk, rw, qd, args.secs)
@@ -189,7 +202,9 @@ def io_rows(args, disk, fmt, label, host_rows):
         rows.append(row(f"1 MiB sequential read QD8 ({label})", "MB/s", seq["svmm"], seq["qemu"], host))
         if cpu["svmm"] and cpu["qemu"]:
             rows.append(row("VMM CPU time per I/O, 4k randread QD32", "µs", cpu["svmm"], cpu["qemu"], better="lower"))
+            rows.append(row("VMM CPU time per I/O in the kernel (sys part)", "µs", sys_cpu["svmm"], sys_cpu["qemu"], better="lower"))
             rows.append(row("memory beyond guest RAM (Rss)", "MiB", mem["svmm"], mem["qemu"], better="lower"))
+            rows.append(row("memory beyond guest RAM, anonymous only", "MiB", anon["svmm"], anon["qemu"], better="lower"))
     return rows
 
 
@@ -203,17 +218,6 @@ def write_random_file(path, mib):
     # Let the file's writeback settle, so O_DIRECT reads measure the disk, not the flush.
     subprocess.run(["sync"], check=True)
     time.sleep(2)
-
-
-def machine_info():
-    model = ""
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"kernel": os.uname().release, "cpu": model, "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def ratio(r):
@@ -241,8 +245,13 @@ def main():
     parser.add_argument("--disk-mib", type=int, default=1024)
     parser.add_argument("--no-qcow2", action="store_true", help="skip the preallocated qcow2 rows")
     parser.add_argument("--quick", action="store_true", help="few short runs on a small disk (under 2 minutes)")
+    parser.add_argument("--iothread", metavar="OPTIONS",
+                        help="run the disk in an iothread on both VMMs: -object iothread,id=io0,OPTIONS "
+                             "(e.g. poll-max-ns=32768; '' for QEMU's defaults)")
     parser.add_argument("--json", help="also write the rows here (make bench: bench/results/<date>.json)")
     args = parser.parse_args()
+    global IOTHREAD
+    IOTHREAD = args.iothread
     if args.quick:
         args.runs, args.iops_runs, args.secs, args.disk_mib, args.no_qcow2 = 3, 1, 3, 256, True
 
@@ -263,11 +272,16 @@ def main():
         subprocess.run(["rm", "-rf", work])
     print_table(rows)
     print(f"\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for I/O, medians (min–max); "
-          f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file.")
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as out:
-            json.dump({"machine": machine_info(), "suite": "bench.py", "rows": rows}, out, indent=1)
+          f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file."
+          + (f" Both with -object iothread,id=io0{',' + IOTHREAD if IOTHREAD else ''} and the disk's iothread=io0."
+             if IOTHREAD is not None else ""))
+    print(f"Load average (1 min) {results.LOAD_AT_START:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.")
+    suite = "bench.py"
+    if IOTHREAD is not None:  # its own suite in bench/results (plot.py draws both)
+        suite += f" iothread {IOTHREAD or 'defaults'}"
+        for r in rows:
+            r["figure"] += f" [iothread {IOTHREAD or 'defaults'}]"
+    results.write(args.json, suite, rows)
 
 
 if __name__ == "__main__":

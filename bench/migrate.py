@@ -8,6 +8,7 @@ svmm build (an earlier commit's) alternately in the same invocation, for before/
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 from qmp import Qmp
+import results as results_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -92,6 +93,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", help="an earlier svmm binary to measure alongside")
+    results_file.add_json_argument(parser, "migrate")
     args = parser.parse_args()
     global BEFORE
     BEFORE = args.before
@@ -132,6 +134,12 @@ def main():
         for figure in ("total", "downtime"):
             row(label, "total time" if figure == "total" else "downtime", label, figure)
     row("restore from an exec: file (idle guest)", "process start → completed", "restore", "total")
+    rows = [results_file.row(f"migration {label}: {'total time' if figure == 'total' else 'downtime'}", "ms",
+                             results[(label, "svmm", figure)], results[(label, "qemu", figure)], better="lower")
+            for label, _, _ in scenarios for figure in ("total", "downtime")]
+    rows.append(results_file.row("restore from exec: (start → completed)", "ms", results[("restore", "svmm", "total")],
+                                 results[("restore", "qemu", "total")], better="lower"))
+    results_file.write(args.json, "migrate", rows)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ ratios (markdown)."""
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 from qmp import Qmp
+import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -79,6 +80,7 @@ def dd_seconds(source, target):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    results.add_json_argument(parser, "mirror")
     args = parser.parse_args()
     for needed in (SVMM, GUEST):
         if not os.path.exists(needed):
@@ -99,7 +101,7 @@ def main():
     try:
         while not os.path.exists(nbd_socket):
             time.sleep(0.02)
-        rows = []
+        rows, json_rows = [], []
         dd = statistics.median(dd_seconds(source, os.path.join(workdir, "dd.raw")) for _ in range(args.runs))
         for target in ("file", "nbd"):
             for guest_mode in ("idle", "writer"):
@@ -113,6 +115,10 @@ def main():
                         cpus[vmm].append(cpu)
                 svmm, qemu = statistics.median(times["svmm"]), statistics.median(times["qemu"])
                 rows.append((target, guest_mode, svmm, qemu, statistics.median(cpus["svmm"]), statistics.median(cpus["qemu"])))
+                json_rows.append(results.row(f"mirror 1 GiB to {target}, guest {guest_mode}: time to READY", "s",
+                                             times["svmm"], times["qemu"], better="lower"))
+                json_rows.append(results.row(f"mirror 1 GiB to {target}, guest {guest_mode}: VMM CPU", "s",
+                                             cpus["svmm"], cpus["qemu"], better="lower"))
         print(f"mirror of 1 GiB (random data), sync=full, medians of {args.runs} runs; dd oflag=direct: "
               f"{dd:.2f} s ({GiB / MiB / dd:.0f} MB/s)\n")
         print("| target | guest | svmm to READY | QEMU to READY | svmm MB/s | QEMU MB/s | svmm/QEMU throughput | svmm / dd "
@@ -121,6 +127,7 @@ def main():
         for target, guest_mode, svmm, qemu, svmm_cpu, qemu_cpu in rows:
             print(f"| {target} | {guest_mode} | {svmm:.2f} s | {qemu:.2f} s | {GiB / MiB / svmm:.0f} | {GiB / MiB / qemu:.0f} | "
                   f"{qemu / svmm:.2f}x | {dd / svmm:.2f} | {svmm_cpu:.2f} | {qemu_cpu:.2f} |")
+        results.write(args.json, "mirror", json_rows)
     finally:
         server.kill()
         server.wait()

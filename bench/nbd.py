@@ -4,6 +4,7 @@ of the same file, alternating, in one invocation. Prints medians and ratios (mar
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 import qmp
+import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -65,6 +66,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mib", type=int, default=1024)
+    results.add_json_argument(parser, "nbd")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="svmm-bench-nbd-")
     image = os.path.join(work, "image.raw")
@@ -77,24 +79,29 @@ def main():
     # O_DIRECT reads of a file with dirty pages wait for writeback: start both servers on clean files.
     subprocess.run(["sync"], check=True)
     size = args.mib << 20
-    results = {("read", "svmm"): [], ("read", "qemu-nbd"): [], ("write", "svmm"): [], ("write", "qemu-nbd"): []}
+    measured = {("read", "svmm"): [], ("read", "qemu-nbd"): [], ("write", "svmm"): [], ("write", "qemu-nbd"): []}
     for run in range(args.runs):
         order = (("svmm", SvmmExport), ("qemu-nbd", QemuNbdExport))
         for name, kind in order if run % 2 == 0 else reversed(order):
             export = kind(work, image)
             try:
-                results[("read", name)].append(size / timed(["nbdcopy", export.uri, "null:"]) / 1e6)
-                results[("write", name)].append(size / timed(["nbdcopy", source, export.uri]) / 1e6)
+                measured[("read", name)].append(size / timed(["nbdcopy", export.uri, "null:"]) / 1e6)
+                measured[("write", name)].append(size / timed(["nbdcopy", source, export.uri]) / 1e6)
                 subprocess.run(["sync"], check=True)
             finally:
                 export.close()
     print("| nbdcopy, 1 GiB | svmm MB/s | qemu-nbd MB/s | svmm/qemu-nbd |")
     print("|---|---|---|---|")
+    rows = []
     for direction in ("read", "write"):
-        s = statistics.median(results[(direction, "svmm")])
-        q = statistics.median(results[(direction, "qemu-nbd")])
+        s = statistics.median(measured[(direction, "svmm")])
+        q = statistics.median(measured[(direction, "qemu-nbd")])
         print(f"| {direction} | {s:,.0f} | {q:,.0f} | {s / q:.2f} |")
+        # the "qemu" side of this suite is qemu-nbd, QEMU 7.2's NBD server
+        rows.append(results.row(f"nbdcopy {direction}, {args.mib} MiB (svmm's export vs qemu-nbd)", "MB/s",
+                                measured[(direction, "svmm")], measured[(direction, "qemu-nbd")]))
     print(f"\n{args.runs} runs each, medians; O_DIRECT + native AIO on both sides; unix sockets.")
+    results.write(args.json, "nbd", rows)
     subprocess.run(["rm", "-rf", work])
 
 

@@ -17,6 +17,7 @@ import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
 from mirror import cpu_seconds
 from qmp import Qmp, remove_stale
+import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
@@ -148,6 +149,7 @@ def fill(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2)
+    results.add_json_argument(parser, "storage-migrate")
     args = parser.parse_args()
     for needed in (SVMM, GUEST, QEMU):
         if not needed or not os.path.exists(needed):
@@ -166,12 +168,13 @@ def main():
                 for target in ("svmm", "qemu") if run % 2 == 0 else ("qemu", "svmm"):
                     figures[target].append(one_run(target, work, source_disk, append, compare=run == 0))
             rows.append((mode, {target: {key: statistics.median(f[key] for f in runs) for key in runs[0]}
-                                for target, runs in figures.items()}))
+                                for target, runs in figures.items()}, figures))
         print(f"storage migration: {MEMORY} guest, 1 GiB raw disk (data), NBD and migration on unix sockets, "
               f"O_DIRECT + native AIO, medians of {args.runs} runs (seconds)\n")
         print("| guest | figure | svmm | QEMU 7.2 | svmm/QEMU | target |")
         print("|---|---|---|---|---|---|")
-        for mode, medians in rows:
+        json_rows = []
+        for mode, medians, figures in rows:
             for key, label, goal in (("ready", "time to READY", 1.0), ("total", "migration total time", 1.0),
                                      ("downtime", "downtime", 0.5), ("end-to-end", "end to end", 1.0),
                                      ("cpu", "CPU s, both processes", None)):
@@ -179,6 +182,10 @@ def main():
                 ratio = svmm / qemu if qemu > 0 else float("inf")
                 verdict = "" if goal is None else f"<= {goal}x ({'met' if ratio <= goal else 'not met'})"
                 print(f"| {mode} | {label} | {svmm:.3f} | {qemu:.3f} | {ratio:.2f}x | {verdict} |")
+                json_rows.append(results.row(f"storage migration, guest {mode}: {label}", "s",
+                                             [f[key] for f in figures["svmm"]], [f[key] for f in figures["qemu"]],
+                                             better="lower"))
+        results.write(args.json, "storage-migrate", json_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

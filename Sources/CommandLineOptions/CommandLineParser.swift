@@ -99,7 +99,7 @@ public struct CommandLineParser {
         case "enable-kvm": config.accelerator = .kvm
         case "vga": if let warning = try MachineOption.parseVga(argument) { warnings.append(warning) }
         case "qtest": config.qtest = try QtestOption.parse(argument, chardevs: chardevs)
-        case "object": config.iothreads.append(try ObjectOption.parse(argument))
+        case "object": config.iothreads.append(try ObjectOption.parse(argument, existing: config.iothreads))
         case "sandbox": config.sandbox = try SandboxOption.parse(argument)
         default: break  // accepted for compatibility, no effect here
         }
@@ -168,7 +168,7 @@ public struct CommandLineParser {
     }
 
     private func parseVirtioBlk(_ options: OptionList, source: String) throws(CommandLineError) -> MachineConfig.VirtioBlkConfig {
-        try options.checkKeys(["driver", "drive", "id", "serial", "share-rw", "werror", "rerror"]) { "Property 'virtio-blk-device.\($0)' not found" }
+        try options.checkKeys(["driver", "drive", "id", "serial", "share-rw", "werror", "rerror", "iothread"]) { "Property 'virtio-blk-device.\($0)' not found" }
         guard let drive = options.value("drive") else { throw CommandLineError("Property 'virtio-blk-device.drive' is missing") }
         guard config.hasDrive(drive) else {
             throw CommandLineError("Property 'virtio-blk-device.drive' can't find value '\(drive)'")
@@ -177,6 +177,7 @@ public struct CommandLineParser {
         device.id = options.value("id")
         device.serial = options.value("serial") ?? ""
         device.shareRW = try options.bool("share-rw") ?? false
+        device.iothread = options.value("iothread")  // checked against the -object list once all are read
         // DEFINE_BLOCK_ERROR_PROPERTIES: any BlockdevOnError, `auto` (the default) keeps the drive's.
         for (key, isRead) in [("werror", false), ("rerror", true)] {
             guard let text = options.value(key) else { continue }

@@ -23,6 +23,9 @@ public final class VirtioBlk: VirtioDevice {
     /// avail ring whenever one completes, so the driver need not kick (fewer exits and wake-ups).
     var inFlight = 0
     private var processing = false
+    /// While the loop busy-polls this queue (an iothread's poll-max-ns) the driver need not kick
+    /// even with nothing in flight (QEMU's virtio_queue_host_notifier_aio_poll_begin).
+    private var polled = false
     /// Finished requests, for the next ones (see `VirtioBlkPendingRequest`).
     private var freeRequests: [VirtioBlkPendingRequest] = []
     /// Requests that failed under a `stop` policy, in the order they failed: `cont` retries them
@@ -115,7 +118,7 @@ public final class VirtioBlk: VirtioDevice {
                 }
                 if !vmRunning { break }
                 // Kicks are only needed when nothing in flight will bring us back to the ring.
-                let wanted = inFlight == 0
+                let wanted = inFlight == 0 && !polled
                 try queue.setNotification(enabled: wanted)
                 if !wanted { break }
                 if try !queue.hasAvailable() { break }
@@ -123,6 +126,28 @@ public final class VirtioBlk: VirtioDevice {
         } catch {
             transport?.deviceError(error.description)
         }
+    }
+
+    // MARK: busy-polling (LoopPollGroup, through the transport)
+
+    /// Whether the driver published chains not yet popped (for a poll step).
+    public var hasAvailableRequests: Bool {
+        guard let queue else { return false }
+        return (try? queue.hasAvailable()) == true
+    }
+
+    /// Polling starts: kicks off until `endPolling`.
+    public func beginPolling() {
+        polled = true
+        guard let queue, !processing else { return }
+        try? queue.setNotification(enabled: false)
+    }
+
+    /// Polling stops before the loop blocks; the caller then processes the queue as for a kick
+    /// (the transport's `notify`), which turns kicks back on if nothing is in flight and picks up
+    /// what the driver published meanwhile (processQueue's re-check closes the race).
+    public func endPolling() {
+        polled = false
     }
 
     // MARK: requests

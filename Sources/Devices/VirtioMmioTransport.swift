@@ -175,6 +175,14 @@ public final class VirtioMmioTransport: VirtioTransportLink {
         device.processQueue(index)
     }
 
+    /// A busy-poll step for queue `index` (QEMU's virtio_queue_host_notifier_aio_poll): processes
+    /// it as a kick would if the driver published something; false if there was nothing.
+    public func pollQueue(_ index: Int, hasWork: () -> Bool) -> Bool {
+        guard isActive, index >= 0, index < queues.count, queues[index].isReady, hasWork() else { return false }
+        device.processQueue(index)
+        return true
+    }
+
     public func signalUsedBuffers() {
         interruptStatus |= 1
         interruptEventFd.signal()

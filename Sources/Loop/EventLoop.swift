@@ -22,6 +22,8 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
     private let started = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let exited = ResultSlot<Void>()
+    /// `-object iothread,poll-max-ns=...` groups (see LoopPollGroup): polled before each wait.
+    private var pollGroups: [LoopPollGroup] = []
 
     public init() throws(SystemCallError) {
         epollFd = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -115,6 +117,13 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
         if blockLayerFds.contains(fd) { epoll_ctl(blockEpollFd, EPOLL_CTL_MOD, fd, &event) }
     }
 
+    /// A new busy-poll group (an iothread's polling parameters). Call before `start` or on the loop.
+    public func addPollGroup(maxNanoseconds: Int64, grow: Int64, shrink: Int64) -> LoopPollGroup {
+        let group = LoopPollGroup(maxNanoseconds: maxNanoseconds, grow: grow, shrink: shrink)
+        pollGroups.append(group)
+        return group
+    }
+
     public func runSoon(_ job: @escaping () -> Void) {
         preconditionOwner()
         deferred.append(job)
@@ -200,10 +209,39 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
         for job in pending { job() }
     }
 
+    /// QEMU's run_poll_handlers: polls the open groups until one finds work or the longest
+    /// window has passed; without progress, polling ends (the groups' end hooks) before blocking.
+    /// Other descriptors wait meanwhile, at most one window (as in a QEMU iothread).
+    private func pollBeforeWaiting(since start: Int64) -> Bool {
+        var window: Int64 = 0
+        for group in pollGroups where group.isOpen {
+            window = max(window, group.windowNanoseconds)
+            group.begin()
+        }
+        var progress = false
+        if window > 0 {
+            // Jobs from other threads (QMP, vCPU exits) end polling at once: the wakeup is signalled.
+            repeat {
+                for group in pollGroups where group.isOpen && group.pollOnce() { progress = true }
+            } while !progress && jobs.withLock({ $0.isEmpty }) && LoopPollGroup.now() - start < window
+        }
+        if !progress {
+            for group in pollGroups { group.end() }
+        }
+        return progress
+    }
+
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         while !stopping.load(ordering: .acquiring) {
-            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), -1) }
+            let started = pollGroups.isEmpty ? 0 : LoopPollGroup.now()
+            // Work found by polling is done; the wait then only collects what else is ready.
+            let timeout: Int32 = started != 0 && pollBeforeWaiting(since: started) ? 0 : -1
+            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epollFd, $0.baseAddress, Int32($0.count), timeout) }
+            if started != 0 {
+                let blocked = LoopPollGroup.now() - started
+                for group in pollGroups { group.adjust(blocked: blocked) }
+            }
             if count < 0 { continue }  // EINTR
             for event in events.prefix(Int(count)) {
                 handlers[event.data.fd]?(event.events)

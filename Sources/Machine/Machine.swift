@@ -26,6 +26,8 @@ public final class Machine {
     private(set) var transports: [(UInt64, VirtioMmioTransport)] = []
     /// The loop's side of the vCPU thread (which owns the vCPU and the port devices).
     var vcpuControl: VcpuControl?
+    /// The busy-poll group of each `-object iothread` a device names (Machine+Polling.swift).
+    var pollGroups: [String: LoopPollGroup] = [:]
     /// Set by `loadState`: the restored queues are looked at once the VM resumes (a kick the
     /// source took but did not act on is not lost).
     var kickQueuesOnResume = false
@@ -130,6 +132,7 @@ public final class Machine {
         for (slot, device) in config.virtioBlkDevices.enumerated() {
             let backend: BlockBackend
             do {
+                try checkIothread(device)
                 backend = try self.backend(forDrive: device.drive)
                 let deviceName = device.id ?? "/machine/peripheral-anon/device[\(slot)]"
                 try VirtioBlk.claim(backend, deviceName: deviceName, shareRW: device.shareRW, incomingMigration: runState == .inmigrate)
@@ -148,6 +151,7 @@ public final class Machine {
                 try vm.registerIrqFd(transport.interruptEventFd, gsi: MemoryMap.virtioFirstIrq + UInt32(slot))
                 try loop.watch(eventFd: transport.notifyEventFd.fd) { [transport] in transport.notify(queue: 0) }
                 transports.append((address, transport))
+                addPolling(device, blk, transport)
             } catch {
                 throw MachineError(error, context: "virtio-blk-device")
             }

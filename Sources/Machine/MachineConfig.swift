@@ -46,6 +46,8 @@ public struct MachineConfig: Sendable {
         public var source: String
         /// The option that made it, for errors: `-device`, or `-drive` for an `if=virtio` drive's device.
         public var option = "-device"
+        /// `iothread=ID`: the `-object iothread` whose polling parameters the device's queue gets.
+        public var iothread: String?
         public init(drive: String, source: String) {
             self.drive = drive
             self.source = source
@@ -73,9 +75,8 @@ public struct MachineConfig: Sendable {
     public var qmpClients: [ChardevClient] = []
     /// `-qtest unix:path=Q` / `-qtest chardev:ID`: connected and held open; no qtest command is served.
     public var qtest: ChardevClient?
-    /// `-object iothread,id=ID`: recorded; every node runs in the main loop (QEMU's semantic for
-    /// a node no device moved to the iothread).
-    public var iothreads: [String] = []
+    /// `-object iothread,id=ID,...`: see IothreadConfig (devices name them with `iothread=`).
+    public var iothreads: [IothreadConfig] = []
 
     /// `-sandbox`: the seccomp filter svmm installs once set-up is done.
     public var sandbox = SandboxOptions()

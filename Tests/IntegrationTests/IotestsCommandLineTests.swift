@@ -59,6 +59,12 @@ import Testing
         (["-object", "foo,id=x"], "svmm: -object foo,id=x: Parameter 'qom-type' does not accept value 'foo'"),
         (["-object", "iothread"], "svmm: -object iothread: Parameter 'id' is missing"),
         (["-object", "iothread,id=io0,foo=1"], "svmm: -object iothread,id=io0,foo=1: Invalid parameter 'foo'"),
+        // The iothread's polling properties and the device's link to it, as QEMU 7.2 words them.
+        (["-object", "iothread,id=io0,poll-max-ns=abc"], "svmm: -object iothread,id=io0,poll-max-ns=abc: Parameter 'poll-max-ns' expects an int64 value"),
+        (["-object", "iothread,id=io0,poll-grow=-1"], "svmm: poll-grow value must be in range [0, 9223372036854775807]"),
+        (["-object", "iothread,id=io0", "-object", "iothread,id=io0"], "svmm: -object iothread,id=io0: Duplicate ID 'io0' for object"),
+        (["-object", "iothread,id=io0", "-blockdev", "null-co,node-name=n0", "-device", "virtio-blk,drive=n0,iothread=nope"],
+         "svmm: -device virtio-blk,drive=n0,iothread=nope: Device 'nope' not found"),
         (["-incoming"], "svmm: -incoming: requires an argument"),
         // -blockdev's implied key is the driver (keyval_parse(optarg, "driver", ...)).
         (["-blockdev", "null-co,size=1G,node-name=a"], "svmm: -blockdev null-co,size=1G,node-name=a: Parameter 'size' expects integer"),

@@ -23,6 +23,11 @@ struct AioCompletionRing {
         guard count > 0, headerLength >= 32 else { return nil }
     }
 
+    /// Whether a completion is waiting (for busy-polling: no barrier needed to look).
+    var hasEvents: Bool {
+        base.load(fromByteOffset: Self.headOffset, as: UInt32.self) != base.load(fromByteOffset: Self.tailOffset, as: UInt32.self)
+    }
+
     /// Takes the oldest completion off the ring, if any.
     func next() -> io_event? {
         let head = base.load(fromByteOffset: Self.headOffset, as: UInt32.self)

@@ -91,6 +91,14 @@ public final class AioContext: FileIoEngine {
         flushPlugged()
     }
 
+    /// A busy-poll step (an iothread's poll-max-ns, QEMU's qemu_laio_poll_cb): reaps what the
+    /// completion ring holds, if anything. False when it is empty (or not readable directly).
+    public func pollCompletions() -> Bool {
+        guard let ring = AioCompletionRing(context: context), ring.hasEvents else { return false }
+        processCompletions()
+        return true
+    }
+
     /// The portable path, for kernels whose completion ring we do not recognise.
     private func reapWithSyscall() {
         var events = [io_event](repeating: io_event(), count: 64)

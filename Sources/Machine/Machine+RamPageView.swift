@@ -18,6 +18,19 @@ extension Machine {
         }
     }
 
+    /// RAM page `index` where it is (4096 bytes; fewer for a short last page), for the migration
+    /// stream to send from or receive into without a copy: the source only with the VM stopped
+    /// and I/O drained (nothing changes it under the send), the destination before the VM runs.
+    public func ramPage(_ index: Int) throws(MachineError) -> UnsafeMutableRawBufferPointer {
+        guard index >= 0, index < ramPageCount else { throw MachineError("RAM page \(index): beyond the end of RAM") }
+        let offset = index * Self.ramPageSize
+        do {
+            return try memory.region(at: memory.guestBase + UInt64(offset), length: min(Self.ramPageSize, ramSize - offset))
+        } catch {
+            throw MachineError("RAM page \(index): \(error)")
+        }
+    }
+
     /// Eight words at a time with one branch, which the optimizer turns into vector ORs; the
     /// first non-zero 64 bytes end it.
     static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -54,6 +54,19 @@ public struct GuestRam: Sendable {
         do { try memory.fillPage(index, from: buffer) } catch { throw MachineError(error, context: "RAM page \(index)") }
     }
 
+    /// RAM page `index` where it is (4096 bytes; fewer for a short last page), for the migration
+    /// stream to send from or receive into without a copy: the source only with the VM stopped
+    /// and I/O drained (nothing changes it under the send), the destination before the VM runs.
+    public func page(_ index: Int) throws(MachineError) -> UnsafeMutableRawBufferPointer {
+        guard index >= 0, index < pageCount else { throw MachineError("RAM page \(index): beyond the end of RAM") }
+        let offset = index * Self.pageSize
+        do {
+            return try memory.region(at: memory.guestBase + UInt64(offset), length: min(Self.pageSize, size - offset))
+        } catch {
+            throw MachineError("RAM page \(index): \(error)")
+        }
+    }
+
     /// Whether RAM page `index` reads all zero, looked at in place (QEMU's buffer_is_zero on the
     /// host page, no copy): the migration stream neither copies a zero page on the source nor on
     /// the destination. A page the guest writes meanwhile is dirtied and sent again.

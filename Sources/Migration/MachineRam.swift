@@ -15,7 +15,25 @@ final class MachineRam: RamSink {
 
     func writePage(_ index: Int, from bytes: UnsafeRawBufferPointer) throws(StreamError) {
         do { try ram.writePage(index, from: bytes) } catch { throw StreamError(error.description) }
+        markWritten(index)
+    }
+
+    private func markWritten(_ index: Int) {
         if index >= 0 && index / 64 < written.count { written[index / 64] |= 1 << UInt64(index % 64) }
+    }
+
+    /// Whole pages only (a RAM size that is not a multiple of 4 KiB takes the copying path).
+    var receivesInPlace: Bool { ram.size % MigrationStream.pageSize == 0 }
+
+    /// The guest's page itself: the decoder reads the stream's bytes into it and checks the
+    /// record's checksum afterwards. A corrupt record has then written RAM, which is fine: the
+    /// VM has not run yet, and the failed load ends this destination.
+    func pageBuffer(_ index: Int) throws(StreamError) -> UnsafeMutableRawBufferPointer {
+        let page: UnsafeMutableRawBufferPointer
+        do { page = try ram.page(index) } catch { throw StreamError(error.description) }
+        guard page.count == MigrationStream.pageSize else { throw StreamError("RAM page \(index) is \(page.count) bytes, not a whole page") }
+        markWritten(index)
+        return page
     }
 
     /// ram_handle_compressed: a page never written is left alone (not even read, so fresh RAM is

@@ -45,9 +45,39 @@ public struct StreamDecoder<Input: StreamInput> {
         offset = MigrationStream.headerSize
     }
 
+    /// A record's header, read and checked; its payload and checksum follow in the stream.
+    struct RecordHeader {
+        let record: DecodedRecord
+        let length: Int
+        /// Of type, name, instance, version and length.
+        let headerLength: Int
+    }
+
     /// The next record, checked. At the end of the input (no record started) it throws too:
     /// a stream must end with an `end` record, which the caller stops at.
     public mutating func next() throws(StreamError) -> DecodedRecord {
+        try body(of: try nextHeader())
+    }
+
+    /// The next record; a `ram` record's pages go to `ram` as they come (straight into its pages
+    /// when it takes them in place), and the record comes back with them counted and no payload.
+    public mutating func next(loadingPagesInto ram: RamSink, pageCount: Int) throws(StreamError) -> DecodedRecord {
+        let header = try nextHeader()
+        guard header.record.type == .ram else { return try body(of: header) }
+        guard ram.receivesInPlace else {
+            var record = try body(of: header)
+            for entry in try RamPageEntries.parse(record, pageCount: pageCount) {
+                if let data = entry.data { try ram.writePage(entry.index, from: data) } else { try ram.zeroPage(entry.index) }
+                record.loadedPages += 1
+                if entry.data == nil { record.loadedZeroPages += 1 }
+            }
+            record.payload = UnsafeRawBufferPointer(start: nil, count: 0)
+            return record
+        }
+        return try loadInPlace(header, into: ram, pageCount: pageCount)
+    }
+
+    private mutating func nextHeader() throws(StreamError) -> RecordHeader {
         let start = offset
         buffer.removeAll()
         let got = try fill(2, at: 0)
@@ -68,20 +98,68 @@ public struct StreamDecoder<Input: StreamInput> {
         guard length <= MigrationStream.maxPayload else {
             throw .inRecord(name, instance: instance, offset: start, "payload of \(length) bytes is longer than the limit of \(MigrationStream.maxPayload)")
         }
-        let headerLength = 2 + fixed
+        let record = DecodedRecord(type: type, name: name, instance: instance, version: version, offset: start,
+                                   payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        return RecordHeader(record: record, length: length, headerLength: 2 + fixed)
+    }
+
+    /// The payload and checksum of `header`'s record, read into the buffer and checked.
+    private mutating func body(of header: RecordHeader) throws(StreamError) -> DecodedRecord {
+        let headerLength = header.headerLength, length = header.length
         let rest = length + 4
         let body = try fill(rest, at: headerLength)
         guard body == rest else {
-            throw .inRecord(name, instance: instance, offset: start, "truncated: the stream ends after \(body) of \(rest) bytes of payload and checksum")
+            throw header.record.error("truncated: the stream ends after \(body) of \(rest) bytes of payload and checksum")
         }
-        let stored = loadUInt32(headerLength + length)
-        let computed = Crc32c.of(UnsafeRawBufferPointer(start: buffer.bytes, count: headerLength + length))
+        try checkChecksum(of: header, computed: Crc32c.of(UnsafeRawBufferPointer(start: buffer.bytes, count: headerLength + length)),
+                          storedAt: headerLength + length)
+        var record = header.record
+        record.payload = UnsafeRawBufferPointer(start: buffer.bytes + headerLength, count: length)
+        return record
+    }
+
+    private mutating func checkChecksum(of header: RecordHeader, computed: UInt32, storedAt position: Int) throws(StreamError) {
+        let stored = loadUInt32(position)
         guard stored == computed else {
-            throw .inRecord(name, instance: instance, offset: start,
-                            "checksum mismatch (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
+            throw header.record.error("checksum mismatch (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
         }
-        offset = start + headerLength + rest
-        return DecodedRecord(type: type, name: name, instance: instance, version: version, offset: start,
-                             payload: UnsafeRawBufferPointer(start: buffer.bytes + headerLength, count: length))
+        offset = header.record.offset + header.headerLength + header.length + 4
+    }
+
+    /// A `ram` record straight into guest RAM (QEMU reads into the host page too): the count and
+    /// table into the buffer and checked (indices, kinds, the length they imply), then one readv
+    /// for all data pages into their places, the checksum over the header, table and those pages
+    /// where they landed, then the zero pages. A checksum that does not match refuses the stream
+    /// after the pages were written: the VM has not run, and the failed load ends it.
+    private mutating func loadInPlace(_ header: RecordHeader, into ram: RamSink, pageCount: Int) throws(StreamError) -> DecodedRecord {
+        var record = header.record
+        let length = header.length
+        var position = header.headerLength
+        let truncated = { (what: String) in record.error("truncated: the stream ends inside the \(what)") }
+        guard length >= MigrationStream.ramTableHeader else {
+            throw record.error("a ram record of \(length) bytes has no page count")
+        }
+        guard try fill(MigrationStream.ramTableHeader, at: position) == MigrationStream.ramTableHeader else { throw truncated("page count") }
+        let count = try RamPageEntries.entryCount(UnsafeRawBufferPointer(start: buffer.bytes + position, count: 4),
+                                                  payloadLength: length, in: record)
+        position += MigrationStream.ramTableHeader
+        let tableLength = count * MigrationStream.pageEntryHeader
+        guard try fill(tableLength, at: position) == tableLength else { throw truncated("page table") }
+        let entries = try RamPageEntries.table(UnsafeRawBufferPointer(start: buffer.bytes + position, count: tableLength),
+                                               count: count, payloadLength: length, pageCount: pageCount, in: record)
+        position += tableLength
+        var pages: [UnsafeMutableRawBufferPointer] = []
+        pages.reserveCapacity(entries.count)
+        for entry in entries where entry.isData { pages.append(try ram.pageBuffer(entry.index)) }
+        let expected = pages.count * MigrationStream.pageSize
+        guard try input.read(into: pages) == expected else { throw truncated("page data") }
+        guard try fill(4, at: position) == 4 else { throw truncated("checksum") }
+        var crc = Crc32c.of(UnsafeRawBufferPointer(start: buffer.bytes, count: position))
+        for page in pages { crc = Crc32c.of(UnsafeRawBufferPointer(page), continuing: crc) }
+        try checkChecksum(of: header, computed: crc, storedAt: position)
+        for entry in entries where !entry.isData { try ram.zeroPage(entry.index) }
+        record.loadedPages = entries.count
+        record.loadedZeroPages = entries.count - pages.count
+        return record
     }
 }

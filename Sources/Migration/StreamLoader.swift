@@ -18,16 +18,13 @@ public enum StreamLoader {
         var loaded = LoadedStream(source: source)
         var globalStateSeen = false
         while true {
-            let record = try decoder.next()
+            let record = try decoder.next(loadingPagesInto: ram, pageCount: mine.pageCount)
             switch record.type {
             case .machine:
                 throw record.error("a second machine record")
             case .ram:
-                for entry in try RamPageEntries.parse(record, pageCount: mine.pageCount) {
-                    if let data = entry.data { try ram.writePage(entry.index, from: data) } else { try ram.zeroPage(entry.index) }
-                    loaded.pages += 1
-                    if entry.data == nil { loaded.zeroPages += 1 }
-                }
+                loaded.pages += record.loadedPages
+                loaded.zeroPages += record.loadedZeroPages
             case .ramEndOfIteration:
                 guard record.payload.isEmpty else { throw record.error("an end-of-iteration record carries no payload") }
                 loaded.iterations += 1

@@ -20,19 +20,7 @@ struct ChannelInput: StreamInput {
             guard count >= 0 else { throw StreamError("reading the migration stream: \(String(cString: strerror(errno)))") }
             if count == 0 { return total }
             total += count
-            // Step over what was filled; a partly filled buffer continues where it stopped.
-            var left = count
-            while left > 0 && first < vectors.count {
-                let length = vectors[first].iov_len
-                if left >= length {
-                    left -= length
-                    first += 1
-                } else {
-                    vectors[first].iov_base = vectors[first].iov_base! + left
-                    vectors[first].iov_len = length - left
-                    left = 0
-                }
-            }
+            vectors.advance(&first, by: count)
             while first < vectors.count && vectors[first].iov_len == 0 { first += 1 }
         }
         return total

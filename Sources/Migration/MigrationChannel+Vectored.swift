@@ -25,18 +25,7 @@ extension MigrationChannel {
             guard count > 0 else {
                 throw MigrationError("Unable to write to \(isSocket ? "socket" : "pipe"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
             }
-            var left = count
-            while left > 0 && first < vectors.count {
-                let length = vectors[first].iov_len
-                if left >= length {
-                    left -= length
-                    first += 1
-                } else {
-                    vectors[first].iov_base = vectors[first].iov_base! + left
-                    vectors[first].iov_len = length - left
-                    left = 0
-                }
-            }
+            vectors.advance(&first, by: count)
         }
     }
 }

@@ -11,7 +11,7 @@ for sanitizer in thread address; do
     swift build --scratch-path "$build" --sanitize="$sanitizer" --product svmm
     logs=$(mktemp -d)
     echo "== interop suite with -sanitize=$sanitizer"
-    TSAN_OPTIONS="halt_on_error=0" ASAN_OPTIONS="detect_leaks=0" \
+    TSAN_OPTIONS="halt_on_error=0 suppressions=$PWD/scripts/tsan.supp" ASAN_OPTIONS="detect_leaks=0" \
         SVMM_BIN="$PWD/$build/debug/svmm" GUEST_ELF="$PWD/guest-images/out/blkguest.elf" PYTHONDONTWRITEBYTECODE=1 \
         venv/bin/python -m pytest -q -p no:cacheprovider --basetemp="$logs" Tests/interop || status=1
     if grep -rl "Sanitizer" "$logs" >/dev/null 2>&1; then

@@ -15,7 +15,7 @@ filter=()
 if [ -n "${TEST_FILTER:-}" ]; then filter=(--filter "$TEST_FILTER"); fi
 status=0
 # halt_on_error=0: see every report of the run, not only the first; the logs decide.
-TSAN_OPTIONS="halt_on_error=0 log_path=$logs/report" ASAN_OPTIONS="detect_leaks=0 log_path=$logs/report" \
+TSAN_OPTIONS="halt_on_error=0 log_path=$logs/report suppressions=$PWD/scripts/tsan.supp" ASAN_OPTIONS="detect_leaks=0 log_path=$logs/report" \
     SVMM_BIN="$PWD/$build/debug/svmm" GUEST_ELF="$PWD/guest-images/out/blkguest.elf" \
     swift test --scratch-path "$build" --sanitize="$sanitizer" --skip-build "${filter[@]}" || status=1
 if grep -l "Sanitizer" "$logs"/report* >/dev/null 2>&1; then

@@ -22,9 +22,7 @@ extension MigrationChannel {
                 return isSocket ? sendmsg(output, &message, Int32(MSG_NOSIGNAL)) : writev(output, vector.baseAddress! + first, Int32(batch))
             }
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                throw MigrationError("Unable to write to \(isSocket ? "socket" : "pipe"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
-            }
+            guard count > 0 else { throw writeError(returned: count) }
             vectors.advance(&first, by: count)
         }
     }

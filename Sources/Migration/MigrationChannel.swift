@@ -102,12 +102,15 @@ final class MigrationChannel: @unchecked Sendable {  // fds fixed at creation; a
             let count = isSocket ? send(output, base + done, bytes.count - done, Int32(MSG_NOSIGNAL))
                                  : write(output, base + done, bytes.count - done)
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                // QIOChannelSocket's and QIOChannelCommand's words.
-                throw MigrationError("Unable to write to \(isSocket ? "socket" : "command"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
-            }
+            guard count > 0 else { throw writeError(returned: count) }
             done += count
         }
+    }
+
+    /// A write that returned `count` (-1 with errno, or 0) in QIOChannelSocket's and
+    /// QIOChannelCommand's words; call it before anything else can change errno.
+    func writeError(returned count: Int) -> MigrationError {
+        MigrationError("Unable to write to \(isSocket ? "socket" : "command"): \(String(cString: strerror(count < 0 ? errno : EPIPE)))")
     }
 
     /// Reads into `buffer` (the destination's stream input); 0 at the end of the stream.

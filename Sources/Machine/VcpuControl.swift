@@ -3,8 +3,9 @@ import KVM
 import Synchronization
 
 /// The loop's side of one vCPU thread (Firecracker's VcpuEvent/VcpuResponse channel): pause,
-/// resume and requests that the parked vCPU thread answers on its own thread, each returning once
-/// the vCPU has acted, without spinning. The vCPU thread's side is `park(answering:)`.
+/// resume, finish and requests that the parked vCPU thread answers on its own thread, each
+/// returning once the vCPU has acted, without spinning. The vCPU thread's side is
+/// `parkIfRequested(answering:)`, `isFinishing` and `threadFinished()`.
 final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mutex); the semaphore and the run page are thread-safe
     private struct State {
         var pauseRequested: Bool
@@ -14,6 +15,9 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         var response: VcpuResponse?
         /// The vCPU thread, once it runs (the loop signals it to leave KVM_RUN).
         var thread: pthread_t?
+        /// `finish` asked the thread to end; it has when `finished` is set.
+        var finishRequested = false
+        var finished = false
     }
 
     private let state: Mutex<State>
@@ -50,6 +54,25 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         if let thread { pthread_kill(thread, VcpuKick.signal) }
         // Blocks until the vCPU says it is parked, running its MMIO hand-offs meanwhile: no spinning.
         while !state.withLock({ $0.paused }) {
+            loop.waitForJobs(timeoutMilliseconds: 50)
+        }
+    }
+
+    /// Ends the vCPU thread (parked or in the guest) and returns once it has, for a machine that
+    /// is torn down: the thread's runner, with the vCPU and the port devices, goes with it. On the
+    /// loop thread, which serves the vCPU's pending MMIO hand-offs meanwhile.
+    func finish() {
+        let (thread, finished) = state.withLock { state -> (pthread_t?, Bool) in
+            state.finishRequested = true
+            state.pauseRequested = false
+            return (state.thread, state.finished)
+        }
+        if finished { return }
+        // A thread not attached yet sees the request before it first enters the guest.
+        runPage.requestImmediateExit(true)
+        if let thread { pthread_kill(thread, VcpuKick.signal) }
+        sem_post(resumed)
+        while !state.withLock({ $0.finished }) {
             loop.waitForJobs(timeoutMilliseconds: 50)
         }
     }
@@ -98,6 +121,15 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         state.withLock { $0.thread = pthread_self() }
     }
 
+    /// Whether `finish` asked the vCPU thread to end (it checks after every exit and park).
+    var isFinishing: Bool { state.withLock { $0.finishRequested } }
+
+    /// The vCPU thread's last word.
+    func threadFinished() {
+        state.withLock { $0.finished = true }
+        loop.wake()
+    }
+
     /// Parks the calling vCPU thread while a pause is requested, answering requests meanwhile
     /// with `answer`; returns when resumed (at once if no pause is requested).
     func parkIfRequested(answering answer: (VcpuRequest) -> VcpuResponse) {
@@ -111,6 +143,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
                 if !state.pauseRequested { state.paused = false }
                 return (state.pauseRequested, nil)
             }
+            if state.withLock({ $0.finishRequested }) { return }
             if let request {
                 let response = answer(request)
                 state.withLock { state in

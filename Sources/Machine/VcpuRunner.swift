@@ -39,6 +39,7 @@ final class VcpuRunner {
                 VcpuKick.unblockOnThisThread()
                 runner.control.attachCurrentThread()
                 runner.run()
+                runner.control.threadFinished()
             }
         } catch {
             throw MachineError(error.description)
@@ -67,8 +68,9 @@ final class VcpuRunner {
     }
 
     private func run() {
-        while true {
+        while !control.isFinishing {
             control.parkIfRequested(answering: answer)
+            if control.isFinishing { return }
             do {
                 let exit = try vcpu.runOnce()
                 // An immediate exit stays requested until cleared; clearing it after every

@@ -25,6 +25,7 @@ public final class SocketChannel {
     /// half-closed socket's hang-up on every turn. Unsent output the peer stops taking then closes
     /// the channel rather than wait (the same hang-up would wake the loop over and over).
     public private(set) var inputEnded = false
+    private static let stoppedReading = "the peer stopped reading after its end of file"
     /// Set: the loop comes back on its next turn even with nothing to send (writability is
     /// reported at once), after the other descriptors, and calls `onTurn`: for an owner that
     /// rations its work per turn (QMP's queued requests; a deferred job would run first).
@@ -76,7 +77,7 @@ public final class SocketChannel {
             refreshInterest()
             onDrained()
         case .pending where inputEnded:
-            close(reason: "the peer stopped reading after its end of file")
+            close(reason: Self.stoppedReading)
         case .pending:
             writePending = true
             refreshInterest()
@@ -111,7 +112,9 @@ public final class SocketChannel {
         let result = input.fill(from: fd)
         if result == .endOfFile, !inputEnded {
             inputEnded = true
-            refreshInterest()
+            // A peer that ends its input while its socket is full is not reading its answers
+            // either: closed now, as the flush after its end of file would.
+            if writePending { close(reason: Self.stoppedReading) } else { refreshInterest() }
         }
         return stop(for: result)
     }

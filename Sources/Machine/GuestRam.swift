@@ -84,7 +84,7 @@ public struct GuestRam: Sendable {
 
     /// Eight words at a time with one branch, which the optimizer turns into vector ORs; the
     /// first non-zero 64 bytes end it.
-    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    public static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let words = bytes.count / 8
         var index = 0

@@ -1,3 +1,5 @@
+import Machine
+
 /// Writes the migration stream's header and records into a RecordBuffer (see MigrationStream).
 /// A record is opened, its payload appended, then closed, which fills in the length and checksum.
 /// A `ram` record collects its page entries and writes them at `close`: the table first, then
@@ -100,7 +102,7 @@ public struct StreamEncoder {
             buffer.dropStashRoom(MigrationStream.pageSize)
             throw error
         }
-        guard ZeroPage.isZero(UnsafeRawBufferPointer(room)) else {
+        guard GuestRam.isZero(UnsafeRawBufferPointer(room)) else {
             ram?.entries.append(Entry(index: index, kind: .data, pointer: nil, stashOffset: offset))
             ram?.dataPages += 1
             return .data

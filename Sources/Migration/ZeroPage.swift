@@ -1,6 +1,7 @@
 import Glibc
 
-/// Finds all-zero pages (QEMU's buffer_is_zero) with libc's memcmp against a zero page.
+/// A page of zeroes, written over a page the stream had filled before (GuestRam.isZero finds the
+/// zero pages, as QEMU's buffer_is_zero).
 enum ZeroPage {
     nonisolated(unsafe) private static let zeroes: UnsafeMutableRawPointer = {
         let page = UnsafeMutableRawPointer.allocate(byteCount: MigrationStream.pageSize, alignment: 4096)
@@ -9,15 +10,4 @@ enum ZeroPage {
     }()
 
     static var page: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: zeroes, count: MigrationStream.pageSize) }
-
-    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        var offset = 0
-        while offset < bytes.count {
-            let piece = min(bytes.count - offset, MigrationStream.pageSize)
-            if memcmp(base + offset, zeroes, piece) != 0 { return false }
-            offset += piece
-        }
-        return true
-    }
 }

@@ -119,6 +119,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
 
     /// A new busy-poll group (an iothread's polling parameters). Call before `start` or on the loop.
     public func addPollGroup(maxNanoseconds: Int64, grow: Int64, shrink: Int64) -> LoopPollGroup {
+        preconditionOwner()
         let group = LoopPollGroup(maxNanoseconds: maxNanoseconds, grow: grow, shrink: shrink)
         pollGroups.append(group)
         return group

@@ -5,7 +5,7 @@ import Synchronization
 /// The loop's side of one vCPU thread (Firecracker's VcpuEvent/VcpuResponse channel): pause,
 /// resume, finish and requests that the parked vCPU thread answers on its own thread, each
 /// returning once the vCPU has acted, without spinning. The vCPU thread's side is
-/// `parkIfRequested(answering:)`, `isFinishing` and `threadFinished()`.
+/// `mayRun(answering:)` and `threadFinished()`.
 final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mutex); the semaphore and the run page are thread-safe
     private struct State {
         var pauseRequested: Bool
@@ -121,29 +121,30 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         state.withLock { $0.thread = pthread_self() }
     }
 
-    /// Whether `finish` asked the vCPU thread to end (it checks after every exit and park).
-    var isFinishing: Bool { state.withLock { $0.finishRequested } }
-
     /// The vCPU thread's last word.
     func threadFinished() {
         state.withLock { $0.finished = true }
         loop.wake()
     }
 
-    /// Parks the calling vCPU thread while a pause is requested, answering requests meanwhile
-    /// with `answer`; returns when resumed (at once if no pause is requested).
-    func parkIfRequested(answering answer: (VcpuRequest) -> VcpuResponse) {
-        guard state.withLock({ $0.pauseRequested }) else { return }
+    /// Called by the vCPU thread before every KVM_RUN: parks it while a pause is requested,
+    /// answering requests meanwhile with `answer`, and returns whether it may run the guest
+    /// (false once `finish` asked it to end). One lock when nothing is requested: this runs
+    /// at every exit.
+    func mayRun(answering answer: (VcpuRequest) -> VcpuResponse) -> Bool {
+        let (pauseRequested, finishRequested) = state.withLock { ($0.pauseRequested, $0.finishRequested) }
+        if finishRequested { return false }
+        guard pauseRequested else { return true }
         state.withLock { $0.paused = true }
         loop.wake()
         while true {
             while sem_wait(resumed) != 0 {}
-            let (stillPaused, request) = state.withLock { state -> (Bool, VcpuRequest?) in
-                if let request = state.request { return (true, request) }
+            let (stillPaused, request, finishing) = state.withLock { state -> (Bool, VcpuRequest?, Bool) in
+                if let request = state.request { return (true, request, state.finishRequested) }
                 if !state.pauseRequested { state.paused = false }
-                return (state.pauseRequested, nil)
+                return (state.pauseRequested, nil, state.finishRequested)
             }
-            if state.withLock({ $0.finishRequested }) { return }
+            if finishing { return false }
             if let request {
                 let response = answer(request)
                 state.withLock { state in
@@ -153,7 +154,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
                 loop.wake()
                 continue
             }
-            if !stillPaused { return }
+            if !stillPaused { return true }
         }
     }
 }

@@ -68,9 +68,7 @@ final class VcpuRunner {
     }
 
     private func run() {
-        while !control.isFinishing {
-            control.parkIfRequested(answering: answer)
-            if control.isFinishing { return }
+        while control.mayRun(answering: answer) {
             do {
                 let exit = try vcpu.runOnce()
                 // An immediate exit stays requested until cleared; clearing it after every

@@ -85,7 +85,8 @@ graph:
 	@test -n "$(QMP)" || { echo "usage: make graph QMP=/path/to/qmp.sock [OUT=block-graph.svg]" >&2; exit 1; }
 	venv/bin/python scripts/render_block_graph.py $(QMP) $(OUT)
 
-# QUICK=1: 3 short runs on a 256 MiB disk (under 2 minutes), for before/after checks.
+# Every suite (bench.py, nbd.py, migrate.py, mirror.py), then one table of all their rows.
+# QUICK=1: one or three short runs of each on 256 MiB disks (under 2 minutes), for before/after checks.
 bench: deps build kvm-check
 	bench/run.sh
 

@@ -173,7 +173,7 @@ def io_rows(args, disk, fmt, label, host_rows):
     its memory beyond guest RAM."""
     rows, cpu, mem, anon = [], {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}, {"svmm": [], "qemu": []}
     sys_cpu = {"svmm": [], "qemu": []}
-    cases = [("randread", 1), ("randread", 32), ("randwrite", 32)] if fmt == "raw" else [("randread", 32), ("randwrite", 32)]
+    cases = [("randread", 1), ("randread", 32), ("randwrite", 32)]
     for rw, qd in cases:
         iops = {"svmm": [], "qemu": []}
         append = f"mode=bench qd={qd} secs={args.secs} rw={rw} bs=4096"
@@ -192,14 +192,15 @@ def io_rows(args, disk, fmt, label, host_rows):
         if key not in host_rows:
             host_rows[key] = host_fio(disk, rw, qd, args.secs)
         rows.append(row(f"4k {rw} QD{qd} ({label})", "IOPS", iops["svmm"], iops["qemu"], host_rows[key]))
+    seq = {"svmm": [], "qemu": []}
+    append = f"mode=bench qd=8 secs={args.secs} rw=read bs=1048576"
+    for _ in range(args.iops_runs):
+        for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
+            seq[name].append(bench_run(make(disk, append, fmt))["mbps"])
+    if ("read", 8) not in host_rows:
+        host_rows[("read", 8)] = host_fio(disk, "read", 8, args.secs, bs="1M")
+    rows.append(row(f"1 MiB sequential read QD8 ({label})", "MB/s", seq["svmm"], seq["qemu"], host_rows[("read", 8)]))
     if fmt == "raw":
-        seq = {"svmm": [], "qemu": []}
-        append = f"mode=bench qd=8 secs={args.secs} rw=read bs=1048576"
-        for _ in range(args.iops_runs):
-            for name, make in (("svmm", svmm_cmd), ("qemu", qemu_cmd)):
-                seq[name].append(bench_run(make(disk, append))["mbps"])
-        host = host_fio(disk, "read", 8, args.secs, bs="1M")
-        rows.append(row(f"1 MiB sequential read QD8 ({label})", "MB/s", seq["svmm"], seq["qemu"], host))
         if cpu["svmm"] and cpu["qemu"]:
             rows.append(row("VMM CPU time per I/O, 4k randread QD32", "µs", cpu["svmm"], cpu["qemu"], better="lower"))
             rows.append(row("VMM CPU time per I/O in the kernel (sys part)", "µs", sys_cpu["svmm"], sys_cpu["qemu"], better="lower"))
@@ -218,23 +219,6 @@ def write_random_file(path, mib):
     # Let the file's writeback settle, so O_DIRECT reads measure the disk, not the flush.
     subprocess.run(["sync"], check=True)
     time.sleep(2)
-
-
-def ratio(r):
-    return r["svmm"]["median"] / r["qemu"]["median"] if r["qemu"]["median"] else float("nan")
-
-
-def print_table(rows):
-    print("| figure | svmm | QEMU 7.2 | host | svmm/QEMU | svmm/host |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        def cell(side):
-            digits = 1 if r["unit"] in ("ms", "µs", "MiB") else 0
-            return f"{side['median']:,.{digits}f} ({side['min']:,.{digits}f}–{side['max']:,.{digits}f})"
-        host = f"{r['host']:,.0f}" if r["host"] else "–"
-        vs_host = f"{r['svmm']['median'] / r['host']:.2f}" if r["host"] else "–"
-        print(f"| {r['figure']} ({r['unit']}, {r['better']} is better) | {cell(r['svmm'])} | {cell(r['qemu'])} "
-              f"| {host} | {ratio(r):.2f} | {vs_host} |")
 
 
 def main():
@@ -270,7 +254,7 @@ def main():
             rows += io_rows(args, qcow2, "qcow2", "qcow2 preallocated", {k: v for k, v in host_rows.items()})
     finally:
         subprocess.run(["rm", "-rf", work])
-    print_table(rows)
+    results.print_table(rows)
     print(f"\n{args.runs} runs each for the timings, {args.iops_runs} × {args.secs} s for I/O, medians (min–max); "
           f"svmm and QEMU alternate in one invocation. The host column is fio (libaio, O_DIRECT) on the same file."
           + (f" Both with -object iothread,id=io0{',' + IOTHREAD if IOTHREAD else ''} and the disk's iothread=io0."

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""blockdev-mirror of a 1 GiB raw disk (full of data) to a local raw file and to an NBD export on
+"""blockdev-mirror of a 1 GiB raw disk (`--mib N`: another size; full of data) to a local raw file and to an NBD export on
 loopback (qemu-nbd, the same server for both), with the guest idle and with the guest writing
 (mode=writer over its first 64 MiB), svmm vs QEMU 7.2 alternately in one run; plus `dd
 oflag=direct` between the same files as the host's limit. Time from blockdev-mirror to
@@ -16,7 +16,12 @@ SVMM = os.environ.get("SVMM_BIN", os.path.join(ROOT, ".build/release/svmm"))
 GUEST = os.path.join(ROOT, "guest-images/out/blkguest.elf")
 QEMU = "qemu-system-x86_64"
 GiB = 1 << 30
+SIZE = GiB  # --mib
 MiB = 1 << 20
+
+
+def size_label():
+    return "1 GiB" if SIZE == GiB else f"{SIZE // MiB} MiB"
 
 
 def vm_args(vmm, source, append, sock):
@@ -45,7 +50,7 @@ def one_run(vmm, workdir, source, target, guest_mode, nbd_socket):
         if target == "file":
             path = os.path.join(workdir, "target.raw")
             with open(path, "wb") as f:
-                f.truncate(GiB)
+                f.truncate(SIZE)
             qmp.cmd("blockdev-add", driver="file", **{"node-name": "tgt"}, filename=path,
                     cache={"direct": True}, aio="native")
         else:
@@ -70,7 +75,7 @@ def one_run(vmm, workdir, source, target, guest_mode, nbd_socket):
 
 def dd_seconds(source, target):
     with open(target, "wb") as f:
-        f.truncate(GiB)
+        f.truncate(SIZE)
     start = time.perf_counter()
     subprocess.run(["dd", f"if={source}", f"of={target}", "bs=1M", "iflag=direct", "oflag=direct", "conv=notrunc"],
                    check=True, capture_output=True)
@@ -80,8 +85,11 @@ def dd_seconds(source, target):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mib", type=int, default=1024, help="the disk's size (make bench QUICK=1: 256)")
     results.add_json_argument(parser, "mirror")
     args = parser.parse_args()
+    global SIZE
+    SIZE = args.mib * MiB
     for needed in (SVMM, GUEST):
         if not os.path.exists(needed):
             sys.exit(f"{needed} is missing: make build")
@@ -89,12 +97,12 @@ def main():
     source = os.path.join(workdir, "source.raw")
     block = os.urandom(MiB)
     with open(source, "wb") as f:
-        for _ in range(GiB // MiB):
+        for _ in range(SIZE // MiB):
             f.write(block)
         os.fsync(f.fileno())  # else its write-back slows whichever VMM runs first
     nbd_file = os.path.join(workdir, "export.raw")
     with open(nbd_file, "wb") as f:
-        f.truncate(GiB)
+        f.truncate(SIZE)
     nbd_socket = os.path.join(workdir, "nbd.sock")
     server = subprocess.Popen(["qemu-nbd", "-f", "raw", "-x", "exp", "-k", nbd_socket, "-t", "-e", "4",
                                "--cache=none", "--aio=native", nbd_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -115,17 +123,17 @@ def main():
                         cpus[vmm].append(cpu)
                 svmm, qemu = statistics.median(times["svmm"]), statistics.median(times["qemu"])
                 rows.append((target, guest_mode, svmm, qemu, statistics.median(cpus["svmm"]), statistics.median(cpus["qemu"])))
-                json_rows.append(results.row(f"mirror 1 GiB to {target}, guest {guest_mode}: time to READY", "s",
+                json_rows.append(results.row(f"mirror {size_label()} to {target}, guest {guest_mode}: time to READY", "s",
                                              times["svmm"], times["qemu"], better="lower"))
-                json_rows.append(results.row(f"mirror 1 GiB to {target}, guest {guest_mode}: VMM CPU", "s",
+                json_rows.append(results.row(f"mirror {size_label()} to {target}, guest {guest_mode}: VMM CPU", "s",
                                              cpus["svmm"], cpus["qemu"], better="lower"))
-        print(f"mirror of 1 GiB (random data), sync=full, medians of {args.runs} runs; dd oflag=direct: "
-              f"{dd:.2f} s ({GiB / MiB / dd:.0f} MB/s)\n")
+        print(f"mirror of {size_label()} (random data), sync=full, medians of {args.runs} runs; dd oflag=direct: "
+              f"{dd:.2f} s ({SIZE / MiB / dd:.0f} MB/s)\n")
         print("| target | guest | svmm to READY | QEMU to READY | svmm MB/s | QEMU MB/s | svmm/QEMU throughput | svmm / dd "
               "| svmm CPU s | QEMU CPU s |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for target, guest_mode, svmm, qemu, svmm_cpu, qemu_cpu in rows:
-            print(f"| {target} | {guest_mode} | {svmm:.2f} s | {qemu:.2f} s | {GiB / MiB / svmm:.0f} | {GiB / MiB / qemu:.0f} | "
+            print(f"| {target} | {guest_mode} | {svmm:.2f} s | {qemu:.2f} s | {SIZE / MiB / svmm:.0f} | {SIZE / MiB / qemu:.0f} | "
                   f"{qemu / svmm:.2f}x | {dd / svmm:.2f} | {svmm_cpu:.2f} | {qemu_cpu:.2f} |")
         results.write(args.json, "mirror", json_rows)
     finally:

@@ -52,3 +52,21 @@ def write(path, suite, rows):
     with open(path, "w") as out:
         json.dump({"machine": machine_info(), "suite": suite, "rows": rows}, out, indent=1)
     print(f"\nrows written to {path}")
+
+
+def ratio(r):
+    return r["svmm"]["median"] / r["qemu"]["median"] if r["qemu"]["median"] else float("nan")
+
+
+def print_table(rows):
+    """The rows as one markdown table: medians (min–max), svmm/QEMU, and svmm/host where a host figure exists."""
+    print("| figure | svmm | QEMU 7.2 | host | svmm/QEMU | svmm/host |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        def cell(side):
+            digits = 1 if r["unit"] in ("ms", "µs", "MiB", "s") else 0
+            return f"{side['median']:,.{digits}f} ({side['min']:,.{digits}f}–{side['max']:,.{digits}f})"
+        host = f"{r['host']:,.0f}" if r["host"] else "–"
+        vs_host = f"{r['svmm']['median'] / r['host']:.2f}" if r["host"] else "–"
+        print(f"| {r['figure']} ({r['unit']}, {r['better']} is better) | {cell(r['svmm'])} | {cell(r['qemu'])} "
+              f"| {host} | {ratio(r):.2f} | {vs_host} |")

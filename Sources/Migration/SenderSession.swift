@@ -16,6 +16,8 @@ final class SenderSession {
     /// Stream bytes between two dirty-log syncs within a pass (~9 ms of a live pass here).
     private static let midPassSync: UInt64 = 8 << 20
     private var stats = MigrationStats()
+    /// During the bulk pass: pages known to read zero without being looked at.
+    private var unpopulated: UnpopulatedPages?
     private let pageCount: Int
     /// What the loop changed, for the end of the migration.
     private(set) var undo: SenderUndo
@@ -106,10 +108,12 @@ final class SenderSession {
     private func precopy() throws(MigrationFailure) -> PendingPages {
         var pending = PendingPages(pageCount: pageCount, all: true)
         var bulkPass = true
+        unpopulated = UnpopulatedPages(ram: ram)
         while true {
             let passStart = MonotonicClock.microseconds
             let passBytes = stats.transferred
             let sent = try sendPass(&pending)
+            unpopulated = nil
             try sync(into: &pending)
             let elapsed = max(MonotonicClock.microseconds - passStart, 1)
             let bytesPerMillisecond = max(Double(stats.transferred - passBytes) * 1000 / Double(elapsed), 1)
@@ -152,6 +156,7 @@ final class SenderSession {
     private func sync(into pending: inout PendingPages) throws(MigrationFailure) {
         let dirty = try fetchDirty()
         pending.insert(dirty)
+        unpopulated?.remove(dirty)
         let now = MonotonicClock.microseconds
         stats.dirtySyncCount += 1
         migration.pass(Int(stats.dirtySyncCount))
@@ -280,8 +285,9 @@ final class SenderSession {
             let ram = self.ram
             let kind: RamPageKind
             do {
-                // A zero page is seen in place and sent as a marker without being copied.
-                if try ram.pageIsZero(page) {
+                // A zero page is seen in place (or not at all: never populated) and sent as a
+                // marker without being copied.
+                if try unpopulated?.contains(page) == true || ram.pageIsZero(page) {
                     encoder.zeroPage(UInt32(page))
                     kind = .zero
                 } else if inPlace, case let bytes = try ram.page(page), bytes.count == MigrationStream.pageSize {

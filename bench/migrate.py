@@ -17,6 +17,8 @@ QEMU = shutil.which("qemu-system-x86_64")
 MEMORY = "512M"
 UNLIMITED = 1 << 40   # max-bandwidth for both: the machine, not the throttle, sets the pace
 BEFORE = None         # --before: another svmm binary, run as target "before"
+# The figures of each live scenario: the source's own two, and the one measured alike for both.
+FIGURES = {"total": "total time", "downtime": "downtime", "guest": "guest downtime (STOP → RESUME)"}
 
 
 class Vmm:
@@ -65,10 +67,25 @@ def live(target, work, mode, disk):
         if info["status"] != "completed":
             sys.exit(f"{target} {mode}: {info}")
         dst.wait()
-        return info["total-time"], info["downtime"]
+        return info["total-time"], info["downtime"], guest_downtime(src, dst)
     finally:
         src.kill()
         dst.kill()
+
+
+def event_time(event):
+    """A QMP event's timestamp (seconds since the epoch, microsecond resolution)."""
+    stamp = event["timestamp"]
+    return stamp["seconds"] + stamp["microseconds"] / 1e6
+
+
+def guest_downtime(src, dst):
+    """The downtime the guest sees, measured alike for both VMMs: the source's STOP (its vCPUs
+    paused for the switch-over) to the destination's RESUME (its vCPUs let go), in ms. Both
+    processes stamp their events with CLOCK_REALTIME on this one machine."""
+    stop = src.qmp.wait("STOP", timeout=10)
+    resume = dst.qmp.wait("RESUME", timeout=10)
+    return (event_time(resume) - event_time(stop)) * 1000
 
 
 def restore(target, work):
@@ -111,32 +128,35 @@ def main():
         for _ in range(args.runs):
             for target in targets:
                 for label, mode, scenario_disk in scenarios:
-                    total, downtime = live(target, work, mode, scenario_disk)
+                    total, downtime, seen = live(target, work, mode, scenario_disk)
                     results.setdefault((label, target, "total"), []).append(total)
                     results.setdefault((label, target, "downtime"), []).append(downtime)
+                    results.setdefault((label, target, "guest"), []).append(seen)
                 results.setdefault(("restore", target, "total"), []).append(restore(target, work))
     median = lambda key: statistics.median(results[key])
     print(f"Live migration of a {MEMORY} guest, unix socket, max-bandwidth unlimited, downtime-limit 300 ms, "
-          f"{args.runs} runs each, medians (ms, as the source's query-migrate reports them):\n")
+          f"{args.runs} runs each, medians (ms; total time and downtime as the source's query-migrate reports "
+          f"them, guest downtime from the source's STOP event to the destination's RESUME event):\n")
     before_head = " svmm before | before/QEMU |" if BEFORE else ""
     print(f"| scenario | figure | svmm | QEMU 7.2 | svmm/QEMU |{before_head}")
     print("|---|---|---|---|---|" + ("---|---|" if BEFORE else ""))
 
     def row(label, name, key_label, figure):
+        digits = 1 if figure == "guest" else 0
         ours, theirs = median((key_label, "svmm", figure)), median((key_label, "qemu", figure))
-        line = f"| {label} | {name} | {ours:.0f} | {theirs:.0f} | {ours / max(theirs, 1e-9):.2f} |"
+        line = f"| {label} | {name} | {ours:.{digits}f} | {theirs:.{digits}f} | {ours / max(theirs, 1e-9):.2f} |"
         if BEFORE:
             before = median((key_label, "before", figure))
-            line += f" {before:.0f} | {before / max(theirs, 1e-9):.2f} |"
+            line += f" {before:.{digits}f} | {before / max(theirs, 1e-9):.2f} |"
         print(line)
 
     for label, _, _ in scenarios:
-        for figure in ("total", "downtime"):
-            row(label, "total time" if figure == "total" else "downtime", label, figure)
+        for figure in FIGURES:
+            row(label, FIGURES[figure], label, figure)
     row("restore from an exec: file (idle guest)", "process start → completed", "restore", "total")
-    rows = [results_file.row(f"migration {label}: {'total time' if figure == 'total' else 'downtime'}", "ms",
+    rows = [results_file.row(f"migration {label}: {FIGURES[figure]}", "ms",
                              results[(label, "svmm", figure)], results[(label, "qemu", figure)], better="lower")
-            for label, _, _ in scenarios for figure in ("total", "downtime")]
+            for label, _, _ in scenarios for figure in FIGURES]
     rows.append(results_file.row("restore from exec: (start → completed)", "ms", results[("restore", "svmm", "total")],
                                  results[("restore", "qemu", "total")], better="lower"))
     results_file.write(args.json, "migrate", rows)

@@ -12,7 +12,12 @@ final class SenderSession {
     private var channel: MigrationChannel?
     private var encoder = StreamEncoder(buffer: RecordBuffer(capacity: 2 << 20))
     private var throttle = BandwidthThrottle()
+    private let convergence = ConvergenceRule()
+    /// Stream bytes between two dirty-log syncs within a pass (~9 ms of a live pass here).
+    private static let midPassSync: UInt64 = 8 << 20
     private var stats = MigrationStats()
+    /// During the bulk pass: pages known to read zero without being looked at.
+    private var unpopulated: UnpopulatedPages?
     private let pageCount: Int
     /// What the loop changed, for the end of the migration.
     private(set) var undo: SenderUndo
@@ -93,27 +98,22 @@ final class SenderSession {
         }
     }
 
-    /// migration_iteration_run: a pass sends every pending page (all of them at first, the bulk
-    /// pass), then the dirty log is synced into the pending set; when that fits `downtime-limit`
-    /// at the bandwidth the pass measured, and at least one pass over dirty pages was made, the
-    /// rest goes with the VM stopped. The one pass after the bulk is what QEMU makes too: its
-    /// threshold comes from the last 100 ms, which at the end of a bulk pass were zero pages
-    /// (few bytes, a low bandwidth), so it sends the first dirty set live. Measured with the
-    /// RAM-dirtying guest (README, "Live migration"): switching over right after the bulk pass
-    /// sent its ~20 MiB dirty set stopped (downtime 30-40 ms, 2-3× QEMU's); QEMU's own
-    /// mid-pass rule on 100 ms windows made more syncs and longer migrations than this one.
-    /// Returns the pages still pending.
+    /// migration_iteration_run: a pass sends the pages pending when it began (all of them at
+    /// first, the bulk pass), then the dirty log is synced into the pending set and
+    /// `ConvergenceRule` says whether the rest goes with the VM stopped or another pass is made.
+    /// Within a pass the dirty log is synced every `midPassSync` bytes sent (Xen's "skip pages
+    /// dirtied in this round"): a page dirtied again before the pass reached it is then sent
+    /// once, with its latest bytes, instead of now and again in the next pass; pages dirtied
+    /// behind the cursor wait for the next pass. Returns the pages still pending.
     private func precopy() throws(MigrationFailure) -> PendingPages {
         var pending = PendingPages(pageCount: pageCount, all: true)
         var bulkPass = true
+        unpopulated = UnpopulatedPages(ram: ram)
         while true {
             let passStart = MonotonicClock.microseconds
             let passBytes = stats.transferred
-            while !pending.isEmpty {
-                if migration.isCancelled { throw .cancelled }
-                try sendPages(pending.take(upTo: MigrationStream.pagesPerRecord), throttled: true)
-                stats.remaining = pending.bytes
-            }
+            let sent = try sendPass(&pending)
+            unpopulated = nil
             try sync(into: &pending)
             let elapsed = max(MonotonicClock.microseconds - passStart, 1)
             let bytesPerMillisecond = max(Double(stats.transferred - passBytes) * 1000 / Double(elapsed), 1)
@@ -123,9 +123,32 @@ final class SenderSession {
             pagesAtPassStart = stats.normal + stats.duplicate
             publish()
             let limit = migration.shared.withLock { $0.downtimeLimit }
-            if stats.expectedDowntime <= Int64(limit) && !bulkPass { return pending }
+            if convergence.switchOver(pendingBytes: pending.bytes, sentBytes: UInt64(sent) * UInt64(MigrationStream.pageSize),
+                                      bytesPerMillisecond: bytesPerMillisecond, downtimeLimit: limit, bulkPass: bulkPass) {
+                return pending
+            }
             bulkPass = false
         }
+    }
+
+    /// One pass: at most the pages pending when it began, with the mid-pass syncs. Returns the
+    /// pages it sent.
+    private func sendPass(_ pending: inout PendingPages) throws(MigrationFailure) -> Int {
+        let passPages = pending.count
+        var budget = passPages
+        var syncedAt = stats.transferred
+        while !pending.isEmpty, budget > 0 {
+            if migration.isCancelled { throw .cancelled }
+            let pages = pending.take(upTo: min(MigrationStream.pagesPerRecord, budget))
+            budget -= pages.count
+            try sendPages(pages, throttled: true)
+            stats.remaining = pending.bytes
+            if stats.transferred - syncedAt >= Self.midPassSync, budget > 0 {
+                try sync(into: &pending)
+                syncedAt = stats.transferred
+            }
+        }
+        return passPages - budget
     }
 
     /// migration_bitmap_sync: the pages dirtied since the last sync join the pending ones; the
@@ -133,6 +156,7 @@ final class SenderSession {
     private func sync(into pending: inout PendingPages) throws(MigrationFailure) {
         let dirty = try fetchDirty()
         pending.insert(dirty)
+        unpopulated?.remove(dirty)
         let now = MonotonicClock.microseconds
         stats.dirtySyncCount += 1
         migration.pass(Int(stats.dirtySyncCount))
@@ -261,8 +285,9 @@ final class SenderSession {
             let ram = self.ram
             let kind: RamPageKind
             do {
-                // A zero page is seen in place and sent as a marker without being copied.
-                if try ram.pageIsZero(page) {
+                // A zero page is seen in place (or not at all: never populated) and sent as a
+                // marker without being copied.
+                if try unpopulated?.contains(page) == true || ram.pageIsZero(page) {
                     encoder.zeroPage(UInt32(page))
                     kind = .zero
                 } else if inPlace, case let bytes = try ram.page(page), bytes.count == MigrationStream.pageSize {

@@ -196,6 +196,26 @@ def test_ramdirty_guest_keeps_verifying_on_the_destination(nodes, tmp_path):
     assert ram["mbps"] > 0
 
 
+def test_guest_first_touching_its_region_during_the_bulk_pass_keeps_verifying(nodes, tmp_path):
+    """The bulk pass sends the pages that had no memory when it began as zero without reading
+    them: the guest here starts (`cont`) after the migration did, at 4 MiB/s, so it gives its
+    region memory while the bulk pass goes; every such write must reach the destination."""
+    src = nodes("svmm", "src", "ramdirty mb=16", extra=("-S",))
+    uri = f"unix:{tmp_path / 'mig.sock'}"
+    dst = nodes("svmm", "dst", "ramdirty mb=16", extra=("-incoming", "defer"))
+    dst.ok("migrate-incoming", uri=uri)
+    src.ok("migrate-set-parameters", **{"max-bandwidth": 4 * MiB})
+    src.ok("migrate", uri=uri)
+    src.ok("cont")
+    wait_for_progress(src, count=2)
+    src.ok("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+    info = wait_migration(src)
+    assert info["status"] == "completed", info
+    assert wait_migration(dst)["status"] == "completed"
+    assert dst.status() == "running"
+    wait_for_progress(dst, beyond=last_pass(src), count=3)
+
+
 def test_writer_guest_on_shared_storage_keeps_verifying(nodes, tmp_path):
     disk = tmp_path / "shared.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)

@@ -97,6 +97,19 @@ import Testing
         #expect(try vcpu.getMPState().mp_state == UInt32(KVM_MP_STATE_HALTED))
     }
 
+    /// The batched probe (a prefix per KVM_GET_MSRS, skipping where KVM stops) finds exactly the
+    /// MSRs that read back when each is tried on its own.
+    @Test func readableMsrsAreTheOnesThatReadAlone() throws {
+        let list = try kvm.msrIndexList()
+        let alone = list.filter { (try? vcpu.getMSRs([$0]).count) == 1 }
+        #expect(vcpu.readableMSRs(of: list) == alone)
+        // An unreadable index in the middle is skipped, and what follows it still counts.
+        let unreadable: UInt32 = 0xdead_beef
+        #expect((try? vcpu.getMSRs([unreadable]).count) == 0)
+        let mixed = Array(alone.prefix(3)) + [unreadable] + Array(alone.dropFirst(3))
+        #expect(vcpu.readableMSRs(of: mixed) == alone)
+    }
+
     @Test func everyReadableMsrRoundTrips() throws {
         let list = try kvm.msrIndexList()
         #expect(list.count > 10, "KVM_GET_MSR_INDEX_LIST lists the MSRs KVM saves")

@@ -9,10 +9,7 @@ import Testing
 /// B continues the guest, which keeps verifying every sector it reads.
 @Suite(.serialized) struct InProcessMigrationTests {
     @Test func writerGuestContinuesOnASecondMachineFromSavedStateAndRam() throws {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         let serialA = directory.appendingPathComponent("a.log").path
         let serialB = directory.appendingPathComponent("b.log").path
 

@@ -24,6 +24,16 @@ enum MachineFixture {
         guard FileManager.default.fileExists(atPath: guestImage) else { throw Failure("guest image not found at \(guestImage): run `make guest`") }
     }
 
+    /// The start of a test that runs the writer guest: KVM and the guest are there, a fresh
+    /// scratch directory, and in it a sparse 1 MiB `disk.raw` for the guest to write.
+    static func writerScratch() throws -> (directory: URL, disk: String) {
+        try requireKVMAndGuest()
+        let directory = try scratchDirectory()
+        let disk = directory.appendingPathComponent("disk.raw").path
+        try sparseFile(disk, size: 1 << 20)
+        return (directory, disk)
+    }
+
     static func scratchDirectory() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svmm-machine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

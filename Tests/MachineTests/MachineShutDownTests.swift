@@ -6,10 +6,7 @@ import Testing
 /// its disk shuts down, its vCPU and loop threads end, and nothing keeps it alive any more.
 @Suite struct MachineShutDownTests {
     @Test func aRunningMachineShutsDownAndIsFreed() throws {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         let serial = directory.appendingPathComponent("a.log").path
         weak var freed: Machine?
         try {
@@ -27,10 +24,7 @@ import Testing
     }
 
     @Test func aMachineThatNeverStartedShutsDown() throws {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         weak var freed: Machine?
         try {
             let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk),

@@ -18,10 +18,7 @@ import Testing
 
     /// A writer guest that ran two rounds, stopped and saved; a destination started for incoming with its RAM.
     static func stoppedWriterAndDestination(destinationArguments: (String) -> [String] = MachineFixture.writerArguments) throws -> Pair {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         let serialA = directory.appendingPathComponent("a.log").path
         let serialB = directory.appendingPathComponent("b.log").path
         let source = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serialA))
@@ -163,10 +160,7 @@ import Testing
 
     /// Straight after `start(incoming:)` the vCPU may not have parked yet: state requests wait for it.
     @Test func aMachineStartedForIncomingIsParkedAndTakesItsOwnState() throws {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk),
                                                                     serial: directory.appendingPathComponent("a.log").path))
         try machine.start(incoming: true) { _, _ in }
@@ -177,10 +171,7 @@ import Testing
     }
 
     @Test func stateIsOnlyTakenFromAStoppedMachine() throws {
-        try MachineFixture.requireKVMAndGuest()
-        let directory = try MachineFixture.scratchDirectory()
-        let disk = directory.appendingPathComponent("disk.raw").path
-        try MachineFixture.sparseFile(disk, size: 1 << 20)
+        let (directory, disk) = try MachineFixture.writerScratch()
         let serial = directory.appendingPathComponent("a.log").path
         let machine = try Machine(config: try MachineFixture.config(MachineFixture.writerArguments(disk: disk), serial: serial))
         try machine.start { _, _ in }

@@ -63,7 +63,9 @@ def executed_functions(path, binary, costs):
     """Adds the self cost of every function of `binary` in one callgrind output to `costs`.
     The format names objects and functions once with an id, `ob=(3) /path`, then by id only."""
     objects, functions = {}, {}
-    current_object = current_function = None
+    in_binary = False       # the current `ob=` is svmm's binary
+    callee_object = None    # a `cob=` for the next `cfn=` (without one the callee is in `ob`)
+    current_function = None
     after_calls = False
 
     def name(table, value):
@@ -75,20 +77,24 @@ def executed_functions(path, binary, costs):
         return table.get(match.group(1))
 
     real_binary = os.path.realpath(binary)
+    is_binary = lambda path: path is not None and os.path.realpath(path) == real_binary
     with open(path) as profile_file:
         for line in profile_file:
             line = line.rstrip("\n")
             key, _, value = line.partition("=")
-            if key in ("ob", "cob"):
-                resolved = name(objects, value)
-                if key == "ob":
-                    current_object = resolved
-            elif key in ("fn", "cfn"):
-                resolved = name(functions, value)
-                if key == "fn":
-                    current_function = resolved
-                if resolved and os.path.realpath(current_object or "") == real_binary:
-                    costs.setdefault(resolved, 0)
+            if key == "ob":
+                in_binary = is_binary(name(objects, value))
+            elif key == "cob":
+                callee_object = name(objects, value)
+            elif key == "fn":
+                current_function = name(functions, value)
+                if current_function and in_binary:
+                    costs.setdefault(current_function, 0)
+            elif key == "cfn":
+                callee = name(functions, value)
+                if callee and (is_binary(callee_object) if callee_object is not None else in_binary):
+                    costs.setdefault(callee, 0)
+                callee_object = None
             elif key == "calls":
                 after_calls = True
             elif line and line[0].isdigit():
@@ -96,7 +102,7 @@ def executed_functions(path, binary, costs):
                     after_calls = False
                     continue
                 fields = line.split()
-                if len(fields) >= 2 and current_function and os.path.realpath(current_object or "") == real_binary:
+                if len(fields) >= 2 and current_function and in_binary:
                     costs[current_function] = costs.get(current_function, 0) + int(fields[1])
 
 

@@ -10,15 +10,14 @@ import results
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    rows, notes = [], []
+    suites = []
     for path in sys.argv[1:]:
         with open(path) as results_file:
-            data = json.load(results_file)
-        rows += data["rows"]
-        machine = data["machine"]
-        notes.append(f"{data['suite']}: {machine['date']}, load average {machine['load'][0]} → {machine['load'][1]}")
-    results.print_table(rows)
-    first = json.load(open(sys.argv[1]))["machine"]
+            suites.append(json.load(results_file))
+    results.print_table([row for suite in suites for row in suite["rows"]])
+    notes = [f"{suite['suite']}: {suite['machine']['date']}, load average {suite['machine']['load'][0]} → "
+             f"{suite['machine']['load'][1]}" for suite in suites]
+    first = suites[0]["machine"]
     print(f"\n{first['cpu']}, {first['cores']} cores, Linux {first['kernel']}; " + "; ".join(notes) + ".")
 
 

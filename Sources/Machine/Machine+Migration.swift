@@ -5,9 +5,11 @@ import Block
 // All on the loop thread.
 extension Machine {
     /// migration_completion's vm_stop_force_state(FINISH_MIGRATE): the vCPU leaves the guest
-    /// (STOP if it was running). Returns whether the guest was running.
+    /// (STOP if it was running). Returns whether the guest was running. The parked vCPU thread
+    /// stays awake for the state save that follows (`VcpuControl.keepAwake`).
     public func stopForMigration() -> Bool {
         let wasRunning = runState == .running
+        vcpuControl?.keepAwake(forMicroseconds: Self.switchoverPollMicroseconds)
         if wasRunning {
             vcpuControl?.pause()
             onEvent?(.stop)
@@ -16,6 +18,10 @@ extension Machine {
         notifyVmState(running: false)  // virtio-blk takes no more requests: the drain that follows ends
         return wasRunning
     }
+
+    /// How long a vCPU thread polls instead of sleeping around a switch-over: its requests come
+    /// within a few hundred µs of each other.
+    static let switchoverPollMicroseconds: Int64 = 3000
 
     /// The source after a completed migration: paused for good (`cont` re-activates the images).
     public func finishOutgoingMigration() {

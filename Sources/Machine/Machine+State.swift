@@ -35,24 +35,35 @@ extension Machine {
 
     /// The VM is stopped (vCPUs parked, block I/O drained: `drainDeviceRequests`). Called on the loop.
     /// Sections in load order: VM-wide KVM state, the vCPU, the port devices, then per virtio-mmio
-    /// slot its transport, its queues and its device.
+    /// slot its transport, its queues and its device. The vCPU thread captures its part while the
+    /// loop takes the rest.
     public func saveState() throws(MachineError) -> [StateSection] {
         guard let vcpuControl else { throw MachineError("saveState: the machine has not started") }
-        var sections = try saveKvmState()
-        let msrs: [UInt32]
-        do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError(error, context: "cpu 0") }
-        switch vcpuControl.perform(.saveState(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
-                                              hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)) {
+        let submitted = vcpuControl.submit(.saveState)
+        let vmWide: Result<[StateSection], MachineError>
+        let devices: Result<[StateSection], MachineError>
+        do { vmWide = .success(try saveKvmState()) } catch { vmWide = .failure(error) }
+        do {
+            var sections: [StateSection] = []
+            for (slot, entry) in transports.enumerated() { sections += try saveVirtio(slot: slot, entry.1) }
+            devices = .success(sections)
+        } catch {
+            devices = .failure(error)
+        }
+        let vcpuSections = try Self.sections(of: submitted ?? vcpuControl.answer())
+        return try vmWide.get() + vcpuSections + devices.get()
+    }
+
+    /// The vCPU's and the port devices' sections from the vCPU thread's answer (it owns the port devices).
+    private static func sections(of response: VcpuResponse) throws(MachineError) -> [StateSection] {
+        switch response {
         case .saved(let state, let serial, let debugExit):
-            // The vCPU thread owns the port devices: their state comes with the vCPU's.
-            sections.append(Self.section(.cpu, 0, StatePayloadCodec.encode(state)))
-            sections.append(Self.section(.serial, 0, StatePayloadCodec.encode(serial)))
-            if let debugExit { sections.append(Self.section(.debugExit, 0, StatePayloadCodec.encode(debugExit))) }
+            var sections = [section(.cpu, 0, StatePayloadCodec.encode(state)), section(.serial, 0, StatePayloadCodec.encode(serial))]
+            if let debugExit { sections.append(section(.debugExit, 0, StatePayloadCodec.encode(debugExit))) }
+            return sections
         case .failed(let error): throw MachineError(error, context: "cpu 0")
         case .notParked, .restored, .refused: throw MachineError("saveState: the vCPU is running: stop the VM first")
         }
-        for (slot, entry) in transports.enumerated() { sections += try saveVirtio(slot: slot, entry.1) }
-        return sections
     }
 
     private func saveKvmState() throws(MachineError) -> [StateSection] {

@@ -203,8 +203,12 @@ public final class Machine {
                            onStop: @escaping @Sendable (String, Int32) -> Void) throws(MachineError) {
         let name = "svmm-vcpu\(vcpu.id)"
         let control = VcpuControl(runPage: vcpu.runPage, loop: loop, startPaused: startPaused, runsGuest: runsGuest)
+        let msrs: [UInt32]
+        do { msrs = try vm.kvm.msrIndexList() } catch { throw MachineError(error, context: "cpu 0") }
+        let layout = VcpuStateLayout(msrCandidates: msrs, hasXsave: vm.kvm.checkExtension(KVM_CAP_XSAVE) > 0,
+                                     hasXcrs: vm.kvm.checkExtension(KVM_CAP_XCRS) > 0)
         let runner = VcpuRunner(vcpu: vcpu, ports: Self.vcpuPorts(serialFd: serialFd, debugExitPort: config.debugExitPort, onStop: onStop), transports: transports.map { ($0.0, bind($0.1)) },
-                                control: control, onStop: onStop)
+                                control: control, layout: layout, onStop: onStop)
         vcpuControl = control
         do { try loop.start() } catch { throw MachineError(error) }
         try VcpuRunner.start(runner, name: name)

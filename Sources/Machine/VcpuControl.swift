@@ -4,8 +4,9 @@ import Synchronization
 
 /// The loop's side of one vCPU thread (Firecracker's VcpuEvent/VcpuResponse channel): pause,
 /// resume, finish and requests that the parked vCPU thread answers on its own thread, each
-/// returning once the vCPU has acted, without spinning. The vCPU thread's side is
-/// `mayRun(answering:)` and `threadFinished()`.
+/// returning once the vCPU has acted. Nothing spins, except for a moment the loop chose
+/// (`keepAwake`: a migration's switch-over, where each thread wake-up costs tens of µs on these
+/// machines). The vCPU thread's side is `mayRun(answering:)` and `threadFinished()`.
 final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mutex); the semaphore and the run page are thread-safe
     private struct State {
         var pauseRequested: Bool
@@ -18,7 +19,14 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         /// `finish` asked the thread to end; it has when `finished` is set.
         var finishRequested = false
         var finished = false
+        /// Until when (CLOCK_MONOTONIC, ns) the parked thread polls for a request or resume
+        /// instead of sleeping (`keepAwake`).
+        var pollUntil: Int64 = 0
     }
+
+    /// How long the loop polls for a request's answer before it sleeps: a state capture or
+    /// restore takes ~100–200 µs here.
+    private static let answerPollNanoseconds: Int64 = 1_000_000
 
     private let state: Mutex<State>
     private let resumed: UnsafeMutablePointer<sem_t>
@@ -86,11 +94,30 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         if wasPaused { sem_post(resumed) }
     }
 
-    /// Runs `request` on the parked vCPU thread and returns its answer. Called on the loop thread,
-    /// which blocks on its job eventfd until the vCPU thread wakes it (as `pause` does): no spinning.
-    /// A vCPU asked to pause (`pause`, or started paused for `-S` or an incoming migration) that
-    /// has not parked yet is waited for.
+    /// For the next `microseconds`, a parked vCPU thread polls for requests and resume instead of
+    /// sleeping on its semaphore (and one asleep now wakes to do so), so that the requests of a
+    /// switch-over reach it at once rather than after a wake-up of another CPU (QEMU's
+    /// poll-max-ns idea, here for the few hundred µs a migration's switch-over takes).
+    func keepAwake(forMicroseconds microseconds: Int64) {
+        let paused = state.withLock { state -> Bool in
+            state.pollUntil = Self.monotonicNanoseconds + microseconds * 1000
+            return state.paused
+        }
+        if paused { sem_post(resumed) }
+    }
+
+    /// Runs `request` on the parked vCPU thread and returns its answer (`submit`, then `answer`).
     func perform(_ request: VcpuRequest) -> VcpuResponse {
+        if let refusal = submit(request) { return refusal }
+        return answer()
+    }
+
+    /// Hands `request` to the parked vCPU thread and returns at once, so the loop can do other
+    /// work while the vCPU thread does it; `answer()` then collects the answer, and must be
+    /// called before the next request. Answers `.notParked` instead (nothing submitted) for a
+    /// vCPU that is not parked. A vCPU asked to pause (`pause`, or started paused for `-S` or an
+    /// incoming migration) that has not parked yet is waited for, its MMIO hand-offs served meanwhile.
+    func submit(_ request: VcpuRequest) -> VcpuResponse? {
         while true {
             let (parked, parking) = state.withLock { state -> (Bool, Bool) in
                 guard state.paused, state.request == nil else { return (false, state.pauseRequested) }
@@ -103,6 +130,13 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
             loop.waitForJobs(timeoutMilliseconds: 50)
         }
         sem_post(resumed)
+        return nil
+    }
+
+    /// The answer to the submitted request. Polls for a moment (the answer usually comes within
+    /// it), then blocks on the loop's job eventfd until the vCPU thread wakes it.
+    func answer() -> VcpuResponse {
+        let pollEnd = Self.monotonicNanoseconds + Self.answerPollNanoseconds
         while true {
             if let response = state.withLock({ state -> VcpuResponse? in
                 defer { if state.response != nil { state.response = nil } }
@@ -110,8 +144,18 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
             }) {
                 return response
             }
-            loop.waitForJobs(timeoutMilliseconds: 50)
+            if Self.monotonicNanoseconds < pollEnd {
+                sched_yield()
+            } else {
+                loop.waitForJobs(timeoutMilliseconds: 50)
+            }
         }
+    }
+
+    private static var monotonicNanoseconds: Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     // MARK: the vCPU thread's side
@@ -138,7 +182,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         state.withLock { $0.paused = true }
         loop.wake()
         while true {
-            while sem_wait(resumed) != 0 {}
+            awaitWake()
             let (stillPaused, request, finishing) = state.withLock { state -> (Bool, VcpuRequest?, Bool) in
                 if let request = state.request { return (true, request, state.finishRequested) }
                 if !state.pauseRequested { state.paused = false }
@@ -156,5 +200,16 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
             }
             if !stillPaused { return true }
         }
+    }
+
+    /// Parked: the next post on the semaphore (a request, resume or finish), polled for while
+    /// `keepAwake` asks, slept for otherwise.
+    private func awaitWake() {
+        let pollUntil = state.withLock { $0.pollUntil }
+        while Self.monotonicNanoseconds < pollUntil {
+            if sem_trywait(resumed) == 0 { return }
+            sched_yield()
+        }
+        while sem_wait(resumed) != 0 {}
     }
 }

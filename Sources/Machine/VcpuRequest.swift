@@ -5,9 +5,8 @@ import KVM
 /// done on the vCPU's own thread, since a vCPU's ioctls and its port devices belong to the
 /// thread that runs it.
 enum VcpuRequest: Sendable {
-    /// Capture the vCPU's state with those of these MSRs (KVM_GET_MSR_INDEX_LIST) it reads back,
-    /// XSAVE or the FPU, and XCRs if KVM has them; and the port devices' state.
-    case saveState(msrCandidates: [UInt32], hasXsave: Bool, hasXcrs: Bool)
+    /// Capture the vCPU's state as its `VcpuStateLayout` says, and the port devices' state.
+    case saveState
     /// Put the port devices' state, then the vCPU's.
     case restoreState(VcpuState, serial: SerialState, debugExit: DebugExitState?)
 }

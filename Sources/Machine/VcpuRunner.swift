@@ -19,10 +19,14 @@ final class VcpuRunner {
     /// The devices' MMIO windows: the transports belong to the loop, so an exit hands its access there.
     private let transports: [(base: UInt64, transport: LoopBound<VirtioMmioTransport>)]
     private let onStop: @Sendable (String, Int32) -> Void
+    private let layout: VcpuStateLayout
+    /// The layout's MSRs this vCPU reads back, found when the thread starts (`run`).
+    private var savedMSRs: [UInt32] = []
 
     init(vcpu: Vcpu, ports: VcpuPorts, transports: [(UInt64, LoopBound<VirtioMmioTransport>)], control: VcpuControl,
-         onStop: @escaping @Sendable (String, Int32) -> Void) {
+         layout: VcpuStateLayout, onStop: @escaping @Sendable (String, Int32) -> Void) {
         self.vcpu = vcpu
+        self.layout = layout
         self.control = control
         VcpuKick.installHandler()
         self.ports = ports.bus
@@ -50,8 +54,8 @@ final class VcpuRunner {
     private func answer(_ request: VcpuRequest) -> VcpuResponse {
         do throws(KvmError) {
             switch request {
-            case .saveState(let candidates, let hasXsave, let hasXcrs):
-                let state = try VcpuState.capture(vcpu, msrIndices: vcpu.readableMSRs(of: candidates), hasXsave: hasXsave, hasXcrs: hasXcrs)
+            case .saveState:
+                let state = try VcpuState.capture(vcpu, msrIndices: savedMSRs, hasXsave: layout.hasXsave, hasXcrs: layout.hasXcrs)
                 return .saved(state, serial: serial.save(), debugExit: debugExit?.save())
             case .restoreState(let state, let serialState, let debugExitState):
                 // The port devices first: a state they refuse changes nothing of the vCPU.
@@ -68,6 +72,7 @@ final class VcpuRunner {
     }
 
     private func run() {
+        savedMSRs = vcpu.readableMSRs(of: layout.msrCandidates)
         while control.mayRun(answering: answer) {
             do {
                 let exit = try vcpu.runOnce()

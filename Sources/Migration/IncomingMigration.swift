@@ -81,22 +81,22 @@ final class IncomingMigration: Sendable {
         let sections = loaded.devices.map {
             StateSection(name: $0.id.name, instanceId: $0.id.instance, version: $0.version, payload: $0.payload)
         }
-        let problem = LoopBridge<String?>.call(on: machine) { machine in
-            do throws(MachineError) { try machine.loadState(sections) } catch { return error.description }
-            return nil
-        }
-        if let problem { return fail(problem, channel: channel) }
-        if !loaded.postcopy { channel.sendVerdict("OK") }
         let lateBlockActivate = self.lateBlockActivate
         let setStatus = self.setStatus
-        _ = LoopBridge<Bool>.call(on: machine) { machine in
+        // Load, answer and run in one trip to the loop (each trip costs a thread wake-up, tens of
+        // µs of the downtime on these machines). The answer goes before the VM runs: a source
+        // that never hears `OK` resumes its own guest, so this one must not run before it is sent.
+        let problem = LoopBridge<String?>.call(on: machine) { machine in
+            do throws(MachineError) { try machine.loadState(sections) } catch { return error.description }
+            if !loaded.postcopy { channel.sendVerdict("OK") }
             bitmaps.beforeVmStart()
             machine.finishIncomingMigration(sourceRunState: loaded.sourceRunState, lateBlockActivate: lateBlockActivate()) {
                 Console.report($0)
             }
             if !loaded.postcopy { setStatus(.completed) }
-            return true
+            return nil
         }
+        if let problem { return fail(problem, channel: channel) }
         if loaded.postcopy { receivePostcopyBitmaps(&decoder, into: bitmaps, channel: channel) }
         channel.close()
         _ = channel.waitForChild()

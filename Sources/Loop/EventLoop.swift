@@ -186,6 +186,15 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
         return done.wait()
     }
 
+    /// On the loop thread, in a job: polls the job queue for up to `nanoseconds` instead of
+    /// sleeping, and returns as soon as a job is queued (the loop runs it next): for a job due
+    /// within µs (a migration's switch-over), where waking the sleeping loop costs tens of µs here.
+    public func awaitNextJob(pollingForNanoseconds nanoseconds: Int64) {
+        preconditionOwner()
+        let end = MonotonicTime.nanoseconds + nanoseconds
+        while jobs.withLock({ $0.isEmpty }) && MonotonicTime.nanoseconds < end { sched_yield() }
+    }
+
     /// Blocks the loop thread until a job is queued (or `timeoutMilliseconds` pass), then runs the
     /// queued jobs: for the loop while it waits on a vCPU, which may need it meanwhile (see
     /// VcpuRunner.pause). The counter is read here so that poll does not see it ready again;

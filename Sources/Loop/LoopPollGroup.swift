@@ -70,9 +70,5 @@ public final class LoopPollGroup {
         }
     }
 
-    static func now() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec)
-    }
+    static func now() -> Int64 { MonotonicTime.nanoseconds }
 }

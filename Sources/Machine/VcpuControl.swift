@@ -1,5 +1,6 @@
 import Glibc
 import KVM
+import Loop
 import Synchronization
 
 /// The loop's side of one vCPU thread (Firecracker's VcpuEvent/VcpuResponse channel): pause,
@@ -27,6 +28,8 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     /// How long the loop polls for a request's answer before it sleeps: a state capture or
     /// restore takes ~100–200 µs here.
     private static let answerPollNanoseconds: Int64 = 1_000_000
+    /// How long a parked thread goes on polling once it has answered a request.
+    private static let pollAfterAnswerNanoseconds: Int64 = 200_000
 
     private let state: Mutex<State>
     private let resumed: UnsafeMutablePointer<sem_t>
@@ -100,7 +103,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     /// poll-max-ns idea, here for the few hundred µs a migration's switch-over takes).
     func keepAwake(forMicroseconds microseconds: Int64) {
         let paused = state.withLock { state -> Bool in
-            state.pollUntil = Self.monotonicNanoseconds + microseconds * 1000
+            state.pollUntil = MonotonicTime.nanoseconds + microseconds * 1000
             return state.paused
         }
         if paused { sem_post(resumed) }
@@ -136,7 +139,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     /// The answer to the submitted request. Polls for a moment (the answer usually comes within
     /// it), then blocks on the loop's job eventfd until the vCPU thread wakes it.
     func answer() -> VcpuResponse {
-        let pollEnd = Self.monotonicNanoseconds + Self.answerPollNanoseconds
+        let pollEnd = MonotonicTime.nanoseconds + Self.answerPollNanoseconds
         while true {
             if let response = state.withLock({ state -> VcpuResponse? in
                 defer { if state.response != nil { state.response = nil } }
@@ -144,18 +147,12 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
             }) {
                 return response
             }
-            if Self.monotonicNanoseconds < pollEnd {
+            if MonotonicTime.nanoseconds < pollEnd {
                 sched_yield()
             } else {
                 loop.waitForJobs(timeoutMilliseconds: 50)
             }
         }
-    }
-
-    private static var monotonicNanoseconds: Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     // MARK: the vCPU thread's side
@@ -194,6 +191,9 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
                 state.withLock { state in
                     state.request = nil
                     state.response = response
+                    // What usually follows an answer (a resume) comes at once; polling on for the
+                    // whole `keepAwake` window would only take a CPU from the threads at work.
+                    state.pollUntil = min(state.pollUntil, MonotonicTime.nanoseconds + Self.pollAfterAnswerNanoseconds)
                 }
                 loop.wake()
                 continue
@@ -206,7 +206,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     /// `keepAwake` asks, slept for otherwise.
     private func awaitWake() {
         let pollUntil = state.withLock { $0.pollUntil }
-        while Self.monotonicNanoseconds < pollUntil {
+        while MonotonicTime.nanoseconds < pollUntil {
             if sem_trywait(resumed) == 0 { return }
             sched_yield()
         }

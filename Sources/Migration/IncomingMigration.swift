@@ -72,7 +72,9 @@ final class IncomingMigration: Sendable {
         let bitmaps = self.bitmaps
         let loaded: LoadedStream
         do {
-            loaded = try StreamLoader.load(&decoder, into: MachineRam(ram: ram), bitmaps: bitmaps, expecting: expected)
+            loaded = try StreamLoader.load(&decoder, into: MachineRam(ram: ram), bitmaps: bitmaps, expecting: expected) {
+                machine.perform { $0.prepareForIncomingSwitchover() }
+            }
         } catch {
             return fail(error.description, channel: channel)
         }

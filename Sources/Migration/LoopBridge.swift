@@ -6,10 +6,13 @@ import Machine
 /// what it hands back.
 enum LoopBridge<T: Sendable> {
     /// Runs `job` on the loop; it calls its second argument (now or later, on the loop) with the result.
-    static func run(on machine: LoopBound<Machine>, _ job: @escaping @Sendable (Machine, @escaping @Sendable (T) -> Void) -> Void) -> T {
+    /// `pollingForNanoseconds`: for a result due within µs (the switch-over), poll for it that long
+    /// before sleeping.
+    static func run(on machine: LoopBound<Machine>, pollingForNanoseconds polling: Int64 = 0,
+                    _ job: @escaping @Sendable (Machine, @escaping @Sendable (T) -> Void) -> Void) -> T {
         let slot = ResultSlot<T>()
         machine.perform { job($0) { slot.fill($0) } }
-        return slot.wait()
+        return polling > 0 ? slot.wait(pollingForNanoseconds: polling) : slot.wait()
     }
 
     /// Runs `job` on the loop and returns its result.

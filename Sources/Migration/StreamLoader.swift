@@ -5,9 +5,11 @@
 /// Pages go to RAM and bitmap chunks to `bitmaps` as they come; device state is returned, to be
 /// loaded on the loop (`Machine.loadState` checks the section set, versions and values).
 public enum StreamLoader {
+    /// `whenDeviceStateBegins` is called once, at the first device section (the source's VM has
+    /// stopped: the switch-over is on).
     public static func load<Input: StreamInput>(_ decoder: inout StreamDecoder<Input>, into ram: RamSink,
-                                                 bitmaps: BitmapSink? = nil,
-                                                 expecting mine: MachineDescription) throws(StreamError) -> LoadedStream {
+                                                 bitmaps: BitmapSink? = nil, expecting mine: MachineDescription,
+                                                 whenDeviceStateBegins: () -> Void = {}) throws(StreamError) -> LoadedStream {
         try decoder.readHeader()
         let first = try decoder.next()
         guard first.type == .machine else {
@@ -31,6 +33,7 @@ public enum StreamLoader {
             case .device:
                 let id = SectionID(name: record.name, instance: record.instance)
                 guard !loaded.devices.contains(where: { $0.id == id }) else { throw record.error("the section came twice") }
+                if loaded.devices.isEmpty { whenDeviceStateBegins() }
                 loaded.devices.append(DeviceStateRecord(id: id, version: record.version, payload: Array(record.payload)))
             case .globalState:
                 var reader = PayloadReader(record)

@@ -16,6 +16,8 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
     private var handlers: [Int32: (UInt32) -> Void] = [:]
     private var deferred: [() -> Void] = []
     private let jobs = Mutex<[() -> Void]>([])
+    /// Jobs of the batch `runJobs` is running that come after the current one (loop thread only).
+    private var jobsLeftInBatch = 0
     /// The loop thread's pthread_t once it runs (0 before): the owner check reads it on every access.
     private let threadID = Atomic<UInt>(0)
     /// Set by the loop thread when it starts, so that `stop` knows whether a thread is there to wait for.
@@ -191,6 +193,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
     /// within µs (a migration's switch-over), where waking the sleeping loop costs tens of µs here.
     public func awaitNextJob(pollingForNanoseconds nanoseconds: Int64) {
         preconditionOwner()
+        guard jobsLeftInBatch == 0 else { return }  // the next job was queued already
         let end = MonotonicTime.nanoseconds + nanoseconds
         while jobs.withLock({ $0.isEmpty }) && MonotonicTime.nanoseconds < end { sched_yield() }
     }
@@ -216,7 +219,12 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
             defer { queue.removeAll() }
             return queue
         }
-        for job in pending { job() }
+        let outerBatch = jobsLeftInBatch  // runJobs runs nested too, in a job that waits (waitForJobs)
+        defer { jobsLeftInBatch = outerBatch }
+        for (index, job) in pending.enumerated() {
+            jobsLeftInBatch = pending.count - index - 1
+            job()
+        }
     }
 
     /// QEMU's run_poll_handlers: polls the open groups until one finds work or the longest

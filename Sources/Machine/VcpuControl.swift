@@ -28,8 +28,9 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     /// How long the loop polls for a request's answer before it sleeps: a state capture or
     /// restore takes ~100–200 µs here.
     private static let answerPollNanoseconds: Int64 = 1_000_000
-    /// How long a parked thread goes on polling once it has answered a request.
-    private static let pollAfterAnswerNanoseconds: Int64 = 200_000
+    /// How long a parked thread goes on polling once it has answered a request (a resume comes
+    /// within ~30 µs of the restore on a destination).
+    private static let pollAfterAnswerNanoseconds: Int64 = 50_000
 
     private let state: Mutex<State>
     private let resumed: UnsafeMutablePointer<sem_t>

@@ -48,3 +48,41 @@ import Testing
         }
     }
 }
+
+/// `awaitNextJob`: a job that polls for the next one returns as soon as it is queued, or at once
+/// when the batch being run holds it already (a destination once polled its whole window for a
+/// load taken from the queue with it).
+@Suite struct EventLoopAwaitNextJobTests {
+    static let window: Int64 = 30_000_000_000  // 30 s: far beyond what either case may take
+
+    @Test func returnsWhenTheNextJobIsQueued() throws {
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
+        let polling = Mutex(false)
+        let order = Mutex<[String]>([])
+        let start = MonotonicTime.nanoseconds
+        loop.perform {
+            polling.withLock { $0 = true }
+            loop.awaitNextJob(pollingForNanoseconds: Self.window)
+            order.withLock { $0.append("polled") }
+        }
+        while !polling.withLock({ $0 }) { usleep(100) }
+        loop.performAndWait { order.withLock { $0.append("next") } }
+        #expect(order.withLock { $0 } == ["polled", "next"])
+        #expect(MonotonicTime.nanoseconds - start < Self.window / 2)
+    }
+
+    @Test func returnsAtOnceWhenTheBatchHoldsTheNextJob() throws {
+        let loop = try EventLoop.started()
+        defer { loop.stop() }
+        let start = MonotonicTime.nanoseconds
+        // Both jobs are queued while the loop is held, so one batch takes them together.
+        let held = ResultSlot<Void>()
+        loop.perform { held.wait() }
+        loop.perform { loop.awaitNextJob(pollingForNanoseconds: Self.window) }
+        let ran = ResultSlot<Int64>()
+        loop.perform { ran.fill(MonotonicTime.nanoseconds) }
+        held.fill(())
+        #expect(ran.wait() - start < Self.window / 2)
+    }
+}

@@ -4,6 +4,9 @@ import Synchronization
 /// A one-shot value handed from one thread to a thread blocked waiting for it.
 public final class ResultSlot<T: Sendable>: @unchecked Sendable {  // the value is a Mutex; the semaphore is thread-safe
     private let value = Mutex<T?>(nil)
+    /// Set once `value` is: what `wait(pollingForNanoseconds:)` polls (an atomic, which
+    /// ThreadSanitizer sees; it does not see Swift's Mutex on Linux).
+    private let filled = Atomic<Bool>(false)
     private let ready: UnsafeMutablePointer<sem_t>
 
     public init() {
@@ -18,6 +21,7 @@ public final class ResultSlot<T: Sendable>: @unchecked Sendable {  // the value 
 
     public func fill(_ newValue: T) {
         value.withLock { $0 = newValue }
+        filled.store(true, ordering: .releasing)
         sem_post(ready)
     }
 
@@ -31,7 +35,7 @@ public final class ResultSlot<T: Sendable>: @unchecked Sendable {  // the value 
     public func wait(pollingForNanoseconds nanoseconds: Int64) -> T {
         let end = MonotonicTime.nanoseconds + nanoseconds
         while MonotonicTime.nanoseconds < end {
-            if let filled = value.withLock({ $0 }) { return filled }
+            if filled.load(ordering: .acquiring) { return value.withLock { $0! } }
             sched_yield()
         }
         return wait()

@@ -33,6 +33,9 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     private static let pollAfterAnswerNanoseconds: Int64 = 50_000
 
     private let state: Mutex<State>
+    /// Bumped once a response is in `state`: what `answer()` polls (an atomic, which
+    /// ThreadSanitizer sees; it does not see Swift's Mutex on Linux).
+    private let responses = Atomic<Int>(0)
     private let resumed: UnsafeMutablePointer<sem_t>
     private let runPage: VcpuRunPage
     private let loop: EventLoop
@@ -142,10 +145,11 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
     func answer() -> VcpuResponse {
         let pollEnd = MonotonicTime.nanoseconds + Self.answerPollNanoseconds
         while true {
-            if let response = state.withLock({ state -> VcpuResponse? in
+            if responses.load(ordering: .acquiring) > 0, let response = state.withLock({ state -> VcpuResponse? in
                 defer { if state.response != nil { state.response = nil } }
                 return state.response
             }) {
+                responses.subtract(1, ordering: .relaxed)
                 return response
             }
             if MonotonicTime.nanoseconds < pollEnd {
@@ -196,6 +200,7 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
                     // whole `keepAwake` window would only take a CPU from the threads at work.
                     state.pollUntil = min(state.pollUntil, MonotonicTime.nanoseconds + Self.pollAfterAnswerNanoseconds)
                 }
+                responses.add(1, ordering: .releasing)
                 loop.wake()
                 continue
             }

@@ -18,8 +18,9 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
     private let jobs = Mutex<[() -> Void]>([])
     /// Jobs of the batch `runJobs` is running that come after the current one (loop thread only).
     private var jobsLeftInBatch = 0
-    /// How many jobs are queued, for `awaitNextJob` to poll: an atomic, which ThreadSanitizer sees
-    /// (it does not see Swift's Mutex on Linux, and polled reads of `jobs` raced for it).
+    /// How many jobs are queued, for the polls (`awaitNextJob`, `pollBeforeWaiting`): an atomic,
+    /// which ThreadSanitizer sees (it does not see Swift's Mutex on Linux, and polled reads of
+    /// `jobs` raced for it).
     private let queuedJobs = Atomic<Int>(0)
     /// The loop thread's pthread_t once it runs (0 before): the owner check reads it on every access.
     private let threadID = Atomic<UInt>(0)
@@ -246,7 +247,7 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
             // Jobs from other threads (QMP, vCPU exits) end polling at once: the wakeup is signalled.
             repeat {
                 for group in pollGroups where group.isOpen && group.pollOnce() { progress = true }
-            } while !progress && jobs.withLock({ $0.isEmpty }) && LoopPollGroup.now() - start < window
+            } while !progress && queuedJobs.load(ordering: .acquiring) <= 0 && LoopPollGroup.now() - start < window
         }
         if !progress {
             for group in pollGroups { group.end() }

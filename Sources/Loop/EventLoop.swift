@@ -20,7 +20,10 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
     private var jobsLeftInBatch = 0
     /// How many jobs are queued, for the polls (`awaitNextJob`, `pollBeforeWaiting`): an atomic,
     /// which ThreadSanitizer sees (it does not see Swift's Mutex on Linux, and polled reads of
-    /// `jobs` raced for it).
+    /// `jobs` raced for it). Inside the lock, each side acquires it before it touches the queue and
+    /// releases it after: the lock's own ordering, in a form TSan sees, so it sees the queue handed
+    /// over both ways even when the loop takes a job before it reads the wake-up eventfd that job
+    /// signalled (reports in migrations under the TSan build).
     private let queuedJobs = Atomic<Int>(0)
     /// The loop thread's pthread_t once it runs (0 before): the owner check reads it on every access.
     private let threadID = Atomic<UInt>(0)
@@ -180,8 +183,11 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
 
     /// Queues `job` to run on the loop thread.
     public func perform(_ job: @escaping @Sendable () -> Void) {
-        jobs.withLock { $0.append(job) }
-        queuedJobs.add(1, ordering: .releasing)
+        jobs.withLock { queue in
+            _ = queuedJobs.load(ordering: .acquiring)  // see `queuedJobs`
+            queue.append(job)
+            queuedJobs.add(1, ordering: .releasing)
+        }
         wakeup.signal()
     }
 
@@ -221,10 +227,12 @@ public final class EventLoop: FdWatcher, @unchecked Sendable {  // see above: cr
 
     private func runJobs() {
         let pending = jobs.withLock { queue in
-            defer { queue.removeAll() }
-            return queue
+            _ = queuedJobs.load(ordering: .acquiring)  // see `queuedJobs`
+            let taken = queue
+            queue.removeAll()
+            queuedJobs.subtract(taken.count, ordering: .releasing)
+            return taken
         }
-        queuedJobs.subtract(pending.count, ordering: .relaxed)
         let outerBatch = jobsLeftInBatch  // runJobs runs nested too, in a job that waits (waitForJobs)
         defer { jobsLeftInBatch = outerBatch }
         for (index, job) in pending.enumerated() {

@@ -9,7 +9,7 @@ extension Machine {
     /// stays awake for the state save that follows (`VcpuControl.keepAwake`).
     public func stopForMigration() -> Bool {
         let wasRunning = runState == .running
-        vcpuControl?.keepAwake(forMicroseconds: Self.switchoverPollMicroseconds)
+        vcpuControl?.keepAwake(forNanoseconds: Self.switchoverPollNanoseconds)
         if wasRunning {
             vcpuControl?.pause()
             onEvent?(.stop)
@@ -20,15 +20,16 @@ extension Machine {
     }
 
     /// How long a vCPU thread polls instead of sleeping around a switch-over: its requests come
-    /// within a few hundred µs of each other.
-    static let switchoverPollMicroseconds: Int64 = 3000
+    /// within a few hundred µs of each other (the source's migration thread polls as long for the
+    /// stop-and-save).
+    public static let switchoverPollNanoseconds: Int64 = 3_000_000
 
     /// The incoming stream's device state has begun, so the source's VM is stopped and the load
     /// follows within µs: the vCPU thread and the loop wake now and poll for it instead of being
     /// woken for it (two wake-ups of an idle CPU, tens of µs each on these machines).
     public func prepareForIncomingSwitchover() {
-        vcpuControl?.keepAwake(forMicroseconds: Self.switchoverPollMicroseconds)
-        loop.awaitNextJob(pollingForNanoseconds: Self.switchoverPollMicroseconds * 1000)
+        vcpuControl?.keepAwake(forNanoseconds: Self.switchoverPollNanoseconds)
+        loop.awaitNextJob(pollingForNanoseconds: Self.switchoverPollNanoseconds)
     }
 
     /// The source after a completed migration: paused for good (`cont` re-activates the images).

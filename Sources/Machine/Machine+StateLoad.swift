@@ -13,7 +13,7 @@ extension Machine {
         guard let vcpuControl else { throw MachineError("loadState: the machine has not started (start it with incoming: true)") }
         // The parked vCPU thread wakes now, while the loop decodes, and then takes the restore
         // and the resume without another wake-up.
-        vcpuControl.keepAwake(forMicroseconds: Self.switchoverPollMicroseconds)
+        vcpuControl.keepAwake(forNanoseconds: Self.switchoverPollNanoseconds)
         let state = try decode(try StateSectionSet(sections, expected: expectedSections))
         try MachineStateChecks.check(vcpu: state.vcpu)
         try MachineStateChecks.check(chips: state.chips)

@@ -101,13 +101,13 @@ final class VcpuControl: @unchecked Sendable {  // all state is in `state` (a Mu
         if wasPaused { sem_post(resumed) }
     }
 
-    /// For the next `microseconds`, a parked vCPU thread polls for requests and resume instead of
+    /// For the next `nanoseconds`, a parked vCPU thread polls for requests and resume instead of
     /// sleeping on its semaphore (and one asleep now wakes to do so), so that the requests of a
     /// switch-over reach it at once rather than after a wake-up of another CPU (QEMU's
     /// poll-max-ns idea, here for the few hundred µs a migration's switch-over takes).
-    func keepAwake(forMicroseconds microseconds: Int64) {
+    func keepAwake(forNanoseconds nanoseconds: Int64) {
         let paused = state.withLock { state -> Bool in
-            state.pollUntil = MonotonicTime.nanoseconds + microseconds * 1000
+            state.pollUntil = MonotonicTime.nanoseconds + nanoseconds
             return state.paused
         }
         if paused { sem_post(resumed) }

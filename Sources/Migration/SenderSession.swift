@@ -220,7 +220,7 @@ final class SenderSession {
     /// destination resumes in this state.
     private func stopAndSave() throws(MigrationFailure) -> SwitchoverOutcome {
         if migration.isCancelled { throw .cancelled }
-        let (runState, stopped, outcome) = LoopBridge<(String, Bool, SwitchoverOutcome)>.run(on: machine, pollingForNanoseconds: 3_000_000) { machine, done in
+        let (runState, stopped, outcome) = LoopBridge<(String, Bool, SwitchoverOutcome)>.run(on: machine, pollingForNanoseconds: Machine.switchoverPollNanoseconds) { machine, done in
             let runState = machine.runState.rawValue
             let stopped = machine.stopForMigration()
             Self.saveStopped(machine) { done((runState, stopped, $0)) }
